@@ -1,0 +1,30 @@
+//! Errors of the metadata layer. Each admin-facing variant corresponds to one Kafka error code; the
+//! broker maps them in one place.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("Topic '{0}' already exists.")]
+    TopicAlreadyExists(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("This server does not host this topic: {0}")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("Topic deletion is disabled (delete.topic.enable=false).")]
+    TopicDeletionDisabled,
+    #[error("metadata log {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("metadata log {path} is corrupt at line {line}: {reason}")]
+    Corrupt { path: PathBuf, line: usize, reason: String },
+}

@@ -1,0 +1,31 @@
+//! The records of the metadata log. Named after their KRaft counterparts (TopicRecord,
+//! PartitionRecord, ConfigRecord, RemoveTopicRecord, ProducerIdsRecord) so that the later Raft
+//! replication carries the same facts. Stored as one JSON object per line: readable by an
+//! operator, and a torn last line after a crash is easy to detect and drop.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetadataRecord {
+    /// A topic was created; its id stays the same for its whole life and tells a re-created topic
+    /// of the same name apart from the old one.
+    Topic { name: String, topic_id: Uuid },
+    /// A partition exists (or changed) with this replica set, leader and epochs.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    /// A topic config was set (`value: Some`) or removed back to the broker default (`None`).
+    Config { topic: String, key: String, value: Option<String> },
+    /// The topic and all its partitions are gone.
+    RemoveTopic { topic_id: Uuid },
+    /// Producer ids below `next_producer_id` are handed out; fences ids across restarts.
+    ProducerIds { next_producer_id: i64 },
+}
