@@ -1,0 +1,107 @@
+//! Routes a request frame to its API handler: checks the version against what Strom advertises,
+//! decodes the body, runs the handler, encodes the response with the request's correlation id.
+
+use crate::handlers::{self, api_versions};
+use crate::server::Broker;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+use std::net::SocketAddr;
+use strom_protocol::frame::{decode_request_header, encode_response, peek_key_version_correlation};
+
+/// What the connection does after a request.
+pub enum Outcome {
+    Respond(BytesMut),
+    /// Produce with acks=0: Kafka sends nothing back.
+    NoResponse,
+    /// The request could not be understood; Kafka closes the connection.
+    Close(String),
+}
+
+/// Everything a handler may want to know about the request besides its body.
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub api_version: i16,
+    pub peer: SocketAddr,
+}
+
+pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Outcome {
+    let (key, version, correlation_id) = match peek_key_version_correlation(&frame) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Close(e.to_string()),
+    };
+    let Some((api_key, range)) = api_versions::supported(key) else {
+        return Outcome::Close(format!("unsupported API key {key} (correlation id {correlation_id})"));
+    };
+    if version < range.0 || version > range.1 {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our version list.
+            let body = api_versions::unsupported_version_response();
+            return respond(api_key, 0, correlation_id, &body);
+        }
+        return Outcome::Close(format!(
+            "{api_key:?} v{version} is not supported (supported: v{}-v{})",
+            range.0, range.1
+        ));
+    }
+    let header = match decode_request_header(&mut frame) {
+        Ok((_, header)) => header,
+        Err(e) => return Outcome::Close(e.to_string()),
+    };
+    let ctx = RequestContext { header, api_version: version, peer };
+
+    macro_rules! call {
+        ($req:ty, $handler:expr) => {{
+            let req = match <$req>::decode(&mut frame, version) {
+                Ok(req) => req,
+                Err(e) => return Outcome::Close(format!("malformed {api_key:?} v{version} request: {e}")),
+            };
+            let resp = $handler(broker, &ctx, req).await;
+            respond(api_key, version, correlation_id, &resp)
+        }};
+    }
+
+    match api_key {
+        ApiKey::ApiVersions => call!(ApiVersionsRequest, handlers::api_versions::handle),
+        ApiKey::Metadata => call!(MetadataRequest, handlers::metadata::handle),
+        ApiKey::Produce => {
+            let req = match ProduceRequest::decode(&mut frame, version) {
+                Ok(req) => req,
+                Err(e) => return Outcome::Close(format!("malformed Produce v{version} request: {e}")),
+            };
+            match handlers::produce::handle(broker, &ctx, req).await {
+                Some(resp) => respond(api_key, version, correlation_id, &resp),
+                None => Outcome::NoResponse,
+            }
+        }
+        ApiKey::Fetch => call!(FetchRequest, handlers::fetch::handle),
+        ApiKey::ListOffsets => call!(ListOffsetsRequest, handlers::list_offsets::handle),
+        ApiKey::CreateTopics => call!(CreateTopicsRequest, handlers::create_topics::handle),
+        ApiKey::DeleteTopics => call!(DeleteTopicsRequest, handlers::delete_topics::handle),
+        ApiKey::CreatePartitions => call!(CreatePartitionsRequest, handlers::create_partitions::handle),
+        ApiKey::DescribeConfigs => call!(DescribeConfigsRequest, handlers::describe_configs::handle),
+        ApiKey::AlterConfigs => call!(AlterConfigsRequest, handlers::alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => {
+            call!(IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle)
+        }
+        ApiKey::DescribeCluster => call!(DescribeClusterRequest, handlers::describe_cluster::handle),
+        ApiKey::InitProducerId => call!(InitProducerIdRequest, handlers::init_producer_id::handle),
+        ApiKey::DeleteRecords => call!(DeleteRecordsRequest, handlers::delete_records::handle),
+        other => Outcome::Close(format!("{other:?} is advertised but has no handler")),
+    }
+}
+
+fn respond<R: kafka_protocol::protocol::Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Outcome {
+    match encode_response(api_key, version, correlation_id, body) {
+        Ok(buf) => Outcome::Respond(buf),
+        Err(e) => {
+            tracing::error!("cannot encode {api_key:?} v{version} response: {e}");
+            Outcome::Close(e.to_string())
+        }
+    }
+}

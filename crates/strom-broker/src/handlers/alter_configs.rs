@@ -1,0 +1,57 @@
+//! AlterConfigs (legacy): the given set replaces every override of the topic. Broker configs are
+//! static in Strom for now, so altering them is refused with a clear message.
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::dispatch::RequestContext;
+use crate::errors::KafkaError;
+use crate::server::Broker;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut resp = AlterConfigsResponse::default();
+    for res in req.resources {
+        let name = res.resource_name.to_string();
+        let changes = res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+        let result = apply_topic_changes(broker, res.resource_type, &name, changes, true, req.validate_only);
+        let mut r = AlterConfigsResourceResponse::default();
+        r.resource_type = res.resource_type;
+        r.resource_name = res.resource_name;
+        if let Err(e) = result {
+            r.error_code = e.code();
+            r.error_message = e.message.map(StrBytes::from_string);
+        }
+        resp.responses.push(r);
+    }
+    resp
+}
+
+/// Shared by AlterConfigs and IncrementalAlterConfigs: validates the resource, applies the
+/// changes through the controller and pushes the new settings down to the partitions' logs.
+pub fn apply_topic_changes(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    changes: Vec<(String, Option<String>)>,
+    replace_all: bool,
+    validate_only: bool,
+) -> Result<(), KafkaError> {
+    match resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER => {
+            return Err(KafkaError::new(
+                ResponseError::InvalidRequest,
+                "Strom does not support dynamic broker configs yet; set them in server.properties and restart",
+            ))
+        }
+        other => return Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+    }
+    let (result, image) = broker.metadata.write(|c| c.alter_topic_configs(name, changes, replace_all, validate_only));
+    result?;
+    if !validate_only {
+        broker.apply_image(&image);
+    }
+    Ok(())
+}

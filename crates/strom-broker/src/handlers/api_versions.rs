@@ -1,0 +1,58 @@
+//! ApiVersions: the versions of each API Strom fully implements. Only versions whose every field
+//! and semantic Strom honours are advertised; clients pick the highest common version.
+
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::ResponseError;
+
+/// (API, min version, max version) that Strom serves.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 15),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The supported version range of an API key, if Strom serves it.
+pub fn supported(key: i16) -> Option<(ApiKey, (i16, i16))> {
+    SUPPORTED.iter().find(|(k, _, _)| *k as i16 == key).map(|(k, min, max)| (*k, (*min, *max)))
+}
+
+fn api_list() -> Vec<ApiVersion> {
+    SUPPORTED
+        .iter()
+        .map(|(k, min, max)| {
+            let mut v = ApiVersion::default();
+            v.api_key = *k as i16;
+            v.min_version = *min;
+            v.max_version = *max;
+            v
+        })
+        .collect()
+}
+
+/// The answer to an ApiVersions request of a version Strom does not know (sent as v0).
+pub fn unsupported_version_response() -> ApiVersionsResponse {
+    let mut resp = ApiVersionsResponse::default();
+    resp.error_code = ResponseError::UnsupportedVersion.code();
+    resp.api_keys = api_list();
+    resp
+}
+
+pub async fn handle(_broker: &Broker, _ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVersionsResponse {
+    let mut resp = ApiVersionsResponse::default();
+    resp.api_keys = api_list();
+    resp
+}

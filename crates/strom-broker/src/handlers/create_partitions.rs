@@ -1,0 +1,32 @@
+//! CreatePartitions: grow a topic to a new partition count, optionally with explicit replica
+//! assignments for the new partitions. Kafka never shrinks a topic.
+
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut resp = CreatePartitionsResponse::default();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let assignments = t.assignments.map(|a| a.into_iter().map(|x| x.broker_ids.into_iter().map(|b| b.0).collect()).collect());
+        let (result, image) = broker.metadata.write(|c| c.create_partitions(&name, t.count, assignments, req.validate_only));
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = t.name;
+        match result {
+            Ok(()) => {
+                if !req.validate_only {
+                    broker.apply_image(&image);
+                }
+            }
+            Err(e) => {
+                r.error_code = e.code();
+                r.error_message = e.message.map(StrBytes::from_string);
+            }
+        }
+        resp.results.push(r);
+    }
+    resp
+}

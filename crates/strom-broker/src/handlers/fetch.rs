@@ -1,0 +1,112 @@
+//! Fetch: return stored batches as they are, never beyond the high watermark, waiting up to
+//! `max_wait_ms` until `min_bytes` are available (the fetch purgatory).
+//!
+//! Fetch sessions (KIP-227) are declined correctly: a full fetch gets session id 0 ("no session
+//! created"), and an incremental fetch for a session Strom never created gets
+//! FETCH_SESSION_ID_NOT_FOUND, after which clients fall back to full fetches.
+
+use crate::dispatch::RequestContext;
+use crate::errors::KafkaError;
+use crate::purgatory::FetchPurgatory;
+use crate::server::Broker;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Upper bound on how long a fetch may wait, whatever the client asks.
+const MAX_WAIT_CAP_MS: u64 = 30_000;
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 && req.session_epoch != -1 {
+        let mut resp = FetchResponse::default();
+        resp.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return resp;
+    }
+    let deadline = Instant::now() + Duration::from_millis((req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
+    let min_bytes = req.min_bytes.max(0) as usize;
+    loop {
+        let mut wakeups = broker.fetch_purgatory.subscribe();
+        let (resp, bytes, has_error) = read_once(broker, ctx, &req);
+        if bytes >= min_bytes || has_error || Instant::now() >= deadline {
+            return resp;
+        }
+        if !FetchPurgatory::wait(&mut wakeups, deadline).await {
+            // Deadline passed with nothing new: answer with what there is (possibly nothing).
+            return read_once(broker, ctx, &req).0;
+        }
+    }
+}
+
+/// One pass over the requested partitions. Returns the response, the record bytes in it, and
+/// whether any partition carries an error (errors are answered at once).
+fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let use_ids = ctx.api_version >= 13;
+    let image = broker.metadata.image();
+    let mut resp = FetchResponse::default();
+    let mut budget = req.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut has_error = false;
+    for ft in &req.topics {
+        let topic = if use_ids { image.topic_by_id(&ft.topic_id) } else { image.topic(ft.topic.0.as_str()) };
+        let mut topic_resp = FetchableTopicResponse::default();
+        topic_resp.topic = ft.topic.clone();
+        topic_resp.topic_id = ft.topic_id;
+        for fp in &ft.partitions {
+            let mut pd = PartitionData::default();
+            pd.partition_index = fp.partition;
+            pd.high_watermark = -1;
+            pd.last_stable_offset = -1;
+            pd.log_start_offset = -1;
+            pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+            if req.isolation_level == 1 {
+                pd.aborted_transactions = Some(Vec::new());
+            }
+            let result: Result<(), KafkaError> = (|| {
+                let t = topic.ok_or(if use_ids { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition })?;
+                let partition = broker.replicas.get(&t.name, fp.partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
+                check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())?;
+                // The first partition with data may exceed the budget by one batch (KIP-74).
+                let limit = (fp.partition_max_bytes.max(0) as usize).min(if total == 0 { usize::MAX } else { budget });
+                let (start, hw) = partition.offsets()?;
+                pd.high_watermark = hw;
+                pd.last_stable_offset = hw;
+                pd.log_start_offset = start;
+                if limit == 0 && total > 0 {
+                    return Ok(());
+                }
+                let read = partition.read(fp.fetch_offset, limit.max(1))?;
+                pd.high_watermark = read.high_watermark;
+                pd.last_stable_offset = read.high_watermark;
+                pd.log_start_offset = read.log_start_offset;
+                total += read.records.len();
+                budget = budget.saturating_sub(read.records.len());
+                pd.records = Some(read.records);
+                Ok(())
+            })();
+            if let Err(e) = result {
+                has_error = true;
+                pd.error_code = e.code();
+            }
+            topic_resp.partitions.push(pd);
+        }
+        if !use_ids && topic.is_none() {
+            topic_resp.topic = TopicName(StrBytes::from_string(ft.topic.0.to_string()));
+        }
+        resp.responses.push(topic_resp);
+    }
+    (resp, total, has_error)
+}
+
+/// KIP-320: a client that knows a newer epoch than ours talks to a stale leader; one that knows an
+/// older epoch has stale metadata. -1 means the client does not say.
+pub fn check_leader_epoch(requested: i32, current: i32) -> Result<(), KafkaError> {
+    match requested {
+        -1 => Ok(()),
+        e if e > current => Err(ResponseError::UnknownLeaderEpoch.into()),
+        e if e < current => Err(ResponseError::FencedLeaderEpoch.into()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,28 @@
+//! InitProducerId for idempotent producers: a fresh producer id with epoch 0, unique across
+//! restarts (ids are reserved in blocks in the metadata log). Transactional ids need the
+//! transaction coordinator, which Strom does not have yet.
+
+use crate::dispatch::RequestContext;
+use crate::server::Broker;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::ResponseError;
+
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    let mut resp = InitProducerIdResponse::default();
+    resp.producer_id = ProducerId(-1);
+    resp.producer_epoch = -1;
+    if req.transactional_id.is_some() {
+        tracing::warn!("InitProducerId with a transactional.id: transactions are not supported yet");
+        resp.error_code = ResponseError::CoordinatorNotAvailable.code();
+        return resp;
+    }
+    let (result, _) = broker.metadata.write(|c| c.allocate_producer_id());
+    match result {
+        Ok(id) => {
+            resp.producer_id = ProducerId(id);
+            resp.producer_epoch = 0;
+        }
+        Err(e) => resp.error_code = e.code(),
+    }
+    resp
+}

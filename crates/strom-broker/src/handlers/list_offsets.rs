@@ -1,0 +1,60 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, the same as
+//! earliest without tiered storage), and by timestamp: the first offset whose timestamp is at
+//! least the target, or -1 when there is none.
+
+use super::fetch::check_leader_epoch;
+use crate::dispatch::RequestContext;
+use crate::errors::KafkaError;
+use crate::server::Broker;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut topic_resp = ListOffsetsTopicResponse::default();
+        topic_resp.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            pr.leader_epoch = -1;
+            let result: Result<(i64, i64), KafkaError> = (|| {
+                let partition = broker.replicas.get(&name, p.partition_index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+                check_leader_epoch(p.current_leader_epoch, partition.leader_epoch())?;
+                pr.leader_epoch = partition.leader_epoch();
+                let (start, hw) = partition.offsets()?;
+                Ok(match p.timestamp {
+                    LATEST => (-1, hw),
+                    EARLIEST | EARLIEST_LOCAL => (-1, start),
+                    MAX_TIMESTAMP => partition.max_timestamp()?.unwrap_or((-1, -1)),
+                    ts if ts >= 0 => match partition.offset_for_timestamp(ts)? {
+                        Some((offset, timestamp)) => (timestamp, offset),
+                        None => (-1, -1),
+                    },
+                    other => {
+                        return Err(KafkaError::new(ResponseError::InvalidRequest, format!("unsupported timestamp {other}")))
+                    }
+                })
+            })();
+            match result {
+                Ok((timestamp, offset)) => {
+                    pr.timestamp = timestamp;
+                    pr.offset = offset;
+                }
+                Err(e) => pr.error_code = e.code(),
+            }
+            topic_resp.partitions.push(pr);
+        }
+        resp.topics.push(topic_resp);
+    }
+    resp
+}

@@ -1,0 +1,95 @@
+//! Metadata: brokers, cluster id, controller, and topics with their partitions, leaders,
+//! replicas, ISR and topic ids. Unknown topics are auto-created when both the request and
+//! `auto.create.topics.enable` allow it.
+
+use super::ensure_topic;
+use crate::dispatch::RequestContext;
+use crate::errors::KafkaError;
+use crate::server::Broker;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use strom_metadata::TopicImage;
+use uuid::Uuid;
+
+/// Kafka's "authorized operations were not requested" marker.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+    let v = ctx.api_version;
+    let mut resp = MetadataResponse::default();
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.config.node_id);
+    b.host = StrBytes::from_string(broker.advertised_host.clone());
+    b.port = broker.advertised_port;
+    resp.brokers = vec![b];
+    resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
+    resp.controller_id = BrokerId(broker.config.node_id);
+    resp.cluster_authorized_operations = OPERATIONS_NOT_REQUESTED;
+
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let all_topics = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && v == 0,
+    };
+    let allow_auto_create = v < 4 || req.allow_auto_topic_creation;
+    if all_topics {
+        let image = broker.metadata.image();
+        resp.topics = image.topics.values().map(|t| topic_response(t)).collect();
+        return resp;
+    }
+    for requested in req.topics.unwrap_or_default() {
+        let topic = match &requested.name {
+            Some(name) => match ensure_topic(broker, name, allow_auto_create) {
+                Ok(image) => match image.topic(name) {
+                    Some(t) => topic_response(t),
+                    None => error_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition.into()),
+                },
+                Err(e) => error_topic(Some(name.to_string()), Uuid::nil(), e),
+            },
+            None => {
+                let image = broker.metadata.image();
+                match image.topic_by_id(&requested.topic_id) {
+                    Some(t) => topic_response(t),
+                    None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId.into()),
+                }
+            }
+        };
+        resp.topics.push(topic);
+    }
+    resp
+}
+
+fn topic_response(t: &TopicImage) -> MetadataResponseTopic {
+    let mut topic = MetadataResponseTopic::default();
+    topic.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
+    topic.topic_id = t.topic_id;
+    topic.is_internal = t.name.starts_with("__");
+    topic.topic_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    topic.partitions = t
+        .partitions
+        .values()
+        .map(|p| {
+            let mut part = MetadataResponsePartition::default();
+            part.partition_index = p.partition;
+            part.leader_id = BrokerId(p.leader);
+            part.leader_epoch = p.leader_epoch;
+            part.replica_nodes = p.replicas.iter().map(|r| BrokerId(*r)).collect();
+            part.isr_nodes = p.isr.iter().map(|r| BrokerId(*r)).collect();
+            part
+        })
+        .collect();
+    topic
+}
+
+fn error_topic(name: Option<String>, id: Uuid, e: KafkaError) -> MetadataResponseTopic {
+    let mut topic = MetadataResponseTopic::default();
+    topic.name = name.map(|n| TopicName(StrBytes::from_string(n)));
+    topic.topic_id = id;
+    topic.error_code = e.code();
+    topic.topic_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    topic
+}

@@ -1,0 +1,21 @@
+//! One file per Kafka API. Each handler parses what it needs from the request, calls the core
+//! (replica manager, metadata store) and builds the response; error codes come from
+//! [`crate::errors`].
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+mod topics;
+
+pub use topics::{ensure_topic, unknown_topic, TopicLookup};

@@ -1,0 +1,73 @@
+//! Produce: validate each partition's record batches (v2 only, CRC-32C, sizes), then append them
+//! to the partition leader's log, which assigns offsets by rewriting the batch header in place.
+//! acks=0 gets no response; acks=1 and acks=-1 are answered once the append is done (on a single
+//! node the leader is the whole ISR, so the high watermark moves with the append).
+
+use super::{ensure_topic, unknown_topic};
+use crate::dispatch::RequestContext;
+use crate::errors::KafkaError;
+use crate::server::{now_ms, Broker};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use strom_protocol::batch::validate_produce_batches;
+use strom_storage::AppendOutcome;
+
+/// Returns `None` for acks=0 (Kafka sends no response then).
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let mut resp = ProduceResponse::default();
+    let mut appended = false;
+    for topic_data in req.topic_data {
+        let name = topic_data.name.0.to_string();
+        let mut topic_resp = TopicProduceResponse::default();
+        topic_resp.name = topic_data.name.clone();
+        let topic = if !matches!(acks, -1..=1) {
+            Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {acks}")))
+        } else {
+            ensure_topic(broker, &name, true)
+        };
+        for part in topic_data.partition_data {
+            let mut p = PartitionProduceResponse::default();
+            p.index = part.index;
+            p.base_offset = -1;
+            p.log_append_time_ms = -1;
+            p.log_start_offset = -1;
+            let result = topic.clone().and_then(|_| {
+                let partition = broker.replicas.get(&name, part.index).ok_or_else(|| unknown_topic(&name))?;
+                let records = part
+                    .records
+                    .filter(|r| !r.is_empty())
+                    .ok_or_else(|| KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches"))?;
+                validate_produce_batches(&records)?;
+                let mut batches = records.to_vec();
+                let outcome = partition.append(&mut batches, now_ms())?;
+                let (start, _) = partition.offsets()?;
+                Ok((outcome, start))
+            });
+            match result {
+                Ok((AppendOutcome::Appended(info), start)) => {
+                    appended = true;
+                    p.base_offset = info.base_offset;
+                    p.log_start_offset = start;
+                }
+                Ok((AppendOutcome::Duplicate(info), start)) => {
+                    p.base_offset = info.base_offset;
+                    p.log_start_offset = start;
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %name, partition = part.index, "produce rejected: {:?}", e.message);
+                    p.error_code = e.code();
+                    p.error_message = e.message.map(StrBytes::from_string);
+                }
+            }
+            topic_resp.partition_responses.push(p);
+        }
+        resp.responses.push(topic_resp);
+    }
+    if appended {
+        broker.fetch_purgatory.notify_append();
+    }
+    (acks != 0).then_some(resp)
+}

@@ -1,0 +1,46 @@
+//! Topic lookup shared by Metadata and Produce, including auto-creation
+//! (`auto.create.topics.enable`) with the broker's default partition count and replication.
+
+use crate::errors::KafkaError;
+use crate::server::Broker;
+use kafka_protocol::ResponseError;
+use std::sync::Arc;
+use strom_metadata::controller::validate_topic_name;
+use strom_metadata::{CreateTopicSpec, MetadataError, MetadataImage};
+
+/// The image in which the topic was found (or created), or why not.
+pub type TopicLookup = Result<Arc<MetadataImage>, KafkaError>;
+
+/// Finds `name`, creating it when auto-creation is allowed both by the request and the broker.
+pub fn ensure_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> TopicLookup {
+    let image = broker.metadata.image();
+    if image.topic(name).is_some() {
+        return Ok(image);
+    }
+    if let Err(e) = validate_topic_name(name) {
+        return Err(e.into());
+    }
+    if !(allow_auto_create && broker.config.auto_create_topics_enable) {
+        return Err(KafkaError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("This server does not host this topic: {name}"),
+        ));
+    }
+    let spec = CreateTopicSpec { name: name.to_string(), num_partitions: -1, replication_factor: -1, ..Default::default() };
+    let (result, image) = broker.metadata.write(|c| c.create_topic(spec, false));
+    match result {
+        Ok(_) => {
+            tracing::info!(topic = %name, "auto-created topic");
+            broker.apply_image(&image);
+            Ok(image)
+        }
+        // Another request created it first.
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(image),
+        Err(e) => Err(e),
+    }
+}
+
+/// Shorthand for the common "no such topic" error.
+pub fn unknown_topic(name: &str) -> KafkaError {
+    MetadataError::UnknownTopic(name.to_string()).into()
+}

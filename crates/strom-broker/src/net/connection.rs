@@ -1,0 +1,63 @@
+//! One task per client connection. Requests are read, processed and answered in order (as
+//! Kafka does, so that pipelined produce requests of an idempotent producer append in sequence);
+//! each response is written before the next request is read.
+//!
+//! A frame above `socket.request.max.bytes`, a truncated frame or a request that cannot be
+//! decoded closes this connection with a log line; every other connection goes on.
+
+use crate::dispatch::{dispatch, Outcome};
+use crate::server::Broker;
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use strom_protocol::frame::check_frame_size;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let mut len = [0u8; 4];
+        match reader.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => {
+                tracing::debug!(%peer, "connection read failed: {e}");
+                break;
+            }
+        }
+        let size = match check_frame_size(i32::from_be_bytes(len), max) {
+            Ok(size) => size,
+            Err(e) => {
+                tracing::warn!(%peer, "closing connection: {e}");
+                break;
+            }
+        };
+        let mut frame = BytesMut::zeroed(size);
+        if let Err(e) = reader.read_exact(&mut frame).await {
+            tracing::warn!(%peer, "closing connection: truncated frame ({e})");
+            break;
+        }
+        match dispatch(&broker, frame.freeze(), peer).await {
+            Outcome::Respond(response) => {
+                if let Err(e) = writer.write_all(&response).await {
+                    tracing::debug!(%peer, "connection write failed: {e}");
+                    break;
+                }
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => {
+                tracing::warn!(%peer, "closing connection: {reason}");
+                break;
+            }
+        }
+        if let Err(e) = writer.flush().await {
+            tracing::debug!(%peer, "connection write failed: {e}");
+            break;
+        }
+    }
+    let _ = writer.flush().await;
+}

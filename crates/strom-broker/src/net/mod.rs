@@ -1,0 +1,3 @@
+//! Client connections: framing, bounds, and the per-connection request loop.
+
+pub mod connection;

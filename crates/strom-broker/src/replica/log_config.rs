@@ -1,0 +1,40 @@
+//! The effective storage settings of one topic: its overrides on top of the broker's defaults.
+
+use crate::config::BrokerConfig;
+use std::collections::BTreeMap;
+use strom_storage::LogConfig;
+
+/// Builds a topic's `LogConfig` from broker defaults and the topic's overrides (validated by the
+/// controller before they were stored, so a parse failure here keeps the default).
+pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
+    let get = |key: &str| overrides.get(key).and_then(|v| v.trim().parse::<i64>().ok());
+    LogConfig {
+        segment_bytes: get("segment.bytes").map(|v| v as u64).unwrap_or(broker.log_segment_bytes),
+        segment_ms: get("segment.ms").unwrap_or(broker.log_roll_ms),
+        retention_ms: get("retention.ms").unwrap_or(broker.log_retention_ms),
+        retention_bytes: get("retention.bytes").unwrap_or(broker.log_retention_bytes),
+        index_interval_bytes: get("index.interval.bytes").map(|v| v as u32).unwrap_or(broker.log_index_interval_bytes),
+        max_message_bytes: get("max.message.bytes").map(|v| v as u32).unwrap_or(broker.message_max_bytes),
+        flush_interval_messages: get("flush.messages").map(|v| v as u64).unwrap_or(broker.log_flush_interval_messages),
+        flush_interval_ms: get("flush.ms").unwrap_or(broker.log_flush_interval_ms),
+    }
+}
+
+/// The broker-level value of a topic config key, as a string, where the broker config sets it.
+pub fn broker_value_for(broker: &BrokerConfig, topic_key: &str) -> Option<String> {
+    let v = match topic_key {
+        "segment.bytes" => broker.log_segment_bytes.to_string(),
+        "segment.ms" => broker.log_roll_ms.to_string(),
+        "retention.ms" => broker.log_retention_ms.to_string(),
+        "retention.bytes" => broker.log_retention_bytes.to_string(),
+        "index.interval.bytes" => broker.log_index_interval_bytes.to_string(),
+        "max.message.bytes" => broker.message_max_bytes.to_string(),
+        "flush.messages" => broker.log_flush_interval_messages.to_string(),
+        "flush.ms" => broker.log_flush_interval_ms.to_string(),
+        _ => {
+            let synonym = strom_metadata::topic_config::find(topic_key)?.broker_synonym?;
+            return broker.raw.get(synonym).cloned();
+        }
+    };
+    Some(v)
+}

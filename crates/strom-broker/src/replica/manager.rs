@@ -1,0 +1,119 @@
+//! Keeps the hosted partitions in line with the metadata image: opens logs for new partitions,
+//! deletes the data of removed topics, pushes config changes down to the logs, and writes the
+//! checkpoints that let a restart skip recovery.
+
+use super::log_config::log_config_for;
+use super::partition::Partition;
+use crate::config::BrokerConfig;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use strom_metadata::MetadataImage;
+use strom_storage::{LogManager, StorageError, TopicPartition};
+
+type PartitionKey = (String, i32);
+
+pub struct ReplicaManager {
+    config: Arc<BrokerConfig>,
+    logs: LogManager,
+    partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
+}
+
+impl ReplicaManager {
+    /// Opens the log directory and every partition the image says this broker hosts. Partition
+    /// directories that the image no longer knows (topics deleted while the broker was down)
+    /// are removed.
+    pub fn open(config: Arc<BrokerConfig>, image: &MetadataImage) -> Result<ReplicaManager, StorageError> {
+        let (logs, found) = LogManager::open(config.data_dir().to_path_buf())?;
+        let manager = ReplicaManager { config, logs, partitions: RwLock::new(HashMap::new()) };
+        manager.reconcile(image)?;
+        for (tp, path) in found {
+            let known = image.topic(&tp.topic).is_some_and(|t| t.partitions.contains_key(&tp.partition));
+            if !known {
+                tracing::info!(partition = %tp, "removing data of a partition that no longer exists");
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(path = %path.display(), "could not remove stray partition directory: {e}");
+                }
+            }
+        }
+        Ok(manager)
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.read_map().get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.read_map().values().cloned().collect()
+    }
+
+    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PartitionKey, Arc<Partition>>> {
+        self.partitions.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies the image: creates what is new, deletes what is gone (or was re-created under a
+    /// new topic id), and refreshes configs of the rest.
+    pub fn reconcile(&self, image: &MetadataImage) -> Result<(), StorageError> {
+        let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+        let stale: Vec<PartitionKey> = map
+            .iter()
+            .filter(|((topic, p), part)| {
+                image.topic(topic).is_none_or(|t| t.topic_id != part.topic_id || !t.partitions.contains_key(p))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            if let Some(part) = map.remove(&key) {
+                part.delete()?;
+                tracing::info!(topic = %key.0, partition = key.1, "deleted partition data");
+            }
+        }
+        for topic in image.topics.values() {
+            let config = log_config_for(&self.config, &topic.configs);
+            for p in topic.partitions.values() {
+                if !p.replicas.contains(&self.config.node_id) {
+                    continue;
+                }
+                let key = (topic.name.clone(), p.partition);
+                match map.get(&key) {
+                    Some(existing) => existing.set_config(config.clone())?,
+                    None => {
+                        let tp = TopicPartition { topic: topic.name.clone(), partition: p.partition };
+                        let log = self.logs.open_log(tp, config.clone())?;
+                        let part = Partition::new(topic.name.clone(), topic.topic_id, p.partition, p.leader_epoch, log);
+                        map.insert(key, Arc::new(part));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the recovery-point and log-start-offset checkpoint files.
+    pub fn write_checkpoints(&self) -> Result<(), StorageError> {
+        let entries: Vec<_> = self
+            .all()
+            .iter()
+            .filter_map(|p| {
+                let (rp, start) = p.checkpoint_offsets()?;
+                Some((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start))
+            })
+            .collect();
+        self.logs.write_checkpoints(entries.into_iter())
+    }
+
+    /// Clean shutdown: flush and close every log, write checkpoints and the clean-shutdown marker
+    /// so that the next start needs no recovery scan.
+    pub fn shutdown(&self) -> Result<(), StorageError> {
+        let partitions = self.all();
+        let mut entries = Vec::with_capacity(partitions.len());
+        for p in &partitions {
+            p.flush()?;
+            if let Some((rp, start)) = p.checkpoint_offsets() {
+                entries.push((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start));
+            }
+            p.close()?;
+        }
+        self.logs.write_checkpoints(entries.into_iter())?;
+        self.logs.mark_clean_shutdown()
+    }
+}

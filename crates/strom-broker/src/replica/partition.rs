@@ -1,0 +1,124 @@
+//! One hosted partition: its log behind its own lock (appends to one partition are serialised,
+//! different partitions never contend) and its leadership state.
+
+use bytes::Bytes;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use strom_storage::{AppendOutcome, Log, LogConfig, StorageError};
+use uuid::Uuid;
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    leader_epoch: AtomicI32,
+    log: Mutex<Option<Log>>,
+}
+
+/// What a fetch read from one partition.
+pub struct PartitionRead {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl Partition {
+    pub fn new(topic: String, topic_id: Uuid, index: i32, leader_epoch: i32, log: Log) -> Partition {
+        Partition { topic, topic_id, index, leader_epoch: AtomicI32::new(leader_epoch), log: Mutex::new(Some(log)) }
+    }
+
+    fn log(&self) -> Result<MutexGuard<'_, Option<Log>>, StorageError> {
+        Ok(self.log.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let mut guard = self.log()?;
+        match guard.as_mut() {
+            Some(log) => f(log),
+            None => Err(StorageError::Io {
+                context: format!("partition {}-{} is closed", self.topic, self.index),
+                source: std::io::Error::other("partition closed"),
+            }),
+        }
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
+        let epoch = self.leader_epoch();
+        self.with_log(|log| log.append(batches, epoch, now_ms))
+    }
+
+    /// Reads committed data (below the high watermark) from `offset`.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<PartitionRead, StorageError> {
+        self.with_log(|log| {
+            let hw = log.log_end_offset();
+            let out = log.read(offset, max_bytes, hw)?;
+            Ok(PartitionRead { records: out.records, high_watermark: hw, log_start_offset: log.log_start_offset() })
+        })
+    }
+
+    /// (log start offset, high watermark); the same as the log end offset on a single node.
+    pub fn offsets(&self) -> Result<(i64, i64), StorageError> {
+        self.with_log(|log| Ok((log.log_start_offset(), log.log_end_offset())))
+    }
+
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        self.with_log(|log| log.offset_for_timestamp(ts))
+    }
+
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        self.with_log(|log| Ok(log.max_timestamp()))
+    }
+
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        self.with_log(|log| log.delete_records_before(offset))
+    }
+
+    pub fn set_config(&self, config: LogConfig) -> Result<(), StorageError> {
+        self.with_log(|log| {
+            log.set_config(config);
+            Ok(())
+        })
+    }
+
+    /// Periodic housekeeping: time-based roll, time-based flush, retention.
+    pub fn housekeeping(&self, now_ms: i64, retention_due: bool) -> Result<(), StorageError> {
+        self.with_log(|log| {
+            log.roll_if_due(now_ms)?;
+            log.maybe_flush_by_time(now_ms)?;
+            if retention_due {
+                log.apply_retention(now_ms)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// (recovery point, log start offset) for the checkpoint files.
+    pub fn checkpoint_offsets(&self) -> Option<(i64, i64)> {
+        let guard = self.log().ok()?;
+        guard.as_ref().map(|l| (l.recovery_point(), l.log_start_offset()))
+    }
+
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.with_log(|log| log.flush())
+    }
+
+    /// Closes the log cleanly (flush, producer-state snapshot); later calls fail as closed.
+    pub fn close(&self) -> Result<(), StorageError> {
+        match self.log()?.take() {
+            Some(log) => log.close(),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the partition's data (topic deleted).
+    pub fn delete(&self) -> Result<(), StorageError> {
+        match self.log()?.take() {
+            Some(log) => log.delete(),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Start-up and shutdown: the data directory and its `meta.properties`, the metadata store, the
+//! hosted partitions, the listener, and the background housekeeping (roll, flush, retention,
+//! checkpoints).
+
+use crate::config::BrokerConfig;
+use crate::metadata::MetadataStore;
+use crate::purgatory::FetchPurgatory;
+use crate::replica::ReplicaManager;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use strom_metadata::controller::ControllerSettings;
+use strom_metadata::MetadataImage;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("{0}")]
+    MetaProperties(String),
+    #[error("metadata: {0}")]
+    Metadata(#[from] strom_metadata::MetadataError),
+    #[error("storage: {0}")]
+    Storage(#[from] strom_storage::StorageError),
+}
+
+/// Shared state of a running broker, handed to every connection.
+pub struct Broker {
+    pub config: Arc<BrokerConfig>,
+    pub cluster_id: String,
+    /// The host and port clients are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub metadata: MetadataStore,
+    pub replicas: ReplicaManager,
+    pub fetch_purgatory: FetchPurgatory,
+}
+
+impl Broker {
+    /// Brings the hosted partitions in line with a new metadata image.
+    pub fn apply_image(&self, image: &MetadataImage) {
+        if let Err(e) = self.replicas.reconcile(image) {
+            tracing::error!("applying metadata to local partitions failed: {e}");
+        }
+    }
+}
+
+/// A running broker. Dropping it does not stop it; call [`BrokerHandle::shutdown`].
+pub struct BrokerHandle {
+    pub local_addr: SocketAddr,
+    pub broker: Arc<Broker>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl BrokerHandle {
+    /// Stops accepting, closes connections, flushes every log and writes the checkpoints and the
+    /// clean-shutdown marker.
+    pub async fn shutdown(mut self) -> Result<(), StartError> {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        let broker = Arc::clone(&self.broker);
+        tokio::task::spawn_blocking(move || broker.replicas.shutdown())
+            .await
+            .map_err(|e| StartError::MetaProperties(format!("shutdown task failed: {e}")))??;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Starts a broker: opens the data directory, binds the listener and spawns the accept loop and
+/// housekeeping. Returns once the broker accepts connections.
+pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
+    let started = std::time::Instant::now();
+    let config = Arc::new(config);
+    let data_dir = config.data_dir().to_path_buf();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|source| StartError::DataDir { path: data_dir.display().to_string(), source })?;
+    let cluster_id = load_or_create_meta_properties(&data_dir, config.node_id)?;
+
+    let settings = ControllerSettings {
+        node_id: config.node_id,
+        default_num_partitions: config.num_partitions,
+        default_replication_factor: config.default_replication_factor,
+        delete_topic_enable: config.delete_topic_enable,
+    };
+    let cfg = Arc::clone(&config);
+    let (metadata, replicas) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        let metadata = MetadataStore::open(cfg.data_dir(), settings)?;
+        let replicas = ReplicaManager::open(Arc::clone(&cfg), &metadata.image())?;
+        Ok((metadata, replicas))
+    })
+    .await
+    .map_err(|e| StartError::MetaProperties(format!("start-up task failed: {e}")))??;
+
+    let bind_host = if config.listener.host.is_empty() { "0.0.0.0" } else { config.listener.host.as_str() };
+    let bind_addr = format!("{bind_host}:{}", config.listener.port);
+    let listener = TcpListener::bind(&bind_addr)
+        .await
+        .map_err(|source| StartError::Bind { addr: bind_addr.clone(), source })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind_addr, source })?;
+    let (advertised_host, advertised_port) = match &config.advertised_listener {
+        Some(l) if !l.host.is_empty() => (l.host.clone(), if l.port == 0 { local_addr.port() } else { l.port }),
+        _ if config.listener.host.is_empty() || config.listener.host == "0.0.0.0" => {
+            ("localhost".to_string(), local_addr.port())
+        }
+        _ => (config.listener.host.clone(), local_addr.port()),
+    };
+    let partitions = replicas.all().len();
+    let broker = Arc::new(Broker {
+        config: Arc::clone(&config),
+        cluster_id: cluster_id.clone(),
+        advertised_host,
+        advertised_port: advertised_port as i32,
+        metadata,
+        replicas,
+        fetch_purgatory: FetchPurgatory::default(),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(accept_loop(Arc::clone(&broker), listener, stop_rx.clone()));
+    tasks.spawn(housekeeping(Arc::clone(&broker), stop_rx));
+    tracing::info!(
+        node_id = config.node_id,
+        %cluster_id,
+        listener = %local_addr,
+        advertised = %format!("{}:{}", broker.advertised_host, broker.advertised_port),
+        data_dir = %data_dir.display(),
+        partitions,
+        "Strom broker started in {} ms",
+        started.elapsed().as_millis()
+    );
+    Ok(BrokerHandle { local_addr, broker, stop, tasks })
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if connections.len() >= broker.config.max_connections {
+                        tracing::warn!(%peer, "refusing connection: max.connections ({}) reached", broker.config.max_connections);
+                        continue;
+                    }
+                    connections.spawn(crate::net::connection::serve(Arc::clone(&broker), stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// Periodic log maintenance on a blocking thread: time-based roll and flush, retention every
+/// `log.retention.check.interval.ms`, checkpoints every `log.flush.offset.checkpoint.interval.ms`.
+async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let tick = Duration::from_millis(broker.config.log_flush_scheduler_interval_ms.clamp(10, 1000));
+    let retention_every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
+    let checkpoint_every = Duration::from_millis(broker.config.log_flush_offset_checkpoint_interval_ms);
+    let mut last_retention = tokio::time::Instant::now();
+    let mut last_checkpoint = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(tick) => {}
+        }
+        let retention_due = last_retention.elapsed() >= retention_every;
+        let checkpoint_due = last_checkpoint.elapsed() >= checkpoint_every;
+        if retention_due {
+            last_retention = tokio::time::Instant::now();
+        }
+        if checkpoint_due {
+            last_checkpoint = tokio::time::Instant::now();
+        }
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for p in b.replicas.all() {
+                if let Err(e) = p.housekeeping(now, retention_due) {
+                    tracing::warn!(topic = %p.topic, partition = p.index, "log maintenance failed: {e}");
+                }
+            }
+            if checkpoint_due {
+                if let Err(e) = b.replicas.write_checkpoints() {
+                    tracing::warn!("writing checkpoints failed: {e}");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Reads `meta.properties` (cluster.id, node.id) or writes a new one with a fresh cluster id, as
+/// `kafka-storage format` would. A node id that differs from the stored one stops start-up.
+fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> {
+    let path = dir.join("meta.properties");
+    let err = |source| StartError::DataDir { path: path.display().to_string(), source };
+    if path.exists() {
+        let props = crate::config::parse_properties(&std::fs::read_to_string(&path).map_err(err)?);
+        let stored_node: Option<i32> = props.get("node.id").and_then(|v| v.parse().ok());
+        if stored_node.is_some_and(|n| n != node_id) {
+            return Err(StartError::MetaProperties(format!(
+                "{} belongs to node.id {}, but this broker is node.id {node_id}",
+                path.display(),
+                stored_node.unwrap_or_default()
+            )));
+        }
+        return props
+            .get("cluster.id")
+            .cloned()
+            .ok_or_else(|| StartError::MetaProperties(format!("{} has no cluster.id", path.display())));
+    }
+    let cluster_id = base64url(uuid::Uuid::new_v4().as_bytes());
+    let directory_id = base64url(uuid::Uuid::new_v4().as_bytes());
+    let text = format!(
+        "#\n#Written by Strom\ncluster.id={cluster_id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"
+    );
+    let tmp = dir.join("meta.properties.tmp");
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    tracing::info!(%cluster_id, "formatted new data directory {}", dir.display());
+    Ok(cluster_id)
+}
+
+/// Kafka prints UUIDs (cluster id, topic id) as 22-character URL-safe base64 without padding.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64url_matches_kafka_uuid_format() {
+        assert_eq!(super::base64url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(super::base64url(b"\xfb\xff"), "-_8");
+    }
+}

@@ -1,0 +1,96 @@
+//! The `strom` binary: the broker (`strom server`) and, later, the Kafka-style tools.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use strom_broker::BrokerConfig;
+
+#[derive(Parser)]
+#[command(name = "strom", version, about = "Strom: a Kafka-compatible streaming platform in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker (node 1, broker and controller in one) on 127.0.0.1:9092 with data in
+    /// ./strom-data, or as a Kafka server.properties file says.
+    #[command(after_help = "Examples:\n  strom server\n  strom server --config config/server.properties\n  strom server --override listeners=PLAINTEXT://127.0.0.1:19092 --override log.dirs=/tmp/strom")]
+    Server {
+        /// A Kafka server.properties file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Override one property, as key=value (repeatable), applied after --config.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server { config, overrides } => run_server(config, overrides),
+    }
+}
+
+fn run_server(config_file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode {
+    let config = match BrokerConfig::load(config_file.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("strom server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strom server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let handle = match strom_broker::start(config).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("strom server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        wait_for_stop_signal().await;
+        tracing::info!("shutting down");
+        match handle.shutdown().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("strom server: shutdown failed: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn wait_for_stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,184 @@
+//! Test support: runs the real `strom` binary on a free loopback port with a temporary data
+//! directory, and gives librdkafka clients and a raw Kafka-protocol client to talk to it.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `strom server` child process. Killed on drop.
+pub struct TestBroker {
+    _tmp: Option<tempfile::TempDir>,
+    pub dir: PathBuf,
+    pub port: u16,
+    overrides: Vec<String>,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl TestBroker {
+    /// Starts a broker in a fresh temporary directory with extra `key=value` overrides.
+    pub fn start(overrides: &[&str]) -> TestBroker {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut b = TestBroker {
+            _tmp: Some(tmp),
+            dir,
+            port: free_port(),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        b.spawn();
+        b
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("broker.log")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_file()).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strom"));
+        cmd.arg("server")
+            .arg("--override")
+            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.data_dir().display()));
+        for o in &self.overrides {
+            cmd.arg("--override").arg(o);
+        }
+        cmd.env("STROM_LOG", "info").stdout(Stdio::null()).stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn strom server"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("strom server exited early with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "broker did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let status = child.wait().expect("wait for broker");
+            assert!(status.success(), "broker exited with {status}:\n{}", self.log());
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        self.spawn();
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap()).set("broker.address.family", "v4");
+        c
+    }
+
+    pub fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
+        let mut c = self.client_config();
+        c.set("queue.buffering.max.messages", "1000000").set("message.timeout.ms", "30000");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c.create().expect("producer")
+    }
+
+    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.client_config().create().expect("admin client")
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            topic = topic.set(k, v);
+        }
+        let results = self.admin().create_topics([&topic], &AdminOptions::new()).await.expect("create_topics");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+
+    /// Reads every partition of `topic` from its beginning until `expected` messages arrived.
+    pub fn consume_all(&self, topic: &str, partitions: i32, expected: usize) -> Vec<OwnedMessage> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", "strom-test-assign-only")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning).expect("add partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::with_capacity(expected);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while out.len() < expected {
+            assert!(Instant::now() < deadline, "consumed only {} of {expected} messages", out.len());
+            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+                out.push(m.expect("consume without error").detach());
+            }
+        }
+        // Nothing more than expected.
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(300)) {
+            panic!("unexpected extra message at {}:{}", m.partition(), m.offset());
+        }
+        out
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Files under `dir` whose name ends with `suffix` (e.g. the `.log` segments of a partition).
+pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}

@@ -1,0 +1,392 @@
+//! The log of one partition: an ordered set of segments, the last of which takes appends.
+//!
+//! ```text
+//!  log start offset          recovery point                       log end offset (LEO)
+//!        │                        │                                        │
+//!  [seg 0 ……][seg 1000 ……][seg 2000 …………………………][seg 3000 (active) ……]│
+//!   deleted by retention   fsynced               written, maybe not fsynced
+//! ```
+//! Opening and recovery live in `recovery.rs`, retention and DeleteRecords in `retention.rs`,
+//! timestamp lookups in `lookup.rs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use strom_protocol::batch::{
+    set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader, BatchIter,
+};
+
+use crate::checkpoint::sync_dir;
+use crate::config::{LogConfig, TopicPartition};
+use crate::error::{IoContext, Result, StorageError};
+use crate::outcome::{AppendInfo, AppendOutcome, LoadSummary, ReadOutcome};
+use crate::producer_state::{ProducerStateManager, Verdict};
+use crate::segment::Segment;
+use crate::snapshot;
+
+/// One partition's log. Not thread-safe by itself: the broker wraps each in its own lock, so that
+/// appends to one partition are serialised and different partitions never contend.
+#[derive(Debug)]
+pub struct Log {
+    pub(crate) dir: PathBuf,
+    pub(crate) tp: TopicPartition,
+    pub(crate) config: LogConfig,
+    /// By base offset; never empty after `open`.
+    pub(crate) segments: BTreeMap<i64, Segment>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) log_end_offset: i64,
+    pub(crate) recovery_point: i64,
+    pub(crate) producers: ProducerStateManager,
+    pub(crate) unflushed_messages: u64,
+    pub(crate) last_flush_ms: i64,
+    /// New files were created since the last flush, so the directory needs an fsync too.
+    pub(crate) dir_dirty: bool,
+    pub(crate) load_summary: LoadSummary,
+}
+
+/// Wall-clock milliseconds, for the few places without a caller-supplied `now_ms`.
+pub(crate) fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. After an unclean shutdown the segments from the one
+    /// holding `recovery_point` onwards are validated batch by batch and a torn tail is cut off;
+    /// indexes that fail their sanity check are rebuilt in any case. Producer state is restored
+    /// from the latest snapshot plus the batches after it.
+    pub fn open(
+        dir: PathBuf,
+        tp: TopicPartition,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        clean_shutdown: bool,
+    ) -> Result<Log> {
+        crate::recovery::load(
+            dir,
+            tp,
+            config,
+            recovery_point,
+            log_start_offset,
+            clean_shutdown,
+        )
+    }
+
+    /// Appends the batches of one produce request for this partition, all or nothing.
+    ///
+    /// `batches` must have passed `validate_produce_batches`. Each batch gets the next offsets
+    /// (written into its `baseOffset`, with `leader_epoch` into `partitionLeaderEpoch`; the bytes
+    /// are otherwise stored as they came). Idempotent producers' sequences are checked first; a
+    /// retried batch is answered from the producer state without writing.
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome> {
+        let mut parsed: Vec<(BatchHeader, usize)> = Vec::new();
+        for item in BatchIter::new(batches) {
+            let (header, _) = item?;
+            parsed.push((header, 0));
+        }
+        let mut at = 0usize;
+        for (header, start) in parsed.iter_mut() {
+            *start = at;
+            at += header.total_size();
+        }
+        if parsed.is_empty() {
+            return Err(StorageError::InvalidBatch(BatchError::Empty));
+        }
+        for (header, _) in &parsed {
+            if header.total_size() > self.config.max_message_bytes as usize {
+                return Err(StorageError::MessageTooLarge {
+                    size: header.total_size(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+        }
+        let headers: Vec<BatchHeader> = parsed.iter().map(|(h, _)| *h).collect();
+        if let Verdict::Duplicate(meta) = self.producers.validate(&headers)? {
+            return Ok(AppendOutcome::Duplicate(AppendInfo {
+                base_offset: meta.first_offset,
+                last_offset: meta.last_offset,
+                max_timestamp: meta.timestamp,
+                offset_of_max_timestamp: meta.last_offset,
+                log_append_time_ms: -1,
+                log_start_offset: self.log_start_offset,
+                record_count: 0,
+            }));
+        }
+
+        let mut next = self.log_end_offset;
+        let mut max_timestamp = (i64::MIN, next);
+        let mut record_count = 0u64;
+        for (header, start) in parsed.iter_mut() {
+            let bytes = &mut batches[*start..*start + header.total_size()];
+            set_base_offset(bytes, next);
+            set_partition_leader_epoch(bytes, leader_epoch);
+            header.base_offset = next;
+            header.partition_leader_epoch = leader_epoch;
+            next = header.next_offset();
+            if header.max_timestamp > max_timestamp.0 {
+                max_timestamp = (header.max_timestamp, header.last_offset());
+            }
+            record_count += u64::try_from(header.records_count).unwrap_or(0);
+        }
+        let base_offset = self.log_end_offset;
+        let last_offset = next - 1;
+
+        self.maybe_roll(at as u64, last_offset, now_ms)?;
+        let interval = self.config.index_interval_bytes;
+        self.active_mut()
+            .append(&batches[..at], &parsed, interval, now_ms)?;
+        for (header, _) in &parsed {
+            self.producers.apply(header);
+        }
+        self.log_end_offset = next;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_interval_messages {
+            self.flush_at(now_ms)?;
+        } else {
+            self.maybe_flush_by_time(now_ms)?;
+        }
+        Ok(AppendOutcome::Appended(AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp: max_timestamp.0,
+            offset_of_max_timestamp: max_timestamp.1,
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            record_count,
+        }))
+    }
+
+    /// Reads whole batches starting with the one that holds `offset`: at most `max_bytes`, except
+    /// that the first batch is returned whole even if larger (as Kafka does, so a consumer can
+    /// always make progress), and never a batch starting at or beyond `max_offset_exclusive` (the
+    /// high watermark or last stable offset).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset_exclusive: i64,
+    ) -> Result<ReadOutcome> {
+        if offset < self.log_start_offset || offset > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        let mut outcome = ReadOutcome {
+            records: Bytes::new(),
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        };
+        if offset == self.log_end_offset || offset >= max_offset_exclusive {
+            return Ok(outcome);
+        }
+        let first_base = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            let mut pos = segment.lookup_position(offset);
+            let mut range: Option<(u64, u64)> = None;
+            let mut reached_limit = false;
+            while let Some(header) = segment.header_at(pos)? {
+                let size = header.total_size() as u64;
+                if header.last_offset() < offset {
+                    pos += size;
+                    continue;
+                }
+                if header.base_offset >= max_offset_exclusive {
+                    reached_limit = true;
+                    break;
+                }
+                match &mut range {
+                    None => range = Some((pos, pos + size)),
+                    Some((start, end)) => {
+                        if (*end - *start + size) as usize > max_bytes {
+                            break;
+                        }
+                        *end += size;
+                    }
+                }
+                pos += size;
+            }
+            if let Some((start, end)) = range {
+                outcome.records = Bytes::from(segment.read_bytes(start, (end - start) as usize)?);
+                return Ok(outcome);
+            }
+            if reached_limit {
+                break;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Rolls to a new segment if the pending append would not fit the active one, the active one
+    /// is older than `segment.ms`, or the new offsets would not fit its 32-bit relative offsets.
+    fn maybe_roll(&mut self, append_bytes: u64, last_offset: i64, now_ms: i64) -> Result<()> {
+        let active = self.active();
+        if active.size() == 0 {
+            return Ok(());
+        }
+        let too_big =
+            active.size() + append_bytes > self.config.segment_bytes.min(u64::from(u32::MAX));
+        let too_old = active.is_due_for_time_roll(now_ms, self.config.segment_ms);
+        let offset_overflow = last_offset - active.base_offset() > i64::from(u32::MAX);
+        if too_big || too_old || offset_overflow {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset and snapshots the producer state there.
+    pub(crate) fn roll(&mut self) -> Result<()> {
+        let new_base = self.log_end_offset;
+        if self.active().base_offset() == new_base {
+            return Ok(());
+        }
+        self.active_mut().on_become_inactive()?;
+        let segment = Segment::create(&self.dir, new_base)?;
+        self.segments.insert(new_base, segment);
+        self.dir_dirty = true;
+        snapshot::write(&self.dir, &self.producers, new_base)?;
+        tracing::debug!(partition = %self.tp, base_offset = new_base, "rolled new segment");
+        Ok(())
+    }
+
+    /// Rolls if the active segment is older than `segment.ms`; for idle partitions, so that time
+    /// retention can still delete their data.
+    pub fn roll_if_due(&mut self, now_ms: i64) -> Result<()> {
+        if self
+            .active()
+            .is_due_for_time_roll(now_ms, self.config.segment_ms)
+        {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs everything written since the recovery point and moves the recovery point to the LEO.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_at(wall_clock_ms())
+    }
+
+    pub(crate) fn flush_at(&mut self, now_ms: i64) -> Result<()> {
+        let from = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for segment in self.segments.range(from..).map(|(_, s)| s) {
+            segment.flush()?;
+        }
+        if self.dir_dirty {
+            sync_dir(&self.dir)?;
+            self.dir_dirty = false;
+        }
+        self.recovery_point = self.log_end_offset;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// Flushes if `flush.ms` has passed since the last flush.
+    pub fn maybe_flush_by_time(&mut self, now_ms: i64) -> Result<()> {
+        if self.recovery_point < self.log_end_offset
+            && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms
+        {
+            self.flush_at(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the configuration (a topic config change); it applies from the next operation.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// Closes cleanly: flushes, records the final max timestamp of the active segment and writes a
+    /// producer snapshot at the LEO, so that the next open needs no scan.
+    pub fn close(mut self) -> Result<()> {
+        self.active_mut().on_become_inactive()?;
+        self.flush()?;
+        snapshot::write(&self.dir, &self.producers, self.log_end_offset)?;
+        Ok(())
+    }
+
+    /// Removes the partition's directory and everything in it (topic deletion, reassignment).
+    pub fn delete(self) -> Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(&dir).ctx(|| format!("delete log directory {}", dir.display()))
+    }
+
+    pub(crate) fn active(&self) -> &Segment {
+        match self.segments.values().next_back() {
+            Some(s) => s,
+            None => panic!("log {} has no segment", self.tp),
+        }
+    }
+
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
+        match self.segments.values_mut().next_back() {
+            Some(s) => s,
+            None => panic!("log has no segment"),
+        }
+    }
+
+    /// First offset still readable; moved by retention and DeleteRecords.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    /// Offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+    /// Offset below which all data is known to be fsynced; checkpointed so that recovery after a
+    /// crash only scans what follows.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    /// Bytes of all segments (for `retention.bytes` and metrics).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+    /// Number of segments, including the active one.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    /// Base offsets of the segments, oldest first (for tools and tests).
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+    /// The partition this log belongs to.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The configuration in force.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// Idempotent producer state (for DescribeProducers and tests).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+    /// What opening the log found (recovery statistics).
+    pub fn load_summary(&self) -> &LoadSummary {
+        &self.load_summary
+    }
+}

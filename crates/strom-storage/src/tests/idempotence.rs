@@ -1,0 +1,145 @@
+use strom_protocol::batch::testing::{encode_test_batch, TestRecord};
+
+use super::*;
+use crate::StorageError;
+
+const PID: i64 = 4000;
+
+fn idem(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("p{epoch}-{}", seq as usize + i).into_bytes())
+        .collect();
+    let records: Vec<TestRecord<'_>> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
+    encode_test_batch(0, PID, epoch, seq, &[50], &records)
+}
+
+fn try_append(log: &mut Log, batch: Vec<u8>) -> Result<AppendOutcome, StorageError> {
+    let mut batch = batch;
+    log.append(&mut batch, 0, 50)
+}
+
+/// Appends seq 0..14 in three batches of 5 and one non-idempotent batch in between.
+fn produce_some(log: &mut Log) {
+    append(log, idem(0, 0, 5), 50);
+    append_simple(log, 2, 50);
+    append(log, idem(0, 5, 5), 50);
+    append(log, idem(0, 10, 5), 50);
+}
+
+#[test]
+fn retried_batch_is_answered_with_its_original_offsets() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(root.path(), LogConfig::default(), 0, true);
+    produce_some(&mut log);
+    let leo = log.log_end_offset();
+    let size = log.size_bytes();
+    match try_append(&mut log, idem(0, 5, 5)).expect("duplicate is not an error") {
+        AppendOutcome::Duplicate(info) => assert_eq!((info.base_offset, info.last_offset), (7, 11)),
+        other => panic!("expected duplicate, got {other:?}"),
+    }
+    assert_eq!(log.log_end_offset(), leo, "nothing appended");
+    assert_eq!(log.size_bytes(), size);
+    let info = append(&mut log, idem(0, 15, 1), 50);
+    assert_eq!(info.base_offset, leo);
+}
+
+#[test]
+fn gaps_old_epochs_and_unknown_producers_are_rejected() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(root.path(), LogConfig::default(), 0, true);
+    produce_some(&mut log);
+    match try_append(&mut log, idem(0, 16, 1)) {
+        Err(StorageError::OutOfOrderSequence {
+            producer_id: PID,
+            expected: 15,
+            received: 16,
+        }) => {}
+        other => panic!("expected OutOfOrderSequence, got {other:?}"),
+    }
+    append(&mut log, idem(1, 0, 2), 50);
+    match try_append(&mut log, idem(0, 15, 1)) {
+        Err(StorageError::InvalidProducerEpoch {
+            producer_id: PID,
+            current: 1,
+            received: 0,
+        }) => {}
+        other => panic!("expected InvalidProducerEpoch, got {other:?}"),
+    }
+    let mut stranger = encode_test_batch(0, PID + 1, 0, 3, &[1], &[(None, Some(b"x"))]);
+    assert!(matches!(
+        log.append(&mut stranger, 0, 1),
+        Err(StorageError::OutOfOrderSequence { expected: 0, .. })
+    ));
+}
+
+#[test]
+fn a_request_with_a_bad_batch_appends_nothing() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(root.path(), LogConfig::default(), 0, true);
+    let mut bytes = idem(0, 0, 2);
+    bytes.extend_from_slice(&idem(0, 5, 1));
+    assert!(matches!(
+        log.append(&mut bytes, 0, 1),
+        Err(StorageError::OutOfOrderSequence { expected: 2, .. })
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    assert!(log.producer_state().is_empty());
+}
+
+#[test]
+fn producer_state_survives_clean_restart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(root.path(), LogConfig::default(), 0, true);
+    produce_some(&mut log);
+    log.close().expect("close");
+    let mut log = open_log(root.path(), LogConfig::default(), 0, true);
+    assert_eq!(log.load_summary().producer_batches_replayed, 0);
+    assert!(matches!(
+        try_append(&mut log, idem(0, 10, 5)),
+        Ok(AppendOutcome::Duplicate(_))
+    ));
+    assert!(matches!(
+        try_append(&mut log, idem(0, 20, 1)),
+        Err(StorageError::OutOfOrderSequence { expected: 15, .. })
+    ));
+    append(&mut log, idem(0, 15, 1), 50);
+}
+
+#[test]
+fn producer_state_survives_crash_by_replaying_the_log() {
+    let root = tempfile::tempdir().expect("tempdir");
+    // Small segments: rolls take snapshots, and the crash leaves batches after the last one.
+    let mut log = open_log(root.path(), small_config(), 0, true);
+    for i in 0..12 {
+        append(&mut log, idem(0, i * 2, 2), 50);
+    }
+    assert!(log.segment_count() > 1);
+    drop(log);
+    let mut log = open_log(root.path(), small_config(), 0, false);
+    assert!(log.load_summary().producer_snapshot_offset.is_some());
+    assert!(log.load_summary().producer_batches_replayed > 0);
+    match try_append(&mut log, idem(0, 22, 2)).expect("dup") {
+        AppendOutcome::Duplicate(info) => {
+            assert_eq!((info.base_offset, info.last_offset), (22, 23))
+        }
+        other => panic!("expected duplicate, got {other:?}"),
+    }
+    assert!(matches!(
+        try_append(&mut log, idem(0, 25, 1)),
+        Err(StorageError::OutOfOrderSequence { expected: 24, .. })
+    ));
+
+    // Without any snapshot the whole log is replayed.
+    drop(log);
+    for name in files_with_suffix(&log_dir(root.path()), ".snapshot") {
+        std::fs::remove_file(log_dir(root.path()).join(name)).expect("remove snapshot");
+    }
+    let mut log = open_log(root.path(), small_config(), 0, false);
+    assert_eq!(log.load_summary().producer_snapshot_offset, None);
+    assert_eq!(log.load_summary().producer_batches_replayed, 12);
+    assert!(matches!(
+        try_append(&mut log, idem(0, 20, 2)),
+        Ok(AppendOutcome::Duplicate(_))
+    ));
+    append(&mut log, idem(0, 24, 1), 50);
+}

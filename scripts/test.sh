@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: clippy, unit and integration tests (librdkafka against a real broker),
+# then the interop suite with kcat, kafka-python and confluent-kafka.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo clippy --workspace --all-targets -- -D warnings
+cargo nextest run --workspace --no-fail-fast
+cargo build --bin strom
+interop/run.sh target/debug/strom
