@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo clippy --workspace --all-targets -- -D warnings
 cargo nextest run --workspace --no-fail-fast
+cargo test --workspace --doc
 cargo build --bin strom
 interop/run.sh target/debug/strom

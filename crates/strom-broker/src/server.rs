@@ -105,9 +105,8 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
 
     let bind_host = if config.listener.host.is_empty() { "0.0.0.0" } else { config.listener.host.as_str() };
     let bind_addr = format!("{bind_host}:{}", config.listener.port);
-    let listener = TcpListener::bind(&bind_addr)
-        .await
-        .map_err(|source| StartError::Bind { addr: bind_addr.clone(), source })?;
+    let listener =
+        TcpListener::bind(&bind_addr).await.map_err(|source| StartError::Bind { addr: bind_addr.clone(), source })?;
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind_addr, source })?;
     let (advertised_host, advertised_port) = match &config.advertised_listener {
         Some(l) if !l.host.is_empty() => (l.host.clone(), if l.port == 0 { local_addr.port() } else { l.port }),

@@ -16,7 +16,9 @@ struct Cli {
 enum Command {
     /// Start a broker (node 1, broker and controller in one) on 127.0.0.1:9092 with data in
     /// ./strom-data, or as a Kafka server.properties file says.
-    #[command(after_help = "Examples:\n  strom server\n  strom server --config config/server.properties\n  strom server --override listeners=PLAINTEXT://127.0.0.1:19092 --override log.dirs=/tmp/strom")]
+    #[command(
+        after_help = "Examples:\n  strom server\n  strom server --config config/server.properties\n  strom server --override listeners=PLAINTEXT://127.0.0.1:19092 --override log.dirs=/tmp/strom"
+    )]
     Server {
         /// A Kafka server.properties file.
         #[arg(long, value_name = "FILE")]
@@ -29,9 +31,7 @@ enum Command {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()))
         .with_target(false)
         .init();
     let cli = Cli::parse();

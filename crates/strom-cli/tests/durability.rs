@@ -19,7 +19,10 @@ async fn produce(producer: &FutureProducer, topic: &str, range: std::ops::Range<
     let futures: Vec<_> = range
         .map(|i| {
             let value = format!("m{i}");
-            producer.send_result(FutureRecord::to(topic).key(&value).payload(&value)).map_err(|(e, _)| e).expect("enqueue")
+            producer
+                .send_result(FutureRecord::to(topic).key(&value).payload(&value))
+                .map_err(|(e, _)| e)
+                .expect("enqueue")
         })
         .collect();
     let mut out = Vec::new();
@@ -75,7 +78,10 @@ async fn kill_dash_nine_loses_no_acknowledged_message() {
                 let batch: Vec<_> = (i..i + 50)
                     .map(|n| {
                         let value = format!("crash-{n}");
-                        let f = producer.send_result(FutureRecord::to("crashy").key(&value).payload(&value)).map_err(|(e, _)| e).expect("enqueue");
+                        let f = producer
+                            .send_result(FutureRecord::to("crashy").key(&value).payload(&value))
+                            .map_err(|(e, _)| e)
+                            .expect("enqueue");
                         (value, f)
                     })
                     .collect();
@@ -117,7 +123,8 @@ async fn kill_dash_nine_loses_no_acknowledged_message() {
         let n = next.entry(m.partition()).or_insert(0);
         assert_eq!(m.offset(), *n, "contiguous offsets after recovery");
         *n += 1;
-        by_offset.insert((m.partition(), m.offset()), String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        by_offset
+            .insert((m.partition(), m.offset()), String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
     }
     for (p, o, value) in &acked {
         assert_eq!(by_offset.get(&(*p, *o)), Some(value), "acknowledged message at {p}:{o} survived");
@@ -132,7 +139,9 @@ async fn retention_deletes_old_segments_and_consumers_carry_on() {
     for i in 0..100 {
         let value = format!("{i:0>200}");
         producer
-            .send_result(FutureRecord::<(), _>::to("short").payload(&value)).map_err(|(e, _)| e).expect("enqueue")
+            .send_result(FutureRecord::<(), _>::to("short").payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("enqueue")
             .await
             .expect("future")
             .expect("delivered");
@@ -143,6 +152,7 @@ async fn retention_deletes_old_segments_and_consumers_carry_on() {
 
     let consumer: BaseConsumer = broker
         .client_config()
+        .set("group.id", "strom-test-assign-only")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()
@@ -179,7 +189,13 @@ async fn retention_deletes_old_segments_and_consumers_carry_on() {
     // A consumer that starts below the log start with auto.offset.reset=earliest carries on.
     for i in 100..110 {
         let value = format!("{i:0>200}");
-        producer.send_result(FutureRecord::<(), _>::to("short").payload(&value)).map_err(|(e, _)| e).expect("enqueue").await.expect("f").expect("d");
+        producer
+            .send_result(FutureRecord::<(), _>::to("short").payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("enqueue")
+            .await
+            .expect("f")
+            .expect("d");
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset("short", 0, Offset::Offset(0)).expect("add");

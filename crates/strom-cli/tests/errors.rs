@@ -37,7 +37,8 @@ async fn admin_errors_carry_kafka_codes() {
     assert_eq!(code, RDKafkaErrorCode::InvalidPartitions);
     let code = create_error(&broker, NewTopic::new("three", 1, TopicReplication::Fixed(3))).await;
     assert_eq!(code, RDKafkaErrorCode::InvalidReplicationFactor);
-    let code = create_error(&broker, NewTopic::new("cfg", 1, TopicReplication::Fixed(1)).set("retention.ms", "soon")).await;
+    let code =
+        create_error(&broker, NewTopic::new("cfg", 1, TopicReplication::Fixed(1)).set("retention.ms", "soon")).await;
     assert_eq!(code, RDKafkaErrorCode::InvalidConfig);
 
     // Partitions only grow.
@@ -63,7 +64,9 @@ async fn produce_errors_carry_kafka_codes() {
     let producer = broker.producer(&[("compression.type", "none"), ("message.timeout.ms", "5000")]);
     let big = vec![b'x'; 5000];
     let err = producer
-        .send_result(FutureRecord::<(), _>::to("small").payload(&big)).map_err(|(e, _)| e).expect("enqueue")
+        .send_result(FutureRecord::<(), _>::to("small").payload(&big))
+        .map_err(|(e, _)| e)
+        .expect("enqueue")
         .await
         .expect("future")
         .expect_err("too large");
@@ -123,7 +126,9 @@ async fn list_offsets_by_timestamp_finds_first_offset_at_or_after() {
     let producer = broker.producer(&[("linger.ms", "0")]);
     for i in 0..100i64 {
         producer
-            .send_result(FutureRecord::<(), _>::to("times").payload("x").timestamp(1_000_000 + i * 10)).map_err(|(e, _)| e).expect("enqueue")
+            .send_result(FutureRecord::<(), _>::to("times").payload("x").timestamp(1_000_000 + i * 10))
+            .map_err(|(e, _)| e)
+            .expect("enqueue")
             .await
             .expect("future")
             .expect("delivered");

@@ -31,7 +31,8 @@ async fn hundred_thousand_keyed_messages_round_trip_in_order() {
         let headers = OwnedHeaders::new()
             .insert(Header { key: "seq", value: Some(i.to_string().as_bytes()) })
             .insert(Header { key: "origin", value: Some("test".as_bytes()) });
-        let record = FutureRecord::to("orders").key(&key).payload(&value).headers(headers).timestamp(base_ts + i as i64);
+        let record =
+            FutureRecord::to("orders").key(&key).payload(&value).headers(headers).timestamp(base_ts + i as i64);
         deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("enqueue"));
     }
     let mut acked: HashMap<(i32, i64), usize> = HashMap::new();
@@ -50,7 +51,8 @@ async fn hundred_thousand_keyed_messages_round_trip_in_order() {
         *expected_offset += 1;
         let i = acked[&(m.partition(), m.offset())];
         let headers = m.headers().expect("headers");
-        let seq: i64 = std::str::from_utf8(headers.get(0).value.expect("seq value")).expect("utf8").parse().expect("num");
+        let seq: i64 =
+            std::str::from_utf8(headers.get(0).value.expect("seq value")).expect("utf8").parse().expect("num");
         assert_eq!(seq as usize, i);
         assert_eq!(headers.get(1).key, "origin");
         assert_eq!(m.key(), Some(key_of(i).as_bytes()));
@@ -75,7 +77,10 @@ async fn every_codec_round_trips() {
         let futures: Vec<_> = (0..500)
             .map(|i| {
                 let value = format!("{codec} message {i} {}", "x".repeat(i % 50));
-                producer.send_result(FutureRecord::to(&topic).key("k").payload(&value)).map_err(|(e, _)| e).expect("enqueue")
+                producer
+                    .send_result(FutureRecord::to(&topic).key("k").payload(&value))
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue")
             })
             .collect();
         for f in futures {

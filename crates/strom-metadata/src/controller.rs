@@ -96,11 +96,13 @@ impl Controller {
             key: k.clone(),
             value: Some(v.clone()),
         }));
-        records.extend(assignments.into_iter().map(|(partition, replicas)| partition_record(topic_id, partition, replicas)));
+        records.extend(
+            assignments.into_iter().map(|(partition, replicas)| partition_record(topic_id, partition, replicas)),
+        );
         if validate_only {
             let mut preview = MetadataImage::default();
             records.iter().for_each(|r| preview.apply(r));
-            return preview.topics.remove(&spec.name).ok_or_else(|| MetadataError::UnknownTopic(spec.name));
+            return preview.topics.remove(&spec.name).ok_or(MetadataError::UnknownTopic(spec.name));
         }
         self.commit(records)?;
         tracing::info!(topic = %spec.name, %topic_id, "created topic");
@@ -127,8 +129,13 @@ impl Controller {
             }
             return Ok(sorted);
         }
-        let partitions = if spec.num_partitions == -1 { self.settings.default_num_partitions } else { spec.num_partitions };
-        let rf = if spec.replication_factor == -1 { self.settings.default_replication_factor } else { spec.replication_factor };
+        let partitions =
+            if spec.num_partitions == -1 { self.settings.default_num_partitions } else { spec.num_partitions };
+        let rf = if spec.replication_factor == -1 {
+            self.settings.default_replication_factor
+        } else {
+            spec.replication_factor
+        };
         if partitions <= 0 {
             return Err(MetadataError::InvalidPartitions(
                 "Number of partitions was set to an invalid non-positive value.".into(),
@@ -156,7 +163,9 @@ impl Controller {
     fn check_replicas(&self, partition: i32, replicas: &[i32], rf: usize) -> Result<(), MetadataError> {
         let invalid = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
         if replicas.is_empty() {
-            return invalid(format!("The manual partition assignment includes a partition ({partition}) with no replicas."));
+            return invalid(format!(
+                "The manual partition assignment includes a partition ({partition}) with no replicas."
+            ));
         }
         if replicas.len() != rf {
             return invalid("All partitions should have the same number of replicas".into());
@@ -165,10 +174,14 @@ impl Controller {
         seen.sort_unstable();
         seen.dedup();
         if seen.len() != replicas.len() {
-            return invalid(format!("The manual partition assignment includes the broker twice in partition {partition}."));
+            return invalid(format!(
+                "The manual partition assignment includes the broker twice in partition {partition}."
+            ));
         }
         if let Some(b) = replicas.iter().find(|b| !self.brokers.contains(b)) {
-            return invalid(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
+            return invalid(format!(
+                "The manual partition assignment includes broker {b}, but no such broker is registered."
+            ));
         }
         Ok(())
     }

@@ -66,15 +66,7 @@ impl MetadataImage {
                     },
                 );
             }
-            MetadataRecord::Partition {
-                topic_id,
-                partition,
-                replicas,
-                isr,
-                leader,
-                leader_epoch,
-                partition_epoch,
-            } => {
+            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
                 let Some(name) = self.topic_names_by_id.get(topic_id) else {
                     tracing::warn!(%topic_id, "metadata: partition record for unknown topic id");
                     return;
@@ -107,10 +99,7 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::ProducerIds { next_producer_id } => {
-                assert!(
-                    *next_producer_id >= self.next_producer_id,
-                    "producer id blocks never go back"
-                );
+                assert!(*next_producer_id >= self.next_producer_id, "producer id blocks never go back");
                 self.next_producer_id = *next_producer_id;
             }
         }

@@ -42,9 +42,7 @@ impl MetadataLog {
                     Err(e) if is_last => {
                         tracing::warn!(path = %path.display(), "dropping torn last metadata record: {e}");
                     }
-                    Err(e) => {
-                        return Err(MetadataError::Corrupt { path, line: n + 1, reason: e.to_string() })
-                    }
+                    Err(e) => return Err(MetadataError::Corrupt { path, line: n + 1, reason: e.to_string() }),
                 }
             }
         }
@@ -59,10 +57,8 @@ impl MetadataLog {
     pub fn append(&mut self, records: &[MetadataRecord]) -> Result<(), MetadataError> {
         let mut buf = Vec::new();
         for r in records {
-            serde_json::to_writer(&mut buf, r).map_err(|e| MetadataError::Io {
-                path: self.path.clone(),
-                source: std::io::Error::other(e),
-            })?;
+            serde_json::to_writer(&mut buf, r)
+                .map_err(|e| MetadataError::Io { path: self.path.clone(), source: std::io::Error::other(e) })?;
             buf.push(b'\n');
         }
         let io = |source| MetadataError::Io { path: self.path.clone(), source };

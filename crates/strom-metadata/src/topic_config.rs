@@ -7,8 +7,12 @@ use crate::error::MetadataError;
 /// The value type of a config, as Kafka's ConfigDef declares it.
 #[derive(Debug, Clone, Copy)]
 pub enum ConfigType {
-    Long { min: i64 },
-    Int { min: i64 },
+    Long {
+        min: i64,
+    },
+    Int {
+        min: i64,
+    },
     Double,
     Boolean,
     /// One of the listed values.
@@ -61,8 +65,18 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("max.compaction.lag.ms", Long { min: 1 }, Some("log.cleaner.max.compaction.lag.ms"), "9223372036854775807"),
     def("max.message.bytes", Int { min: 0 }, Some("message.max.bytes"), "1048588"),
     def("message.timestamp.after.max.ms", Long { min: 0 }, Some("log.message.timestamp.after.max.ms"), "3600000"),
-    def("message.timestamp.before.max.ms", Long { min: 0 }, Some("log.message.timestamp.before.max.ms"), "9223372036854775807"),
-    def("message.timestamp.type", Enum(&["CreateTime", "LogAppendTime"]), Some("log.message.timestamp.type"), "CreateTime"),
+    def(
+        "message.timestamp.before.max.ms",
+        Long { min: 0 },
+        Some("log.message.timestamp.before.max.ms"),
+        "9223372036854775807",
+    ),
+    def(
+        "message.timestamp.type",
+        Enum(&["CreateTime", "LogAppendTime"]),
+        Some("log.message.timestamp.type"),
+        "CreateTime",
+    ),
     def("min.cleanable.dirty.ratio", Double, Some("log.cleaner.min.cleanable.ratio"), "0.5"),
     def("min.compaction.lag.ms", Long { min: 0 }, Some("log.cleaner.min.compaction.lag.ms"), "0"),
     def("min.insync.replicas", Int { min: 1 }, Some("min.insync.replicas"), "1"),
@@ -85,12 +99,9 @@ pub fn find(name: &str) -> Option<&'static TopicConfigDef> {
 /// Checks a topic config key and value the way Kafka's LogConfig.validate does, with Kafka's
 /// wording for the common mistakes.
 pub fn validate(name: &str, value: &str) -> Result<(), MetadataError> {
-    let def = find(name)
-        .ok_or_else(|| MetadataError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
+    let def = find(name).ok_or_else(|| MetadataError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
     let bad = |why: String| {
-        Err(MetadataError::InvalidConfig(format!(
-            "Invalid value {value} for configuration {name}: {why}"
-        )))
+        Err(MetadataError::InvalidConfig(format!("Invalid value {value} for configuration {name}: {why}")))
     };
     match def.ty {
         Long { min } | Int { min } => match value.trim().parse::<i64>() {

@@ -183,20 +183,14 @@ impl BatchHeader {
     /// read just 61 bytes to skip a batch.
     pub fn parse(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
         if bytes.len() <= MAGIC_AT {
-            return Err(BatchError::Truncated {
-                needed: BATCH_HEADER_LEN,
-                available: bytes.len(),
-            });
+            return Err(BatchError::Truncated { needed: BATCH_HEADER_LEN, available: bytes.len() });
         }
         let magic = bytes[MAGIC_AT] as i8;
         if magic != MAGIC_V2 {
             return Err(BatchError::BadMagic(magic));
         }
         if bytes.len() < BATCH_HEADER_LEN {
-            return Err(BatchError::Truncated {
-                needed: BATCH_HEADER_LEN,
-                available: bytes.len(),
-            });
+            return Err(BatchError::Truncated { needed: BATCH_HEADER_LEN, available: bytes.len() });
         }
         let batch_length = be_i32(bytes, BATCH_LENGTH_AT);
         if batch_length < MIN_BATCH_LENGTH {
@@ -223,24 +217,17 @@ impl BatchHeader {
             records_count: be_i32(bytes, 57),
         };
         if header.last_offset_delta < 0 {
-            return Err(BatchError::Malformed(format!(
-                "negative lastOffsetDelta {}",
-                header.last_offset_delta
-            )));
+            return Err(BatchError::Malformed(format!("negative lastOffsetDelta {}", header.last_offset_delta)));
         }
         if header.records_count < 0 {
-            return Err(BatchError::Malformed(format!(
-                "negative recordsCount {}",
-                header.records_count
-            )));
+            return Err(BatchError::Malformed(format!("negative recordsCount {}", header.records_count)));
         }
         Ok(header)
     }
 
     /// The codec the records are compressed with (validated by `parse`).
     pub fn compression(&self) -> Compression {
-        Compression::from_bits((self.attributes & COMPRESSION_MASK) as u8)
-            .unwrap_or(Compression::None)
+        Compression::from_bits((self.attributes & COMPRESSION_MASK) as u8).unwrap_or(Compression::None)
     }
 
     /// Whether record timestamps are create times or the broker's append time.
@@ -311,17 +298,11 @@ pub fn verify_crc(batch: &[u8]) -> Result<(), BatchError> {
     let header = BatchHeader::parse(batch)?;
     let size = header.total_size();
     if batch.len() < size {
-        return Err(BatchError::Truncated {
-            needed: size,
-            available: batch.len(),
-        });
+        return Err(BatchError::Truncated { needed: size, available: batch.len() });
     }
     let actual = crc32c::crc32c(&batch[ATTRIBUTES_AT..size]);
     if actual != header.crc {
-        return Err(BatchError::CrcMismatch {
-            expected: header.crc,
-            actual,
-        });
+        return Err(BatchError::CrcMismatch { expected: header.crc, actual });
     }
     Ok(())
 }
@@ -358,12 +339,7 @@ pub struct BatchIter<'a> {
 impl<'a> BatchIter<'a> {
     /// Iterates batches checking their structure only (no CRC): for bytes the broker wrote itself.
     pub fn new(bytes: &'a [u8]) -> BatchIter<'a> {
-        BatchIter {
-            bytes,
-            position: 0,
-            check_crc: false,
-            done: false,
-        }
+        BatchIter { bytes, position: 0, check_crc: false, done: false }
     }
 
     /// Also verifies each batch's CRC: for bytes from the network or from a crashed log.
@@ -389,10 +365,7 @@ impl<'a> Iterator for BatchIter<'a> {
         let result = BatchHeader::parse(rest).and_then(|header| {
             let size = header.total_size();
             if rest.len() < size {
-                return Err(BatchError::Truncated {
-                    needed: size,
-                    available: rest.len(),
-                });
+                return Err(BatchError::Truncated { needed: size, available: rest.len() });
             }
             let batch = &rest[..size];
             if self.check_crc {

@@ -55,8 +55,7 @@ pub fn decode_request_header(frame: &mut Bytes) -> Result<(ApiKey, RequestHeader
     let (key, version, _) = peek_key_version_correlation(frame)?;
     let api_key = ApiKey::try_from(key).map_err(|_| FrameError::UnknownApiKey(key))?;
     let header_version = api_key.request_header_version(version);
-    let header = RequestHeader::decode(frame, header_version)
-        .map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    let header = RequestHeader::decode(frame, header_version).map_err(|e| FrameError::BadHeader(e.to_string()))?;
     Ok((api_key, header))
 }
 
@@ -72,11 +71,8 @@ pub fn encode_response<R: Encodable>(
     header.correlation_id = correlation_id;
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
-    header
-        .encode(&mut buf, header_version)
-        .map_err(|e| FrameError::Encode(e.to_string()))?;
-    body.encode(&mut buf, api_version)
-        .map_err(|e| FrameError::Encode(format!("{api_key:?} v{api_version}: {e}")))?;
+    header.encode(&mut buf, header_version).map_err(|e| FrameError::Encode(e.to_string()))?;
+    body.encode(&mut buf, api_version).map_err(|e| FrameError::Encode(format!("{api_key:?} v{api_version}: {e}")))?;
     let len = (buf.len() - FRAME_LENGTH_BYTES) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf)
@@ -84,15 +80,14 @@ pub fn encode_response<R: Encodable>(
 
 /// Encodes a complete request frame (used by tests and by Strom's own client tools).
 pub fn encode_request<R: Encodable>(header: &RequestHeader, body: &R) -> Result<BytesMut, FrameError> {
-    let api_key = ApiKey::try_from(header.request_api_key)
-        .map_err(|_| FrameError::UnknownApiKey(header.request_api_key))?;
+    let api_key =
+        ApiKey::try_from(header.request_api_key).map_err(|_| FrameError::UnknownApiKey(header.request_api_key))?;
     let mut buf = BytesMut::with_capacity(64);
     buf.put_i32(0);
     header
         .encode(&mut buf, api_key.request_header_version(header.request_api_version))
         .map_err(|e| FrameError::Encode(e.to_string()))?;
-    body.encode(&mut buf, header.request_api_version)
-        .map_err(|e| FrameError::Encode(e.to_string()))?;
+    body.encode(&mut buf, header.request_api_version).map_err(|e| FrameError::Encode(e.to_string()))?;
     let len = (buf.len() - FRAME_LENGTH_BYTES) as i32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf)
@@ -133,8 +128,7 @@ mod tests {
 
     #[test]
     fn api_versions_response_uses_header_v0_even_when_flexible() {
-        let frame = encode_response(ApiKey::ApiVersions, 3, 7, &ApiVersionsResponse::default())
-            .expect("encode");
+        let frame = encode_response(ApiKey::ApiVersions, 3, 7, &ApiVersionsResponse::default()).expect("encode");
         // length, then correlation id, then immediately the body (error_code = 0): no tagged fields.
         assert_eq!(&frame[4..8], &7i32.to_be_bytes());
         assert_eq!(&frame[8..10], &0i16.to_be_bytes());

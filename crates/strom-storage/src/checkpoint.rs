@@ -29,21 +29,16 @@ const CHECKPOINT_VERSION: i32 = 0;
 /// fsyncs a directory so that renames and new files in it survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let f = fs::File::open(dir).ctx(|| format!("open directory {}", dir.display()))?;
-    f.sync_all()
-        .ctx(|| format!("fsync directory {}", dir.display()))
+    f.sync_all().ctx(|| format!("fsync directory {}", dir.display()))
 }
 
 /// Replaces `path` with `bytes` atomically and durably.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("checkpoint");
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint");
     let tmp = path.with_file_name(format!("{file_name}.tmp"));
     {
         let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
-        f.write_all(bytes)
-            .ctx(|| format!("write {}", tmp.display()))?;
+        f.write_all(bytes).ctx(|| format!("write {}", tmp.display()))?;
         f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
     }
     fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
@@ -72,24 +67,16 @@ pub fn parse_checkpoint(text: &str) -> std::result::Result<HashMap<TopicPartitio
         return Err(format!("unsupported version line {version:?}"));
     }
     let count_line = lines.next().ok_or("missing entry count")?.trim();
-    let count: usize = count_line
-        .parse()
-        .map_err(|_| format!("bad entry count {count_line:?}"))?;
+    let count: usize = count_line.parse().map_err(|_| format!("bad entry count {count_line:?}"))?;
     let mut entries = HashMap::with_capacity(count);
     for i in 0..count {
-        let line = lines
-            .next()
-            .ok_or_else(|| format!("expected {count} entries, found {i}"))?;
+        let line = lines.next().ok_or_else(|| format!("expected {count} entries, found {i}"))?;
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [topic, partition, offset] = fields[..] else {
             return Err(format!("malformed entry {line:?}"));
         };
-        let partition: i32 = partition
-            .parse()
-            .map_err(|_| format!("bad partition in {line:?}"))?;
-        let offset: i64 = offset
-            .parse()
-            .map_err(|_| format!("bad offset in {line:?}"))?;
+        let partition: i32 = partition.parse().map_err(|_| format!("bad partition in {line:?}"))?;
+        let offset: i64 = offset.parse().map_err(|_| format!("bad offset in {line:?}"))?;
         entries.insert(TopicPartition::new(topic, partition), offset);
     }
     if lines.any(|l| !l.trim().is_empty()) {
@@ -103,17 +90,9 @@ pub fn read_checkpoint(path: &Path) -> Result<HashMap<TopicPartition, i64>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => {
-            return Err(StorageError::Io {
-                context: format!("read {}", path.display()),
-                source: e,
-            })
-        }
+        Err(e) => return Err(StorageError::Io { context: format!("read {}", path.display()), source: e }),
     };
-    parse_checkpoint(&text).map_err(|reason| StorageError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    })
+    parse_checkpoint(&text).map_err(|reason| StorageError::Corrupt { path: path.to_path_buf(), reason })
 }
 
 /// Writes a checkpoint file atomically.
@@ -133,18 +112,10 @@ mod tests {
         entries.insert(TopicPartition::new("orders", 1), 988);
         entries.insert(TopicPartition::new("orders", 0), 1200);
         write_checkpoint(&path, &entries).expect("write");
-        assert_eq!(
-            fs::read_to_string(&path).expect("read"),
-            "0\n2\norders 0 1200\norders 1 988\n"
-        );
+        assert_eq!(fs::read_to_string(&path).expect("read"), "0\n2\norders 0 1200\norders 1 988\n");
         assert_eq!(read_checkpoint(&path).expect("read"), entries);
-        assert!(read_checkpoint(&dir.path().join("missing"))
-            .expect("missing is empty")
-            .is_empty());
+        assert!(read_checkpoint(&dir.path().join("missing")).expect("missing is empty").is_empty());
         fs::write(&path, "0\n3\norders 0 1\n").expect("write");
-        assert!(matches!(
-            read_checkpoint(&path),
-            Err(StorageError::Corrupt { .. })
-        ));
+        assert!(matches!(read_checkpoint(&path), Err(StorageError::Corrupt { .. })));
     }
 }

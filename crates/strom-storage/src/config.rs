@@ -55,10 +55,7 @@ pub struct TopicPartition {
 impl TopicPartition {
     /// Convenience constructor.
     pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
+        TopicPartition { topic: topic.into(), partition }
     }
 
     /// Parses a directory name `topic-partition`. Topic names may contain `-`, so the partition
@@ -70,10 +67,7 @@ impl TopicPartition {
             return None;
         }
         let partition: i32 = partition.parse().ok()?;
-        Some(TopicPartition {
-            topic: topic.to_string(),
-            partition,
-        })
+        Some(TopicPartition { topic: topic.to_string(), partition })
     }
 }
 

@@ -26,25 +26,13 @@ pub enum StorageError {
     MessageTooLarge { size: usize, max: u32 },
     /// An idempotent producer skipped or reordered sequence numbers.
     #[error("out of order sequence for producer {producer_id}: expected {expected}, received {received}")]
-    OutOfOrderSequence {
-        producer_id: i64,
-        expected: i32,
-        received: i32,
-    },
+    OutOfOrderSequence { producer_id: i64, expected: i32, received: i32 },
     /// A producer with an older epoch was fenced by a newer instance.
     #[error("producer {producer_id} has epoch {received}, older than the current epoch {current}")]
-    InvalidProducerEpoch {
-        producer_id: i64,
-        current: i16,
-        received: i16,
-    },
+    InvalidProducerEpoch { producer_id: i64, current: i16, received: i16 },
     /// The requested offset lies outside `[log_start, log_end]`.
     #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange {
-        requested: i64,
-        log_start: i64,
-        log_end: i64,
-    },
+    OffsetOutOfRange { requested: i64, log_start: i64, log_end: i64 },
     /// The bytes handed to `append` are not valid batches.
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] BatchError),
@@ -57,10 +45,7 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for Result<T, io::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, StorageError> {
-        self.map_err(|source| StorageError::Io {
-            context: what(),
-            source,
-        })
+        self.map_err(|source| StorageError::Io { context: what(), source })
     }
 }
 

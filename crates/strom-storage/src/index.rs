@@ -34,15 +34,8 @@ impl IndexFile {
             .open(path)
             .ctx(|| format!("open index {}", path.display()))?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .ctx(|| format!("read index {}", path.display()))?;
-        Ok((
-            IndexFile {
-                path: path.to_path_buf(),
-                file,
-            },
-            bytes,
-        ))
+        file.read_to_end(&mut bytes).ctx(|| format!("read index {}", path.display()))?;
+        Ok((IndexFile { path: path.to_path_buf(), file }, bytes))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -50,22 +43,16 @@ impl IndexFile {
     }
 
     pub(crate) fn append(&mut self, entry: &[u8]) -> Result<()> {
-        self.file
-            .write_all(entry)
-            .ctx(|| format!("append to index {}", self.path.display()))
+        self.file.write_all(entry).ctx(|| format!("append to index {}", self.path.display()))
     }
 
     /// Cuts the file to `len` bytes (appends continue at the new end: the file is in append mode).
     pub(crate) fn truncate(&mut self, len: u64) -> Result<()> {
-        self.file
-            .set_len(len)
-            .ctx(|| format!("truncate index {}", self.path.display()))
+        self.file.set_len(len).ctx(|| format!("truncate index {}", self.path.display()))
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .ctx(|| format!("fsync index {}", self.path.display()))
+        self.file.sync_data().ctx(|| format!("fsync index {}", self.path.display()))
     }
 }
 
@@ -84,25 +71,11 @@ pub(crate) struct OffsetIndex {
 impl OffsetIndex {
     /// Loads the index. A second value describes why the content cannot be trusted (then the
     /// caller rebuilds it from the log); `log_size` bounds the positions.
-    pub(crate) fn open(
-        path: &Path,
-        base_offset: i64,
-        log_size: u64,
-    ) -> Result<(OffsetIndex, Option<String>)> {
+    pub(crate) fn open(path: &Path, base_offset: i64, log_size: u64) -> Result<(OffsetIndex, Option<String>)> {
         let (file, bytes) = IndexFile::open(path)?;
-        let mut index = OffsetIndex {
-            base_offset,
-            file,
-            entries: Vec::new(),
-        };
+        let mut index = OffsetIndex { base_offset, file, entries: Vec::new() };
         if bytes.len() % OFFSET_ENTRY_LEN != 0 {
-            return Ok((
-                index,
-                Some(format!(
-                    "size {} is not a multiple of {OFFSET_ENTRY_LEN}",
-                    bytes.len()
-                )),
-            ));
+            return Ok((index, Some(format!("size {} is not a multiple of {OFFSET_ENTRY_LEN}", bytes.len()))));
         }
         let mut entries = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_LEN);
         for chunk in bytes.chunks_exact(OFFSET_ENTRY_LEN) {
@@ -110,19 +83,11 @@ impl OffsetIndex {
             let pos = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
             if let Some(&(last_rel, last_pos)) = entries.last() {
                 if rel <= last_rel || pos <= last_pos {
-                    return Ok((
-                        index,
-                        Some(format!(
-                            "entry ({rel}, {pos}) does not follow ({last_rel}, {last_pos})"
-                        )),
-                    ));
+                    return Ok((index, Some(format!("entry ({rel}, {pos}) does not follow ({last_rel}, {last_pos})"))));
                 }
             }
             if u64::from(pos) >= log_size {
-                return Ok((
-                    index,
-                    Some(format!("position {pos} is beyond the log size {log_size}")),
-                ));
+                return Ok((index, Some(format!("position {pos} is beyond the log size {log_size}"))));
             }
             entries.push((rel, pos));
         }
@@ -151,16 +116,10 @@ impl OffsetIndex {
         let rel = u32::try_from(last_offset - self.base_offset);
         let pos = u32::try_from(position);
         let (Ok(rel), Ok(pos)) = (rel, pos) else {
-            panic!(
-                "index entry ({last_offset}, {position}) does not fit segment {}",
-                self.base_offset
-            );
+            panic!("index entry ({last_offset}, {position}) does not fit segment {}", self.base_offset);
         };
         if let Some(&(last_rel, last_pos)) = self.entries.last() {
-            assert!(
-                rel > last_rel && pos > last_pos,
-                "offset index entries must increase"
-            );
+            assert!(rel > last_rel && pos > last_pos, "offset index entries must increase");
         }
         let mut entry = [0u8; OFFSET_ENTRY_LEN];
         entry[..4].copy_from_slice(&rel.to_be_bytes());
@@ -178,9 +137,7 @@ impl OffsetIndex {
 
     /// Drops entries for batches that start at or after `position` (log truncation).
     pub(crate) fn truncate_to_position(&mut self, position: u64) -> Result<()> {
-        let keep = self
-            .entries
-            .partition_point(|&(_, p)| u64::from(p) < position);
+        let keep = self.entries.partition_point(|&(_, p)| u64::from(p) < position);
         self.entries.truncate(keep);
         self.file.truncate((keep * OFFSET_ENTRY_LEN) as u64)
     }

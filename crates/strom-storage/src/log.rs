@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use strom_protocol::batch::{
-    set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader, BatchIter,
-};
+use strom_protocol::batch::{set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader, BatchIter};
 
 use crate::checkpoint::sync_dir;
 use crate::config::{LogConfig, TopicPartition};
@@ -48,9 +46,7 @@ pub struct Log {
 
 /// Wall-clock milliseconds, for the few places without a caller-supplied `now_ms`.
 pub(crate) fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Log {
@@ -66,14 +62,7 @@ impl Log {
         log_start_offset: i64,
         clean_shutdown: bool,
     ) -> Result<Log> {
-        crate::recovery::load(
-            dir,
-            tp,
-            config,
-            recovery_point,
-            log_start_offset,
-            clean_shutdown,
-        )
+        crate::recovery::load(dir, tp, config, recovery_point, log_start_offset, clean_shutdown)
     }
 
     /// Appends the batches of one produce request for this partition, all or nothing.
@@ -82,12 +71,7 @@ impl Log {
     /// (written into its `baseOffset`, with `leader_epoch` into `partitionLeaderEpoch`; the bytes
     /// are otherwise stored as they came). Idempotent producers' sequences are checked first; a
     /// retried batch is answered from the producer state without writing.
-    pub fn append(
-        &mut self,
-        batches: &mut [u8],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendOutcome> {
+    pub fn append(&mut self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendOutcome> {
         let mut parsed: Vec<(BatchHeader, usize)> = Vec::new();
         for item in BatchIter::new(batches) {
             let (header, _) = item?;
@@ -142,8 +126,7 @@ impl Log {
 
         self.maybe_roll(at as u64, last_offset, now_ms)?;
         let interval = self.config.index_interval_bytes;
-        self.active_mut()
-            .append(&batches[..at], &parsed, interval, now_ms)?;
+        self.active_mut().append(&batches[..at], &parsed, interval, now_ms)?;
         for (header, _) in &parsed {
             self.producers.apply(header);
         }
@@ -169,12 +152,7 @@ impl Log {
     /// that the first batch is returned whole even if larger (as Kafka does, so a consumer can
     /// always make progress), and never a batch starting at or beyond `max_offset_exclusive` (the
     /// high watermark or last stable offset).
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        max_offset_exclusive: i64,
-    ) -> Result<ReadOutcome> {
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<ReadOutcome> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
                 requested: offset,
@@ -190,11 +168,7 @@ impl Log {
         if offset == self.log_end_offset || offset >= max_offset_exclusive {
             return Ok(outcome);
         }
-        let first_base = self
-            .segments
-            .range(..=offset)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
+        let first_base = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(b, _)| *b);
         for segment in self.segments.range(first_base..).map(|(_, s)| s) {
             let mut pos = segment.lookup_position(offset);
             let mut range: Option<(u64, u64)> = None;
@@ -238,8 +212,7 @@ impl Log {
         if active.size() == 0 {
             return Ok(());
         }
-        let too_big =
-            active.size() + append_bytes > self.config.segment_bytes.min(u64::from(u32::MAX));
+        let too_big = active.size() + append_bytes > self.config.segment_bytes.min(u64::from(u32::MAX));
         let too_old = active.is_due_for_time_roll(now_ms, self.config.segment_ms);
         let offset_overflow = last_offset - active.base_offset() > i64::from(u32::MAX);
         if too_big || too_old || offset_overflow {
@@ -266,10 +239,7 @@ impl Log {
     /// Rolls if the active segment is older than `segment.ms`; for idle partitions, so that time
     /// retention can still delete their data.
     pub fn roll_if_due(&mut self, now_ms: i64) -> Result<()> {
-        if self
-            .active()
-            .is_due_for_time_roll(now_ms, self.config.segment_ms)
-        {
+        if self.active().is_due_for_time_roll(now_ms, self.config.segment_ms) {
             self.roll()?;
         }
         Ok(())
@@ -281,11 +251,7 @@ impl Log {
     }
 
     pub(crate) fn flush_at(&mut self, now_ms: i64) -> Result<()> {
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
+        let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
         for segment in self.segments.range(from..).map(|(_, s)| s) {
             segment.flush()?;
         }

@@ -10,9 +10,7 @@
 //! Strom will do once the compression helpers exist. LogAppendTime batches need no record scan:
 //! all their records carry the batch's timestamp.
 
-use strom_protocol::batch::{
-    BatchHeader, Compression, RecordIter, TimestampType, BATCH_HEADER_LEN,
-};
+use strom_protocol::batch::{BatchHeader, Compression, RecordIter, TimestampType, BATCH_HEADER_LEN};
 
 use crate::error::{Result, StorageError};
 use crate::log::Log;
@@ -28,16 +26,10 @@ fn search_batch(
     min_offset: i64,
 ) -> Result<Option<(i64, i64)>> {
     if header.compression() != Compression::None {
-        return Ok(Some((
-            header.base_offset.max(min_offset),
-            header.max_timestamp,
-        )));
+        return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
     }
     if header.timestamp_type() == TimestampType::LogAppendTime {
-        return Ok(Some((
-            header.base_offset.max(min_offset),
-            header.max_timestamp,
-        )));
+        return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
     }
     let bytes = segment.read_bytes(pos, header.total_size())?;
     for record in RecordIter::new(&bytes[BATCH_HEADER_LEN..]) {

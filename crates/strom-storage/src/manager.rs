@@ -13,8 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{
-    read_checkpoint, sync_dir, write_checkpoint, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT,
+    read_checkpoint, sync_dir, write_checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, Result, StorageError};
@@ -62,32 +61,16 @@ impl LogManager {
         let mut partitions = Vec::new();
         for entry in fs::read_dir(&root).ctx(|| format!("list {}", root.display()))? {
             let entry = entry.ctx(|| format!("list {}", root.display()))?;
-            if !entry
-                .file_type()
-                .ctx(|| format!("stat {}", entry.path().display()))?
-                .is_dir()
-            {
+            if !entry.file_type().ctx(|| format!("stat {}", entry.path().display()))?.is_dir() {
                 continue;
             }
-            if let Some(tp) = entry
-                .file_name()
-                .to_str()
-                .and_then(TopicPartition::from_dir_name)
-            {
+            if let Some(tp) = entry.file_name().to_str().and_then(TopicPartition::from_dir_name) {
                 partitions.push((tp, entry.path()));
             }
         }
         partitions.sort();
         tracing::info!(root = %root.display(), clean_shutdown, partitions = partitions.len(), "opened log directory");
-        Ok((
-            LogManager {
-                root,
-                clean_shutdown,
-                recovery_points,
-                log_start_offsets,
-            },
-            partitions,
-        ))
+        Ok((LogManager { root, clean_shutdown, recovery_points, log_start_offsets }, partitions))
     }
 
     /// Opens (creating if needed) the log of `tp`, with its checkpointed recovery point and log
@@ -97,21 +80,11 @@ impl LogManager {
         let dir = self.root.join(tp.to_string());
         let recovery_point = self.recovery_points.get(&tp).copied().unwrap_or(0);
         let log_start = self.log_start_offsets.get(&tp).copied().unwrap_or(0);
-        Log::open(
-            dir,
-            tp,
-            config,
-            recovery_point,
-            log_start,
-            self.clean_shutdown,
-        )
+        Log::open(dir, tp, config, recovery_point, log_start, self.clean_shutdown)
     }
 
     /// Writes both checkpoint files from (partition, recovery point, log start offset) triples.
-    pub fn write_checkpoints(
-        &self,
-        logs: impl Iterator<Item = (TopicPartition, i64, i64)>,
-    ) -> Result<()> {
+    pub fn write_checkpoints(&self, logs: impl Iterator<Item = (TopicPartition, i64, i64)>) -> Result<()> {
         let mut recovery_points = HashMap::new();
         let mut log_starts = HashMap::new();
         for (tp, recovery_point, log_start) in logs {
@@ -127,9 +100,7 @@ impl LogManager {
     pub fn mark_clean_shutdown(&self) -> Result<()> {
         let marker = self.root.join(CLEAN_SHUTDOWN_FILE);
         fs::write(&marker, b"").ctx(|| format!("create {}", marker.display()))?;
-        fs::File::open(&marker)
-            .and_then(|f| f.sync_all())
-            .ctx(|| format!("fsync {}", marker.display()))?;
+        fs::File::open(&marker).and_then(|f| f.sync_all()).ctx(|| format!("fsync {}", marker.display()))?;
         sync_dir(&self.root)
     }
 

@@ -53,12 +53,7 @@ pub struct ProducerEntry {
 
 impl ProducerEntry {
     fn new(producer_id: i64, epoch: i16) -> ProducerEntry {
-        ProducerEntry {
-            producer_id,
-            epoch,
-            batches: VecDeque::new(),
-            last_timestamp: -1,
-        }
+        ProducerEntry { producer_id, epoch, batches: VecDeque::new(), last_timestamp: -1 }
     }
 
     fn last_seq(&self) -> Option<i32> {
@@ -70,10 +65,7 @@ impl ProducerEntry {
             return None;
         }
         let last_seq = header.last_sequence();
-        self.batches
-            .iter()
-            .find(|b| b.first_seq == header.base_sequence && b.last_seq == last_seq)
-            .copied()
+        self.batches.iter().find(|b| b.first_seq == header.base_sequence && b.last_seq == last_seq).copied()
     }
 
     /// Records a batch that is now in the log (or, during validation, would be).
@@ -132,11 +124,7 @@ fn check_sequence(entry: Option<&ProducerEntry>, header: &BatchHeader) -> Result
         Some(e) => e.last_seq().map_or(0, |last| increment_sequence(last, 1)),
     };
     if received != expected {
-        return Err(StorageError::OutOfOrderSequence {
-            producer_id: pid,
-            expected,
-            received,
-        });
+        return Err(StorageError::OutOfOrderSequence { producer_id: pid, expected, received });
     }
     Ok(())
 }
@@ -152,21 +140,14 @@ impl ProducerStateManager {
     /// Kafka, finding a duplicate makes the whole request a duplicate.
     pub(crate) fn validate(&self, headers: &[BatchHeader]) -> Result<Verdict> {
         let mut staged: HashMap<i64, Option<ProducerEntry>> = HashMap::new();
-        for header in headers
-            .iter()
-            .filter(|h| h.has_producer_id() && !h.is_control())
-        {
+        for header in headers.iter().filter(|h| h.has_producer_id() && !h.is_control()) {
             let pid = header.producer_id;
-            let entry = staged
-                .entry(pid)
-                .or_insert_with(|| self.producers.get(&pid).cloned());
+            let entry = staged.entry(pid).or_insert_with(|| self.producers.get(&pid).cloned());
             if let Some(dup) = entry.as_ref().and_then(|e| e.find_duplicate(header)) {
                 return Ok(Verdict::Duplicate(dup));
             }
             check_sequence(entry.as_ref(), header)?;
-            entry
-                .get_or_insert_with(|| ProducerEntry::new(pid, header.producer_epoch))
-                .push(header);
+            entry.get_or_insert_with(|| ProducerEntry::new(pid, header.producer_epoch)).push(header);
         }
         Ok(Verdict::Append)
     }
@@ -177,10 +158,7 @@ impl ProducerStateManager {
             return;
         }
         let pid = header.producer_id;
-        let entry = self
-            .producers
-            .entry(pid)
-            .or_insert_with(|| ProducerEntry::new(pid, header.producer_epoch));
+        let entry = self.producers.entry(pid).or_insert_with(|| ProducerEntry::new(pid, header.producer_epoch));
         if header.producer_epoch < entry.epoch {
             // Cannot come from our own appends; a replayed log with a fenced epoch keeps the newer.
             return;
@@ -233,11 +211,7 @@ mod tests {
         let b1 = header(7, 0, 3, 2, 3);
         assert!(matches!(
             state.validate(&[header(7, 0, 6, 1, 0)]),
-            Err(StorageError::OutOfOrderSequence {
-                expected: 3,
-                received: 6,
-                ..
-            })
+            Err(StorageError::OutOfOrderSequence { expected: 3, received: 6, .. })
         ));
         state.validate(&[b1]).expect("in sequence");
         state.apply(&b1);
@@ -270,16 +244,10 @@ mod tests {
             state.validate(&[h]).expect("in sequence");
             state.apply(&h);
         }
-        assert_eq!(
-            state.get(1).map(|e| e.batches.len()),
-            Some(MAX_CACHED_BATCHES)
-        );
+        assert_eq!(state.get(1).map(|e| e.batches.len()), Some(MAX_CACHED_BATCHES));
         // seq 1 fell out of the cache: it is neither a duplicate nor in sequence.
         assert!(state.validate(&[header(1, 0, 1, 1, 0)]).is_err());
-        assert!(matches!(
-            state.validate(&[header(1, 0, 6, 1, 0)]),
-            Ok(Verdict::Duplicate(_))
-        ));
+        assert!(matches!(state.validate(&[header(1, 0, 6, 1, 0)]), Ok(Verdict::Duplicate(_))));
 
         let mut state = ProducerStateManager::new();
         let mut e = ProducerEntry::new(2, 0);
@@ -291,10 +259,7 @@ mod tests {
             timestamp: 0,
         });
         state.insert(e);
-        assert_eq!(
-            state.validate(&[header(2, 0, 0, 1, 2)]).expect("wraps"),
-            Verdict::Append
-        );
+        assert_eq!(state.validate(&[header(2, 0, 0, 1, 2)]).expect("wraps"), Verdict::Append);
     }
 
     #[test]
@@ -302,10 +267,7 @@ mod tests {
         let state = ProducerStateManager::new();
         let a = header(3, 0, 0, 2, 0);
         let b = header(3, 0, 2, 2, 0);
-        assert_eq!(
-            state.validate(&[a, b]).expect("consecutive"),
-            Verdict::Append
-        );
+        assert_eq!(state.validate(&[a, b]).expect("consecutive"), Verdict::Append);
         let c = header(3, 0, 5, 1, 0);
         assert!(state.validate(&[a, c]).is_err());
         assert!(state.is_empty(), "validation changes nothing");

@@ -29,10 +29,7 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::Io {
-            context: format!("delete {}", path.display()),
-            source: e,
-        }),
+        Err(e) => Err(StorageError::Io { context: format!("delete {}", path.display()), source: e }),
     }
 }
 
@@ -57,10 +54,7 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
             remove_if_exists(&entry.path())?;
             continue;
         }
-        let parsed = |suffix: &str| {
-            name.strip_suffix(suffix)
-                .and_then(|stem| stem.parse::<i64>().ok())
-        };
+        let parsed = |suffix: &str| name.strip_suffix(suffix).and_then(|stem| stem.parse::<i64>().ok());
         if let Some(base) = parsed(LOG_SUFFIX) {
             logs.push((base, entry.path()));
         } else if let Some(base) = parsed(INDEX_SUFFIX).or_else(|| parsed(TIME_INDEX_SUFFIX)) {
@@ -88,21 +82,11 @@ pub(crate) fn load(
 ) -> Result<Log> {
     fs::create_dir_all(&dir).ctx(|| format!("create log directory {}", dir.display()))?;
     let bases = scan_dir(&dir)?;
-    let mut summary = LoadSummary {
-        clean_shutdown,
-        segments: bases.len(),
-        ..LoadSummary::default()
-    };
+    let mut summary = LoadSummary { clean_shutdown, segments: bases.len(), ..LoadSummary::default() };
     let recover_from = if clean_shutdown {
         None
     } else {
-        Some(
-            bases
-                .iter()
-                .copied()
-                .rfind(|b| *b <= recovery_point)
-                .unwrap_or(i64::MIN),
-        )
+        Some(bases.iter().copied().rfind(|b| *b <= recovery_point).unwrap_or(i64::MIN))
     };
     let mut segments = BTreeMap::new();
     let mut corrupt_at: Option<i64> = None;
@@ -170,11 +154,7 @@ pub(crate) fn load(
         let start = log.log_start_offset;
         log.replace_all_segments(start)?;
     }
-    log.recovery_point = if clean_shutdown {
-        log.log_end_offset
-    } else {
-        recovery_point.min(log.log_end_offset)
-    };
+    log.recovery_point = if clean_shutdown { log.log_end_offset } else { recovery_point.min(log.log_end_offset) };
     log.active_mut().load_rolling_base()?;
     log.reload_producer_state()?;
     tracing::info!(partition = %log.tp, log_start = log.log_start_offset, log_end = log.log_end_offset,
@@ -189,8 +169,7 @@ impl Log {
         for (_, segment) in old {
             segment.delete()?;
         }
-        self.segments
-            .insert(offset, Segment::create(&self.dir, offset)?);
+        self.segments.insert(offset, Segment::create(&self.dir, offset)?);
         self.dir_dirty = true;
         self.log_start_offset = offset;
         self.log_end_offset = offset;
@@ -206,18 +185,10 @@ impl Log {
         };
         self.producers = state;
         self.load_summary.producer_snapshot_offset = (from != i64::MIN).then_some(from);
-        let first_base = self
-            .segments
-            .range(..=from)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
+        let first_base = self.segments.range(..=from).next_back().map_or(i64::MIN, |(b, _)| *b);
         let mut replayed = 0u64;
         for segment in self.segments.range(first_base..).map(|(_, s)| s) {
-            let mut pos = if from == i64::MIN {
-                0
-            } else {
-                segment.lookup_position(from)
-            };
+            let mut pos = if from == i64::MIN { 0 } else { segment.lookup_position(from) };
             while let Some(header) = segment.header_at(pos)? {
                 pos += header.total_size() as u64;
                 if header.base_offset < from {

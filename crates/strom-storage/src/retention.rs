@@ -53,10 +53,7 @@ impl Log {
         let mut outcome = RetentionOutcome::default();
         let retention_ms = self.config.retention_ms;
         if retention_ms >= 0 {
-            self.delete_oldest_while(
-                |s, _| now_ms.saturating_sub(s.largest_timestamp()) > retention_ms,
-                &mut outcome,
-            )?;
+            self.delete_oldest_while(|s, _| now_ms.saturating_sub(s.largest_timestamp()) > retention_ms, &mut outcome)?;
         }
         let retention_bytes = self.config.retention_bytes;
         if retention_bytes >= 0 {

@@ -66,8 +66,7 @@ pub(crate) struct Segment {
 }
 
 pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, path: &Path) -> Result<()> {
-    file.read_exact_at(buf, pos)
-        .ctx(|| format!("read {} bytes at {pos} of {}", buf.len(), path.display()))
+    file.read_exact_at(buf, pos).ctx(|| format!("read {} bytes at {pos} of {}", buf.len(), path.display()))
 }
 
 impl Segment {
@@ -85,15 +84,8 @@ impl Segment {
             let path = segment_path(dir, base_offset, suffix);
             fs::write(&path, []).ctx(|| format!("create index {}", path.display()))?;
         }
-        let (index, _) = OffsetIndex::open(
-            &segment_path(dir, base_offset, INDEX_SUFFIX),
-            base_offset,
-            0,
-        )?;
-        let (time_index, _) = TimeIndex::open(
-            &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
-            base_offset,
-        )?;
+        let (index, _) = OffsetIndex::open(&segment_path(dir, base_offset, INDEX_SUFFIX), base_offset, 0)?;
+        let (time_index, _) = TimeIndex::open(&segment_path(dir, base_offset, TIME_INDEX_SUFFIX), base_offset)?;
         Ok(Segment {
             base_offset,
             log_path,
@@ -119,10 +111,7 @@ impl Segment {
             .append(true)
             .open(&log_path)
             .ctx(|| format!("open segment {}", log_path.display()))?;
-        let size = file
-            .metadata()
-            .ctx(|| format!("stat {}", log_path.display()))?
-            .len();
+        let size = file.metadata().ctx(|| format!("stat {}", log_path.display()))?.len();
         let index_path = segment_path(dir, base_offset, INDEX_SUFFIX);
         let time_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
         let missing = !index_path.exists() || !time_path.exists();
@@ -178,10 +167,7 @@ impl Segment {
             }
             first = false;
             if header.base_offset < self.base_offset {
-                return Ok(Some(format!(
-                    "batch offset {} below segment base",
-                    header.base_offset
-                )));
+                return Ok(Some(format!("batch offset {} below segment base", header.base_offset)));
             }
             self.note_timestamp(&header);
             next = header.next_offset();
@@ -223,15 +209,10 @@ impl Segment {
         }
         let truncated = self.size - pos;
         if truncated > 0 {
-            self.file
-                .set_len(pos)
-                .ctx(|| format!("truncate {}", self.log_path.display()))?;
+            self.file.set_len(pos).ctx(|| format!("truncate {}", self.log_path.display()))?;
             self.size = pos;
         }
-        Ok(RecoveryResult {
-            truncated_bytes: truncated,
-            scanned_bytes: pos,
-        })
+        Ok(RecoveryResult { truncated_bytes: truncated, scanned_bytes: pos })
     }
 
     /// Checks one batch in full (streaming the CRC so a garbage length cannot make us allocate).
@@ -243,16 +224,10 @@ impl Segment {
         };
         let min_offset = self.next_offset.max(self.base_offset);
         if header.base_offset < min_offset {
-            return Err(format!(
-                "batch offset {} below expected {min_offset}",
-                header.base_offset
-            ));
+            return Err(format!("batch offset {} below expected {min_offset}", header.base_offset));
         }
         if header.last_offset() - self.base_offset > i64::from(u32::MAX) {
-            return Err(format!(
-                "offset {} too far from segment base",
-                header.last_offset()
-            ));
+            return Err(format!("offset {} too far from segment base", header.last_offset()));
         }
         let end = pos + header.total_size() as u64;
         let crc_start = pos + 21;
@@ -260,17 +235,12 @@ impl Segment {
         let mut at = crc_start;
         while at < end {
             let n = ((end - at) as usize).min(buf.len());
-            read_exact_at(&self.file, &mut buf[..n], at, &self.log_path)
-                .map_err(|e| e.to_string())?;
+            read_exact_at(&self.file, &mut buf[..n], at, &self.log_path).map_err(|e| e.to_string())?;
             crc = crc32c::crc32c_append(crc, &buf[..n]);
             at += n as u64;
         }
         if crc != header.crc {
-            return Err(BatchError::CrcMismatch {
-                expected: header.crc,
-                actual: crc,
-            }
-            .to_string());
+            return Err(BatchError::CrcMismatch { expected: header.crc, actual: crc }.to_string());
         }
         Ok(header)
     }
@@ -283,34 +253,23 @@ impl Segment {
         }
         let available = self.size - pos;
         if available < BATCH_HEADER_LEN as u64 {
-            return Err(self.corrupt(
-                pos,
-                BatchError::Truncated {
-                    needed: BATCH_HEADER_LEN,
-                    available: available as usize,
-                },
-            ));
+            return Err(
+                self.corrupt(pos, BatchError::Truncated { needed: BATCH_HEADER_LEN, available: available as usize })
+            );
         }
         let mut buf = [0u8; BATCH_HEADER_LEN];
         read_exact_at(&self.file, &mut buf, pos, &self.log_path)?;
         let header = BatchHeader::parse(&buf).map_err(|e| self.corrupt(pos, e))?;
         if header.total_size() as u64 > available {
-            return Err(self.corrupt(
-                pos,
-                BatchError::Truncated {
-                    needed: header.total_size(),
-                    available: available as usize,
-                },
-            ));
+            return Err(
+                self.corrupt(pos, BatchError::Truncated { needed: header.total_size(), available: available as usize })
+            );
         }
         Ok(Some(header))
     }
 
     fn corrupt(&self, pos: u64, e: BatchError) -> StorageError {
-        StorageError::Corrupt {
-            path: self.log_path.clone(),
-            reason: format!("at position {pos}: {e}"),
-        }
+        StorageError::Corrupt { path: self.log_path.clone(), reason: format!("at position {pos}: {e}") }
     }
 
     /// Updates the in-memory maximum timestamp with one batch.
@@ -327,8 +286,7 @@ impl Segment {
         self.note_timestamp(header);
         if self.bytes_since_last_index_entry > u64::from(interval) {
             self.index.append(header.last_offset(), position)?;
-            self.time_index
-                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)?;
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += header.total_size() as u64;
@@ -348,21 +306,12 @@ impl Segment {
         let Some(last) = batches.last() else {
             return Ok(());
         };
-        assert!(
-            batches[0].0.base_offset >= self.next_offset,
-            "offsets must increase"
-        );
-        assert!(
-            last.0.last_offset() - self.base_offset <= i64::from(u32::MAX),
-            "relative offset overflow"
-        );
+        assert!(batches[0].0.base_offset >= self.next_offset, "offsets must increase");
+        assert!(last.0.last_offset() - self.base_offset <= i64::from(u32::MAX), "relative offset overflow");
         let start = self.size;
         if let Err(e) = self.file.write_all(bytes) {
             let _ = self.file.set_len(start);
-            return Err(StorageError::Io {
-                context: format!("append to {}", self.log_path.display()),
-                source: e,
-            });
+            return Err(StorageError::Io { context: format!("append to {}", self.log_path.display()), source: e });
         }
         self.size += bytes.len() as u64;
         for (header, at) in batches {
@@ -417,17 +366,13 @@ impl Segment {
 
     /// Whether `segment.ms` has passed since the segment's first append.
     pub(crate) fn is_due_for_time_roll(&self, now_ms: i64, segment_ms: i64) -> bool {
-        self.size > 0
-            && self
-                .rolling_base_ms
-                .is_some_and(|base| now_ms.saturating_sub(base) > segment_ms)
+        self.size > 0 && self.rolling_base_ms.is_some_and(|base| now_ms.saturating_sub(base) > segment_ms)
     }
 
     /// Called when a newer segment takes over: records the final maximum timestamp in the time
     /// index so that retention and lookups see it after a restart.
     pub(crate) fn on_become_inactive(&mut self) -> Result<()> {
-        self.time_index
-            .maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+        self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
     }
 
     /// Cuts the segment to the batches wholly below `offset` (a batch containing `offset` goes
@@ -447,9 +392,7 @@ impl Segment {
             new_next = h.next_offset();
             pos += h.total_size() as u64;
         }
-        self.file
-            .set_len(pos)
-            .ctx(|| format!("truncate {}", self.log_path.display()))?;
+        self.file.set_len(pos).ctx(|| format!("truncate {}", self.log_path.display()))?;
         self.size = pos;
         self.index.truncate_to_position(pos)?;
         self.time_index.truncate_to_offset(new_next)?;
@@ -464,31 +407,20 @@ impl Segment {
 
     /// fsyncs the log and both indexes.
     pub(crate) fn flush(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .ctx(|| format!("fsync {}", self.log_path.display()))?;
+        self.file.sync_data().ctx(|| format!("fsync {}", self.log_path.display()))?;
         self.index.sync()?;
         self.time_index.sync()
     }
 
     /// Removes the segment's files.
     pub(crate) fn delete(self) -> Result<()> {
-        let paths = [
-            self.log_path.clone(),
-            self.index.path().to_path_buf(),
-            self.time_index.path().to_path_buf(),
-        ];
+        let paths = [self.log_path.clone(), self.index.path().to_path_buf(), self.time_index.path().to_path_buf()];
         drop(self);
         for path in paths {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(StorageError::Io {
-                        context: format!("delete {}", path.display()),
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(StorageError::Io { context: format!("delete {}", path.display()), source: e }),
             }
         }
         Ok(())
@@ -509,8 +441,7 @@ impl Segment {
 
     /// The largest batch max timestamp with the last offset of its batch, if any.
     pub(crate) fn max_timestamp(&self) -> Option<(i64, i64)> {
-        (self.max_timestamp != NO_TIMESTAMP)
-            .then_some((self.max_timestamp, self.offset_of_max_timestamp))
+        (self.max_timestamp != NO_TIMESTAMP).then_some((self.max_timestamp, self.offset_of_max_timestamp))
     }
 
     pub(crate) fn base_offset(&self) -> i64 {

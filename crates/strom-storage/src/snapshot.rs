@@ -19,9 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result, StorageError};
-use crate::producer_state::{
-    BatchMetadata, ProducerEntry, ProducerStateManager, MAX_CACHED_BATCHES,
-};
+use crate::producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, MAX_CACHED_BATCHES};
 use crate::segment::file_stem;
 
 /// Suffix of snapshot files.
@@ -90,10 +88,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
-        let slice = self
-            .bytes
-            .get(self.at..self.at + N)
-            .ok_or("unexpected end of snapshot")?;
+        let slice = self.bytes.get(self.at..self.at + N).ok_or("unexpected end of snapshot")?;
         self.at += N;
         let mut a = [0u8; N];
         a.copy_from_slice(slice);
@@ -123,9 +118,7 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<(i64, ProducerStateMan
     let body = &bytes[PREFIX_LEN..];
     let actual = crc32c::crc32c(body);
     if crc != actual {
-        return Err(format!(
-            "CRC mismatch: stored {crc:#010x}, computed {actual:#010x}"
-        ));
+        return Err(format!("CRC mismatch: stored {crc:#010x}, computed {actual:#010x}"));
     }
     let mut r = Reader { bytes: body, at: 0 };
     let offset = r.i64()?;
@@ -149,12 +142,7 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<(i64, ProducerStateMan
                 timestamp: r.i64()?,
             });
         }
-        state.insert(ProducerEntry {
-            producer_id,
-            epoch,
-            batches,
-            last_timestamp,
-        });
+        state.insert(ProducerEntry { producer_id, epoch, batches, last_timestamp });
     }
     if r.at != body.len() {
         return Err("trailing bytes after snapshot".into());
@@ -181,19 +169,13 @@ pub(crate) fn remove(dir: &Path, offset: i64) -> Result<()> {
     match fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(StorageError::Io {
-            context: format!("delete {}", path.display()),
-            source: e,
-        }),
+        Err(e) => Err(StorageError::Io { context: format!("delete {}", path.display()), source: e }),
     }
 }
 
 /// Loads the newest usable snapshot at or below `max_offset`, deleting snapshots beyond it (they
 /// describe records that are no longer in the log) and unusable ones.
-pub(crate) fn load_latest(
-    dir: &Path,
-    max_offset: i64,
-) -> Result<Option<(i64, ProducerStateManager)>> {
+pub(crate) fn load_latest(dir: &Path, max_offset: i64) -> Result<Option<(i64, ProducerStateManager)>> {
     let offsets = list_snapshots(dir)?;
     for &offset in offsets.iter().rev() {
         if offset > max_offset {

@@ -32,19 +32,9 @@ impl TimeIndex {
     /// Loads the index; the second value says why it cannot be trusted, if so.
     pub(crate) fn open(path: &Path, base_offset: i64) -> Result<(TimeIndex, Option<String>)> {
         let (file, bytes) = IndexFile::open(path)?;
-        let mut index = TimeIndex {
-            base_offset,
-            file,
-            entries: Vec::new(),
-        };
+        let mut index = TimeIndex { base_offset, file, entries: Vec::new() };
         if bytes.len() % TIME_ENTRY_LEN != 0 {
-            return Ok((
-                index,
-                Some(format!(
-                    "size {} is not a multiple of {TIME_ENTRY_LEN}",
-                    bytes.len()
-                )),
-            ));
+            return Ok((index, Some(format!("size {} is not a multiple of {TIME_ENTRY_LEN}", bytes.len()))));
         }
         let mut entries: Vec<(i64, u32)> = Vec::with_capacity(bytes.len() / TIME_ENTRY_LEN);
         for chunk in bytes.chunks_exact(TIME_ENTRY_LEN) {
@@ -54,12 +44,7 @@ impl TimeIndex {
             let rel = u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]);
             if let Some(&(last_ts, last_rel)) = entries.last() {
                 if ts <= last_ts || rel < last_rel {
-                    return Ok((
-                        index,
-                        Some(format!(
-                            "entry ({ts}, {rel}) does not follow ({last_ts}, {last_rel})"
-                        )),
-                    ));
+                    return Ok((index, Some(format!("entry ({ts}, {rel}) does not follow ({last_ts}, {last_rel})"))));
                 }
             }
             entries.push((ts, rel));
@@ -78,16 +63,10 @@ impl TimeIndex {
             if timestamp <= last_ts {
                 return Ok(());
             }
-            assert!(
-                offset - self.base_offset >= i64::from(last_rel),
-                "time index offsets must not go back"
-            );
+            assert!(offset - self.base_offset >= i64::from(last_rel), "time index offsets must not go back");
         }
         let Ok(rel) = u32::try_from(offset - self.base_offset) else {
-            panic!(
-                "time index offset {offset} does not fit segment {}",
-                self.base_offset
-            );
+            panic!("time index offset {offset} does not fit segment {}", self.base_offset);
         };
         let mut entry = [0u8; TIME_ENTRY_LEN];
         entry[..8].copy_from_slice(&timestamp.to_be_bytes());
@@ -110,17 +89,15 @@ impl TimeIndex {
 
     /// The largest timestamp recorded, with its offset.
     pub(crate) fn last_entry(&self) -> Option<(i64, i64)> {
-        self.entries
-            .last()
-            .map(|&(ts, rel)| (ts, self.base_offset + i64::from(rel)))
+        self.entries.last().map(|&(ts, rel)| (ts, self.base_offset + i64::from(rel)))
     }
 
     /// Checks entries against the segment's offset range, known once the log has been read.
     pub(crate) fn check_offsets(&self, next_offset: i64) -> Option<String> {
         match self.last_entry() {
-            Some((_, offset)) if offset >= next_offset => Some(format!(
-                "last entry offset {offset} is beyond the segment end {next_offset}"
-            )),
+            Some((_, offset)) if offset >= next_offset => {
+                Some(format!("last entry offset {offset} is beyond the segment end {next_offset}"))
+            }
             _ => None,
         }
     }
@@ -132,9 +109,7 @@ impl TimeIndex {
 
     /// Drops entries pointing at offsets ≥ `offset` (log truncation).
     pub(crate) fn truncate_to_offset(&mut self, offset: i64) -> Result<()> {
-        let keep = self
-            .entries
-            .partition_point(|&(_, rel)| self.base_offset + i64::from(rel) < offset);
+        let keep = self.entries.partition_point(|&(_, rel)| self.base_offset + i64::from(rel) < offset);
         self.entries.truncate(keep);
         self.file.truncate((keep * TIME_ENTRY_LEN) as u64)
     }

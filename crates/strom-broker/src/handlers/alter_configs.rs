@@ -14,7 +14,8 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: AlterConfigsReq
     let mut resp = AlterConfigsResponse::default();
     for res in req.resources {
         let name = res.resource_name.to_string();
-        let changes = res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
+        let changes =
+            res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
         let result = apply_topic_changes(broker, res.resource_type, &name, changes, true, req.validate_only);
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
@@ -46,7 +47,9 @@ pub fn apply_topic_changes(
                 "Strom does not support dynamic broker configs yet; set them in server.properties and restart",
             ))
         }
-        other => return Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+        other => {
+            return Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}")))
+        }
     }
     let (result, image) = broker.metadata.write(|c| c.alter_topic_configs(name, changes, replace_all, validate_only));
     result?;

@@ -11,8 +11,12 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreatePartition
     let mut resp = CreatePartitionsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
-        let assignments = t.assignments.map(|a| a.into_iter().map(|x| x.broker_ids.into_iter().map(|b| b.0).collect()).collect());
-        let (result, image) = broker.metadata.write(|c| c.create_partitions(&name, t.count, assignments, req.validate_only));
+        let assignments = t
+            .assignments
+            .filter(|a| !a.is_empty())
+            .map(|a| a.into_iter().map(|x| x.broker_ids.into_iter().map(|b| b.0).collect()).collect());
+        let (result, image) =
+            broker.metadata.write(|c| c.create_partitions(&name, t.count, assignments, req.validate_only));
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name;
         match result {

@@ -13,13 +13,12 @@ use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 use strom_metadata::CreateTopicSpec;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();
     let mut counts: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let mut created_any = false;
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut result = CreatableTopicResult::default();
@@ -41,7 +40,10 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreateTopicsReq
                 }
             }
             match null_value {
-                Some(key) => Err(KafkaError::new(ResponseError::InvalidConfig, format!("Null value not supported for topic configs: {key}"))),
+                Some(key) => Err(KafkaError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Null value not supported for topic configs: {key}"),
+                )),
                 None => {
                     let spec = CreateTopicSpec {
                         name: name.clone(),
@@ -56,7 +58,6 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreateTopicsReq
                     };
                     let (r, image) = broker.metadata.write(|c| c.create_topic(spec, req.validate_only));
                     if r.is_ok() && !req.validate_only {
-                        created_any = true;
                         broker.apply_image(&image);
                     }
                     r
@@ -64,10 +65,14 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreateTopicsReq
             }
         };
         match outcome {
+            Ok(_) if ctx.api_version < 5 => {}
             Ok(topic) => {
-                result.topic_id = topic.topic_id;
+                if ctx.api_version >= 7 {
+                    result.topic_id = topic.topic_id;
+                }
                 result.num_partitions = topic.partitions.len() as i32;
-                result.replication_factor = topic.partitions.values().next().map(|p| p.replicas.len() as i16).unwrap_or(0);
+                result.replication_factor =
+                    topic.partitions.values().next().map(|p| p.replicas.len() as i16).unwrap_or(0);
                 result.configs = Some(
                     topic_config_entries(broker, &topic.configs)
                         .into_iter()
@@ -89,9 +94,6 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreateTopicsReq
             }
         }
         resp.topics.push(result);
-    }
-    if created_any {
-        tracing::debug!("create topics done");
     }
     resp
 }

@@ -35,12 +35,16 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteTopicsRequ
         let (result, image) = broker.metadata.write(|c| c.delete_topic(&topic));
         match result {
             Ok(deleted) => {
-                r.topic_id = deleted.topic_id;
+                if ctx.api_version >= 6 {
+                    r.topic_id = deleted.topic_id;
+                }
                 broker.apply_image(&image);
             }
             Err(e) => {
                 r.error_code = e.code();
-                r.error_message = e.message.map(StrBytes::from_string);
+                if ctx.api_version >= 5 {
+                    r.error_message = e.message.map(StrBytes::from_string);
+                }
             }
         }
         resp.responses.push(r);

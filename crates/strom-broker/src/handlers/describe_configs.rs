@@ -70,7 +70,13 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
                 Some(v) => (v.clone(), SOURCE_TOPIC),
                 None => (fallback.1.clone(), fallback.2),
             };
-            ConfigEntry { name: def.name, value: Some(value), source, config_type: type_code(def.ty), fallback: Some(fallback) }
+            ConfigEntry {
+                name: def.name,
+                value: Some(value),
+                source,
+                config_type: type_code(def.ty),
+                fallback: Some(fallback),
+            }
         })
         .collect()
 }
@@ -114,7 +120,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
         let mut out = DescribeConfigsResult::default();
         out.resource_type = res.resource_type;
         out.resource_name = res.resource_name.clone();
-        let wanted = |name: &str| res.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name));
+        let wanted = |name: &str| {
+            res.configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
+        };
         let name = res.resource_name.to_string();
         match res.resource_type {
             RESOURCE_TOPIC => match image.topic(&name) {
@@ -124,7 +134,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
                         c.name = StrBytes::from_static_str(e.name);
                         c.value = e.value.map(StrBytes::from_string);
                         c.config_source = e.source;
-                        c.config_type = e.config_type;
+                        if ctx.api_version >= 3 {
+                            c.config_type = e.config_type;
+                        }
                         if req.include_synonyms {
                             let mut synonyms = Vec::new();
                             if e.source == SOURCE_TOPIC {
@@ -158,7 +170,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
                     c.value = Some(StrBytes::from_string(v));
                     c.config_source = src;
                     c.read_only = true;
-                    c.config_type = 2;
+                    if ctx.api_version >= 3 {
+                        c.config_type = 2;
+                    }
                     out.configs.push(c);
                 }
             }
@@ -176,6 +190,5 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
         }
         resp.results.push(out);
     }
-    let _ = ctx;
     resp
 }

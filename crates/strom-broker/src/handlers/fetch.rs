@@ -60,27 +60,35 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
             pd.high_watermark = -1;
             pd.last_stable_offset = -1;
             pd.log_start_offset = -1;
-            pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
             if req.isolation_level == 1 {
                 pd.aborted_transactions = Some(Vec::new());
             }
             let result: Result<(), KafkaError> = (|| {
-                let t = topic.ok_or(if use_ids { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition })?;
-                let partition = broker.replicas.get(&t.name, fp.partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
+                let t = topic.ok_or(if use_ids {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                })?;
+                let partition =
+                    broker.replicas.get(&t.name, fp.partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
                 check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())?;
                 // The first partition with data may exceed the budget by one batch (KIP-74).
                 let limit = (fp.partition_max_bytes.max(0) as usize).min(if total == 0 { usize::MAX } else { budget });
                 let (start, hw) = partition.offsets()?;
                 pd.high_watermark = hw;
                 pd.last_stable_offset = hw;
-                pd.log_start_offset = start;
+                if ctx.api_version >= 5 {
+                    pd.log_start_offset = start;
+                }
                 if limit == 0 && total > 0 {
                     return Ok(());
                 }
                 let read = partition.read(fp.fetch_offset, limit.max(1))?;
                 pd.high_watermark = read.high_watermark;
                 pd.last_stable_offset = read.high_watermark;
-                pd.log_start_offset = read.log_start_offset;
+                if ctx.api_version >= 5 {
+                    pd.log_start_offset = read.log_start_offset;
+                }
                 total += read.records.len();
                 budget = budget.saturating_sub(read.records.len());
                 pd.records = Some(read.records);

@@ -57,10 +57,13 @@ pub async fn handle(
                     Ok(Some(items.join(",")))
                 }
                 SUBTRACT => {
-                    let remove: Vec<String> = value.unwrap_or_default().split(',').map(|s| s.trim().to_string()).collect();
+                    let remove: Vec<String> =
+                        value.unwrap_or_default().split(',').map(|s| s.trim().to_string()).collect();
                     Ok(Some(existing().into_iter().filter(|i| !remove.contains(i)).collect::<Vec<_>>().join(",")))
                 }
-                other => Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unknown config operation {other}"))),
+                other => {
+                    Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unknown config operation {other}")))
+                }
             };
             match change {
                 Ok(v) => changes.push((key, v)),

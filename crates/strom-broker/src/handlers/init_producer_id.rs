@@ -11,6 +11,10 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdR
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
+    if req.transactional_id.as_ref().is_some_and(|t| t.is_empty()) {
+        resp.error_code = ResponseError::InvalidRequest.code();
+        return resp;
+    }
     if req.transactional_id.is_some() {
         tracing::warn!("InitProducerId with a transactional.id: transactions are not supported yet");
         resp.error_code = ResponseError::CoordinatorNotAvailable.code();

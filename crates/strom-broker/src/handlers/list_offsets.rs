@@ -15,7 +15,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -28,9 +28,12 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequ
             pr.offset = -1;
             pr.leader_epoch = -1;
             let result: Result<(i64, i64), KafkaError> = (|| {
-                let partition = broker.replicas.get(&name, p.partition_index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+                let partition =
+                    broker.replicas.get(&name, p.partition_index).ok_or(ResponseError::UnknownTopicOrPartition)?;
                 check_leader_epoch(p.current_leader_epoch, partition.leader_epoch())?;
-                pr.leader_epoch = partition.leader_epoch();
+                if ctx.api_version >= 4 {
+                    pr.leader_epoch = partition.leader_epoch();
+                }
                 let (start, hw) = partition.offsets()?;
                 Ok(match p.timestamp {
                     LATEST => (-1, hw),
@@ -41,7 +44,10 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ListOffsetsRequ
                         None => (-1, -1),
                     },
                     other => {
-                        return Err(KafkaError::new(ResponseError::InvalidRequest, format!("unsupported timestamp {other}")))
+                        return Err(KafkaError::new(
+                            ResponseError::InvalidRequest,
+                            format!("unsupported timestamp {other}"),
+                        ))
                     }
                 })
             })();

@@ -15,9 +15,6 @@ use kafka_protocol::ResponseError;
 use strom_metadata::TopicImage;
 use uuid::Uuid;
 
-/// Kafka's "authorized operations were not requested" marker.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let v = ctx.api_version;
     let mut resp = MetadataResponse::default();
@@ -26,9 +23,12 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
     b.host = StrBytes::from_string(broker.advertised_host.clone());
     b.port = broker.advertised_port;
     resp.brokers = vec![b];
-    resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
-    resp.controller_id = BrokerId(broker.config.node_id);
-    resp.cluster_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    if v >= 2 {
+        resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
+    }
+    if v >= 1 {
+        resp.controller_id = BrokerId(broker.config.node_id);
+    }
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all_topics = match &req.topics {
@@ -38,22 +38,24 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
     let allow_auto_create = v < 4 || req.allow_auto_topic_creation;
     if all_topics {
         let image = broker.metadata.image();
-        resp.topics = image.topics.values().map(|t| topic_response(t)).collect();
+        resp.topics = image.topics.values().map(|t| topic_response(t, v)).collect();
         return resp;
     }
     for requested in req.topics.unwrap_or_default() {
         let topic = match &requested.name {
             Some(name) => match ensure_topic(broker, name, allow_auto_create) {
                 Ok(image) => match image.topic(name) {
-                    Some(t) => topic_response(t),
-                    None => error_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition.into()),
+                    Some(t) => topic_response(t, v),
+                    None => {
+                        error_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition.into())
+                    }
                 },
                 Err(e) => error_topic(Some(name.to_string()), Uuid::nil(), e),
             },
             None => {
                 let image = broker.metadata.image();
                 match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topic_response(t),
+                    Some(t) => topic_response(t, v),
                     None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId.into()),
                 }
             }
@@ -63,12 +65,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
     resp
 }
 
-fn topic_response(t: &TopicImage) -> MetadataResponseTopic {
+/// Fields that a version does not have must stay at their defaults, or encoding fails.
+fn topic_response(t: &TopicImage, v: i16) -> MetadataResponseTopic {
     let mut topic = MetadataResponseTopic::default();
     topic.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
-    topic.topic_id = t.topic_id;
-    topic.is_internal = t.name.starts_with("__");
-    topic.topic_authorized_operations = OPERATIONS_NOT_REQUESTED;
+    if v >= 10 {
+        topic.topic_id = t.topic_id;
+    }
+    topic.is_internal = v >= 1 && t.name.starts_with("__");
     topic.partitions = t
         .partitions
         .values()
@@ -76,7 +80,9 @@ fn topic_response(t: &TopicImage) -> MetadataResponseTopic {
             let mut part = MetadataResponsePartition::default();
             part.partition_index = p.partition;
             part.leader_id = BrokerId(p.leader);
-            part.leader_epoch = p.leader_epoch;
+            if v >= 7 {
+                part.leader_epoch = p.leader_epoch;
+            }
             part.replica_nodes = p.replicas.iter().map(|r| BrokerId(*r)).collect();
             part.isr_nodes = p.isr.iter().map(|r| BrokerId(*r)).collect();
             part
@@ -90,6 +96,5 @@ fn error_topic(name: Option<String>, id: Uuid, e: KafkaError) -> MetadataRespons
     topic.name = name.map(|n| TopicName(StrBytes::from_string(n)));
     topic.topic_id = id;
     topic.error_code = e.code();
-    topic.topic_authorized_operations = OPERATIONS_NOT_REQUESTED;
     topic
 }

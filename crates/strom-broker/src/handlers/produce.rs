@@ -15,8 +15,9 @@ use strom_protocol::batch::validate_produce_batches;
 use strom_storage::AppendOutcome;
 
 /// Returns `None` for acks=0 (Kafka sends no response then).
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
+    let v = ctx.api_version;
     let mut resp = ProduceResponse::default();
     let mut appended = false;
     for topic_data in req.topic_data {
@@ -36,10 +37,9 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ProduceRequest)
             p.log_start_offset = -1;
             let result = topic.clone().and_then(|_| {
                 let partition = broker.replicas.get(&name, part.index).ok_or_else(|| unknown_topic(&name))?;
-                let records = part
-                    .records
-                    .filter(|r| !r.is_empty())
-                    .ok_or_else(|| KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches"))?;
+                let records = part.records.filter(|r| !r.is_empty()).ok_or_else(|| {
+                    KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches")
+                })?;
                 validate_produce_batches(&records)?;
                 let mut batches = records.to_vec();
                 let outcome = partition.append(&mut batches, now_ms())?;
@@ -50,16 +50,18 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: ProduceRequest)
                 Ok((AppendOutcome::Appended(info), start)) => {
                     appended = true;
                     p.base_offset = info.base_offset;
-                    p.log_start_offset = start;
+                    p.log_start_offset = if v >= 5 { start } else { -1 };
                 }
                 Ok((AppendOutcome::Duplicate(info), start)) => {
                     p.base_offset = info.base_offset;
-                    p.log_start_offset = start;
+                    p.log_start_offset = if v >= 5 { start } else { -1 };
                 }
                 Err(e) => {
                     tracing::debug!(topic = %name, partition = part.index, "produce rejected: {:?}", e.message);
                     p.error_code = e.code();
-                    p.error_message = e.message.map(StrBytes::from_string);
+                    if v >= 8 {
+                        p.error_message = e.message.map(StrBytes::from_string);
+                    }
                 }
             }
             topic_resp.partition_responses.push(p);

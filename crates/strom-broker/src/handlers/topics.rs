@@ -26,7 +26,8 @@ pub fn ensure_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> Top
             format!("This server does not host this topic: {name}"),
         ));
     }
-    let spec = CreateTopicSpec { name: name.to_string(), num_partitions: -1, replication_factor: -1, ..Default::default() };
+    let spec =
+        CreateTopicSpec { name: name.to_string(), num_partitions: -1, replication_factor: -1, ..Default::default() };
     let (result, image) = broker.metadata.write(|c| c.create_topic(spec, false));
     match result {
         Ok(_) => {

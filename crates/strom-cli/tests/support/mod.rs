@@ -177,7 +177,9 @@ impl Drop for TestBroker {
 /// Files under `dir` whose name ends with `suffix` (e.g. the `.log` segments of a partition).
 pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect()
+        })
         .unwrap_or_default();
     v.sort();
     v

@@ -50,11 +50,7 @@ pub struct RecordIter<'a> {
 impl<'a> RecordIter<'a> {
     /// Starts at the first record; `records` are the bytes after the batch header.
     pub fn new(records: &'a [u8]) -> RecordIter<'a> {
-        RecordIter {
-            bytes: records,
-            position: 0,
-            failed: false,
-        }
+        RecordIter { bytes: records, position: 0, failed: false }
     }
 }
 
@@ -72,10 +68,7 @@ impl<'a> Cursor<'a> {
     fn varlong(&mut self) -> Result<i64, BatchError> {
         let mut raw: u64 = 0;
         for i in 0..10 {
-            let byte = *self
-                .bytes
-                .get(self.at)
-                .ok_or_else(|| malformed("varint runs past the end"))?;
+            let byte = *self.bytes.get(self.at).ok_or_else(|| malformed("varint runs past the end"))?;
             self.at += 1;
             raw |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
@@ -91,10 +84,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn i8(&mut self) -> Result<i8, BatchError> {
-        let byte = *self
-            .bytes
-            .get(self.at)
-            .ok_or_else(|| malformed("truncated attributes"))?;
+        let byte = *self.bytes.get(self.at).ok_or_else(|| malformed("truncated attributes"))?;
         self.at += 1;
         Ok(byte as i8)
     }
@@ -104,14 +94,8 @@ impl<'a> Cursor<'a> {
         if len < 0 {
             return Ok(None);
         }
-        let end = self
-            .at
-            .checked_add(len as usize)
-            .ok_or_else(|| malformed("length overflow"))?;
-        let slice = self
-            .bytes
-            .get(self.at..end)
-            .ok_or_else(|| malformed("field runs past the record"))?;
+        let end = self.at.checked_add(len as usize).ok_or_else(|| malformed("length overflow"))?;
+        let slice = self.bytes.get(self.at..end).ok_or_else(|| malformed("field runs past the record"))?;
         self.at = end;
         Ok(Some(slice))
     }
@@ -130,23 +114,14 @@ fn parse_record(body: &[u8]) -> Result<Record<'_>, BatchError> {
     }
     let mut headers = Vec::new();
     for _ in 0..header_count {
-        let key = c
-            .nullable_bytes()?
-            .ok_or_else(|| malformed("null header key"))?;
+        let key = c.nullable_bytes()?.ok_or_else(|| malformed("null header key"))?;
         let value = c.nullable_bytes()?;
         headers.push(RecordHeader { key, value });
     }
     if c.at != body.len() {
         return Err(malformed("record length does not match its fields"));
     }
-    Ok(Record {
-        attributes,
-        timestamp_delta,
-        offset_delta,
-        key,
-        value,
-        headers,
-    })
+    Ok(Record { attributes, timestamp_delta, offset_delta, key, value, headers })
 }
 
 impl<'a> Iterator for RecordIter<'a> {
@@ -156,21 +131,13 @@ impl<'a> Iterator for RecordIter<'a> {
         if self.failed || self.position >= self.bytes.len() {
             return None;
         }
-        let mut c = Cursor {
-            bytes: self.bytes,
-            at: self.position,
-        };
+        let mut c = Cursor { bytes: self.bytes, at: self.position };
         let result = c.varint().and_then(|len| {
             if len < 0 {
                 return Err(malformed("negative record length"));
             }
-            let end =
-                c.at.checked_add(len as usize)
-                    .ok_or_else(|| malformed("length overflow"))?;
-            let body = self
-                .bytes
-                .get(c.at..end)
-                .ok_or_else(|| malformed("record runs past the batch"))?;
+            let end = c.at.checked_add(len as usize).ok_or_else(|| malformed("length overflow"))?;
+            let body = self.bytes.get(c.at..end).ok_or_else(|| malformed("record runs past the batch"))?;
             let record = parse_record(body)?;
             Ok((record, end))
         });

@@ -123,16 +123,8 @@ pub fn encode_test_batch(
     timestamps: &[i64],
     records: &[TestRecord<'_>],
 ) -> Vec<u8> {
-    TestBatch {
-        base_offset,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        timestamps,
-        records,
-        ..TestBatch::default()
-    }
-    .encode()
+    TestBatch { base_offset, producer_id, producer_epoch, base_sequence, timestamps, records, ..TestBatch::default() }
+        .encode()
 }
 
 /// Shorthand: a non-idempotent batch of `n` records with values "v0", "v1", … and timestamp `ts`.

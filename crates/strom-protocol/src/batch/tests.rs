@@ -7,14 +7,7 @@ fn kv<'a>(k: &'a str, v: &'a str) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
 
 #[test]
 fn parses_header_fields() {
-    let batch = encode_test_batch(
-        42,
-        7,
-        3,
-        10,
-        &[1000, 1005, 1002],
-        &[kv("a", "1"), kv("b", "2"), kv("c", "3")],
-    );
+    let batch = encode_test_batch(42, 7, 3, 10, &[1000, 1005, 1002], &[kv("a", "1"), kv("b", "2"), kv("c", "3")]);
     let h = BatchHeader::parse(&batch).expect("valid header");
     assert_eq!(h.base_offset, 42);
     assert_eq!(h.magic, 2);
@@ -39,27 +32,14 @@ fn parses_header_fields() {
 #[test]
 fn attribute_bits() {
     let recs = [kv("k", "v")];
-    let batch = TestBatch {
-        attributes: 4 | 0x08 | 0x10,
-        records: &recs,
-        ..TestBatch::default()
-    }
-    .encode();
+    let batch = TestBatch { attributes: 4 | 0x08 | 0x10, records: &recs, ..TestBatch::default() }.encode();
     let h = BatchHeader::parse(&batch).expect("valid");
     assert_eq!(h.compression(), Compression::Zstd);
     assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
     assert!(h.is_transactional());
     assert!(!h.is_control());
-    let bad = TestBatch {
-        attributes: 6,
-        records: &recs,
-        ..TestBatch::default()
-    }
-    .encode();
-    assert_eq!(
-        BatchHeader::parse(&bad),
-        Err(BatchError::UnknownCompression(6))
-    );
+    let bad = TestBatch { attributes: 6, records: &recs, ..TestBatch::default() }.encode();
+    assert_eq!(BatchHeader::parse(&bad), Err(BatchError::UnknownCompression(6)));
 }
 
 #[test]
@@ -71,10 +51,7 @@ fn flipped_byte_fails_crc() {
         Err(BatchError::CrcMismatch { expected, actual }) => assert_ne!(expected, actual),
         other => panic!("expected CRC mismatch, got {other:?}"),
     }
-    assert!(matches!(
-        validate_produce_batches(&batch),
-        Err(BatchError::CrcMismatch { .. })
-    ));
+    assert!(matches!(validate_produce_batches(&batch), Err(BatchError::CrcMismatch { .. })));
 }
 
 #[test]
@@ -97,10 +74,7 @@ fn bad_magic_and_length() {
     let mut batch = simple_batch(1, 0);
     batch[8..12].copy_from_slice(&10i32.to_be_bytes());
     assert_eq!(BatchHeader::parse(&batch), Err(BatchError::BadLength(10)));
-    assert!(matches!(
-        BatchHeader::parse(&batch[..30]),
-        Err(BatchError::Truncated { .. })
-    ));
+    assert!(matches!(BatchHeader::parse(&batch[..30]), Err(BatchError::Truncated { .. })));
 }
 
 #[test]
@@ -129,10 +103,7 @@ fn iterator_stops_at_corrupt_batch_and_cut_body() {
     bytes.extend_from_slice(&b);
     let mut it = BatchIter::new(&bytes).with_crc_check();
     assert!(it.next().expect("first").is_ok());
-    assert!(matches!(
-        it.next(),
-        Some(Err(BatchError::CrcMismatch { .. }))
-    ));
+    assert!(matches!(it.next(), Some(Err(BatchError::CrcMismatch { .. }))));
     assert_eq!(it.valid_up_to(), a.len());
     // Without CRC checking the same bytes are structurally fine.
     assert_eq!(BatchIter::new(&bytes).filter(|r| r.is_ok()).count(), 2);
@@ -157,51 +128,27 @@ fn validate_produce_rejects_bad_requests() {
     assert_eq!(validate_produce_batches(&[]), Err(BatchError::Empty));
     let mut bytes = simple_batch(2, 0);
     bytes.extend_from_slice(&[0, 0, 0]);
-    assert!(matches!(
-        validate_produce_batches(&bytes),
-        Err(BatchError::Truncated { .. })
-    ));
+    assert!(matches!(validate_produce_batches(&bytes), Err(BatchError::Truncated { .. })));
     let empty = simple_batch(0, 0);
-    assert!(matches!(
-        validate_produce_batches(&empty),
-        Err(BatchError::Malformed(_))
-    ));
+    assert!(matches!(validate_produce_batches(&empty), Err(BatchError::Malformed(_))));
     let recs = [kv("k", "v")];
-    let control = TestBatch {
-        attributes: 0x20,
-        records: &recs,
-        ..TestBatch::default()
-    }
-    .encode();
-    assert_eq!(
-        validate_produce_batches(&control),
-        Err(BatchError::ControlBatchFromClient)
-    );
+    let control = TestBatch { attributes: 0x20, records: &recs, ..TestBatch::default() }.encode();
+    assert_eq!(validate_produce_batches(&control), Err(BatchError::ControlBatchFromClient));
 
     // recordsCount inconsistent with lastOffsetDelta (CRC recomputed so only the count is wrong).
     let mut bad = simple_batch(3, 0);
     bad[57..61].copy_from_slice(&2i32.to_be_bytes());
     let crc = compute_crc(&bad);
     bad[17..21].copy_from_slice(&crc.to_be_bytes());
-    assert!(matches!(
-        validate_produce_batches(&bad),
-        Err(BatchError::Malformed(_))
-    ));
+    assert!(matches!(validate_produce_batches(&bad), Err(BatchError::Malformed(_))));
 }
 
 #[test]
 fn record_iterator_decodes_records() {
-    let batch = encode_test_batch(
-        0,
-        -1,
-        -1,
-        -1,
-        &[100, 90, 130],
-        &[kv("a", "x"), (None, Some(b"y")), (Some(b"c"), None)],
-    );
-    let recs: Vec<Record<'_>> = RecordIter::new(&batch[BATCH_HEADER_LEN..])
-        .collect::<Result<_, _>>()
-        .expect("records parse");
+    let batch =
+        encode_test_batch(0, -1, -1, -1, &[100, 90, 130], &[kv("a", "x"), (None, Some(b"y")), (Some(b"c"), None)]);
+    let recs: Vec<Record<'_>> =
+        RecordIter::new(&batch[BATCH_HEADER_LEN..]).collect::<Result<_, _>>().expect("records parse");
     assert_eq!(recs.len(), 3);
     assert_eq!(recs[0].key, Some(&b"a"[..]));
     assert_eq!(recs[1].key, None);

@@ -11,49 +11,26 @@ fn round_trip_across_segment_rolls_keeps_offsets_contiguous() {
     let mut expected = Vec::new();
     for i in 0..40 {
         let n = 1 + i % 4;
-        let info = append(
-            &mut log,
-            tagged_batch(&format!("b{i}"), n, 1000 + i as i64),
-            1000,
-        );
-        assert_eq!(
-            info.base_offset,
-            expected.len() as i64,
-            "offsets are contiguous"
-        );
+        let info = append(&mut log, tagged_batch(&format!("b{i}"), n, 1000 + i as i64), 1000);
+        assert_eq!(info.base_offset, expected.len() as i64, "offsets are contiguous");
         assert_eq!(info.last_offset, info.base_offset + n as i64 - 1);
         for j in 0..n {
             expected.push((expected.len() as i64, format!("b{i}-{j}").into_bytes()));
         }
     }
     assert_eq!(log.log_end_offset(), expected.len() as i64);
-    assert!(
-        log.segment_count() > 3,
-        "small segments roll: {}",
-        log.segment_count()
-    );
+    assert!(log.segment_count() > 3, "small segments roll: {}", log.segment_count());
     assert_eq!(read_all(&log, 0), expected);
     // Every offset can be fetched directly and the first returned batch holds it.
     for offset in 0..log.log_end_offset() {
         let read = log.read(offset, 1, i64::MAX).expect("read");
         let header = BatchHeader::parse(&read.records).expect("a batch");
-        assert!(
-            header.base_offset <= offset && offset <= header.last_offset(),
-            "offset {offset} in {header:?}"
-        );
-        assert_eq!(
-            read.records.len(),
-            header.total_size(),
-            "max_bytes 1 still returns one whole batch"
-        );
+        assert!(header.base_offset <= offset && offset <= header.last_offset(), "offset {offset} in {header:?}");
+        assert_eq!(read.records.len(), header.total_size(), "max_bytes 1 still returns one whole batch");
     }
     // Segment files are named by their base offsets.
     let logs = files_with_suffix(&log_dir(root.path()), ".log");
-    let names: Vec<String> = log
-        .segment_base_offsets()
-        .iter()
-        .map(|b| format!("{b:020}.log"))
-        .collect();
+    let names: Vec<String> = log.segment_base_offsets().iter().map(|b| format!("{b:020}.log")).collect();
     assert_eq!(logs, names);
     assert_eq!(logs[0], "00000000000000000000.log");
 }
@@ -83,11 +60,7 @@ fn max_bytes_and_max_offset_limit_what_is_returned() {
     assert_eq!(read.records.len(), 2 * batch_size, "only whole batches");
     let read = log.read(0, 1 << 20, 4).expect("read");
     let last = records_of(&read.records).last().map(|(o, _)| *o);
-    assert_eq!(
-        last,
-        Some(3),
-        "the batch starting at the limit is not returned"
-    );
+    assert_eq!(last, Some(3), "the batch starting at the limit is not returned");
     let read = log.read(4, 1 << 20, 4).expect("read");
     assert!(read.records.is_empty());
     assert_eq!(read.log_end_offset, 10);
@@ -98,17 +71,9 @@ fn out_of_range_and_end_of_log() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
     append_simple(&mut log, 3, 1);
-    assert!(log
-        .read(3, 100, i64::MAX)
-        .expect("read at LEO")
-        .records
-        .is_empty());
+    assert!(log.read(3, 100, i64::MAX).expect("read at LEO").records.is_empty());
     match log.read(4, 100, i64::MAX) {
-        Err(StorageError::OffsetOutOfRange {
-            requested: 4,
-            log_start: 0,
-            log_end: 3,
-        }) => {}
+        Err(StorageError::OffsetOutOfRange { requested: 4, log_start: 0, log_end: 3 }) => {}
         other => panic!("expected OffsetOutOfRange, got {other:?}"),
     }
 }
@@ -121,13 +86,8 @@ fn append_rewrites_offsets_and_leader_epoch_in_place() {
     let mut bytes = simple_batch(3, 2);
     bytes.extend_from_slice(&simple_batch(1, 3));
     let info = *log.append(&mut bytes, 7, 3).expect("append").info();
-    assert_eq!(
-        (info.base_offset, info.last_offset, info.record_count),
-        (2, 5, 4)
-    );
-    let headers: Vec<BatchHeader> = BatchIter::new(&bytes)
-        .map(|r| r.expect("valid").0)
-        .collect();
+    assert_eq!((info.base_offset, info.last_offset, info.record_count), (2, 5, 4));
+    let headers: Vec<BatchHeader> = BatchIter::new(&bytes).map(|r| r.expect("valid").0).collect();
     assert_eq!(headers[0].base_offset, 2);
     assert_eq!(headers[1].base_offset, 5);
     assert_eq!(headers[1].partition_leader_epoch, 7);
@@ -138,10 +98,7 @@ fn append_rewrites_offsets_and_leader_epoch_in_place() {
 #[test]
 fn oversized_batch_is_rejected_without_writing() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        max_message_bytes: 100,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { max_message_bytes: 100, ..LogConfig::default() };
     let mut log = open_log(root.path(), config, 0, true);
     let mut big = simple_batch(10, 1);
     match log.append(&mut big, 0, 1) {
@@ -155,10 +112,7 @@ fn oversized_batch_is_rejected_without_writing() {
 #[test]
 fn segments_roll_by_time_and_by_roll_if_due() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        segment_ms: 1000,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_ms: 1000, ..LogConfig::default() };
     let mut log = open_log(root.path(), config, 0, true);
     append(&mut log, simple_batch(1, 0), 10_000);
     append(&mut log, simple_batch(1, 0), 10_500);
@@ -169,18 +123,14 @@ fn segments_roll_by_time_and_by_roll_if_due() {
     assert_eq!(log.segment_count(), 2);
     log.roll_if_due(12_002).expect("roll");
     assert_eq!(log.segment_base_offsets(), vec![0, 2, 3]);
-    log.roll_if_due(20_000)
-        .expect("empty active segment does not roll");
+    log.roll_if_due(20_000).expect("empty active segment does not roll");
     assert_eq!(log.segment_count(), 3);
 }
 
 #[test]
 fn flush_by_message_count_advances_recovery_point() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        flush_interval_messages: 5,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { flush_interval_messages: 5, ..LogConfig::default() };
     let mut log = open_log(root.path(), config, 0, true);
     append_simple(&mut log, 3, 1);
     assert_eq!(log.recovery_point(), 0);
@@ -188,10 +138,7 @@ fn flush_by_message_count_advances_recovery_point() {
     assert_eq!(log.recovery_point(), 6);
     append_simple(&mut log, 1, 3);
     assert_eq!(log.recovery_point(), 6);
-    log.set_config(LogConfig {
-        flush_interval_ms: 100,
-        ..LogConfig::default()
-    });
+    log.set_config(LogConfig { flush_interval_ms: 100, ..LogConfig::default() });
     log.maybe_flush_by_time(i64::MAX / 2).expect("flush");
     assert_eq!(log.recovery_point(), 7);
     log.flush().expect("flush");

@@ -6,9 +6,7 @@ use crate::StorageError;
 const PID: i64 = 4000;
 
 fn idem(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
-    let values: Vec<Vec<u8>> = (0..n)
-        .map(|i| format!("p{epoch}-{}", seq as usize + i).into_bytes())
-        .collect();
+    let values: Vec<Vec<u8>> = (0..n).map(|i| format!("p{epoch}-{}", seq as usize + i).into_bytes()).collect();
     let records: Vec<TestRecord<'_>> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
     encode_test_batch(0, PID, epoch, seq, &[50], &records)
 }
@@ -49,27 +47,16 @@ fn gaps_old_epochs_and_unknown_producers_are_rejected() {
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
     produce_some(&mut log);
     match try_append(&mut log, idem(0, 16, 1)) {
-        Err(StorageError::OutOfOrderSequence {
-            producer_id: PID,
-            expected: 15,
-            received: 16,
-        }) => {}
+        Err(StorageError::OutOfOrderSequence { producer_id: PID, expected: 15, received: 16 }) => {}
         other => panic!("expected OutOfOrderSequence, got {other:?}"),
     }
     append(&mut log, idem(1, 0, 2), 50);
     match try_append(&mut log, idem(0, 15, 1)) {
-        Err(StorageError::InvalidProducerEpoch {
-            producer_id: PID,
-            current: 1,
-            received: 0,
-        }) => {}
+        Err(StorageError::InvalidProducerEpoch { producer_id: PID, current: 1, received: 0 }) => {}
         other => panic!("expected InvalidProducerEpoch, got {other:?}"),
     }
     let mut stranger = encode_test_batch(0, PID + 1, 0, 3, &[1], &[(None, Some(b"x"))]);
-    assert!(matches!(
-        log.append(&mut stranger, 0, 1),
-        Err(StorageError::OutOfOrderSequence { expected: 0, .. })
-    ));
+    assert!(matches!(log.append(&mut stranger, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 0, .. })));
 }
 
 #[test]
@@ -78,10 +65,7 @@ fn a_request_with_a_bad_batch_appends_nothing() {
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
     let mut bytes = idem(0, 0, 2);
     bytes.extend_from_slice(&idem(0, 5, 1));
-    assert!(matches!(
-        log.append(&mut bytes, 0, 1),
-        Err(StorageError::OutOfOrderSequence { expected: 2, .. })
-    ));
+    assert!(matches!(log.append(&mut bytes, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 2, .. })));
     assert_eq!(log.log_end_offset(), 0);
     assert!(log.producer_state().is_empty());
 }
@@ -94,14 +78,8 @@ fn producer_state_survives_clean_restart() {
     log.close().expect("close");
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
     assert_eq!(log.load_summary().producer_batches_replayed, 0);
-    assert!(matches!(
-        try_append(&mut log, idem(0, 10, 5)),
-        Ok(AppendOutcome::Duplicate(_))
-    ));
-    assert!(matches!(
-        try_append(&mut log, idem(0, 20, 1)),
-        Err(StorageError::OutOfOrderSequence { expected: 15, .. })
-    ));
+    assert!(matches!(try_append(&mut log, idem(0, 10, 5)), Ok(AppendOutcome::Duplicate(_))));
+    assert!(matches!(try_append(&mut log, idem(0, 20, 1)), Err(StorageError::OutOfOrderSequence { expected: 15, .. })));
     append(&mut log, idem(0, 15, 1), 50);
 }
 
@@ -124,10 +102,7 @@ fn producer_state_survives_crash_by_replaying_the_log() {
         }
         other => panic!("expected duplicate, got {other:?}"),
     }
-    assert!(matches!(
-        try_append(&mut log, idem(0, 25, 1)),
-        Err(StorageError::OutOfOrderSequence { expected: 24, .. })
-    ));
+    assert!(matches!(try_append(&mut log, idem(0, 25, 1)), Err(StorageError::OutOfOrderSequence { expected: 24, .. })));
 
     // Without any snapshot the whole log is replayed.
     drop(log);
@@ -137,9 +112,6 @@ fn producer_state_survives_crash_by_replaying_the_log() {
     let mut log = open_log(root.path(), small_config(), 0, false);
     assert_eq!(log.load_summary().producer_snapshot_offset, None);
     assert_eq!(log.load_summary().producer_batches_replayed, 12);
-    assert!(matches!(
-        try_append(&mut log, idem(0, 20, 2)),
-        Ok(AppendOutcome::Duplicate(_))
-    ));
+    assert!(matches!(try_append(&mut log, idem(0, 20, 2)), Ok(AppendOutcome::Duplicate(_))));
     append(&mut log, idem(0, 24, 1), 50);
 }

@@ -1,7 +1,5 @@
 use super::*;
-use crate::{
-    LogManager, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
-};
+use crate::{LogManager, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 
 #[test]
 fn manager_lists_partitions_and_tracks_clean_shutdown() {
@@ -22,9 +20,7 @@ fn manager_lists_partitions_and_tracks_clean_shutdown() {
     let (rp_a, ls_a) = (log_a.log_end_offset(), log_a.log_start_offset());
     log_a.close().expect("close");
     log_b.close().expect("close");
-    manager
-        .write_checkpoints([(a.clone(), rp_a, ls_a), (b.clone(), 1, 0)].into_iter())
-        .expect("checkpoints");
+    manager.write_checkpoints([(a.clone(), rp_a, ls_a), (b.clone(), 1, 0)].into_iter()).expect("checkpoints");
     manager.mark_clean_shutdown().expect("mark");
     assert!(root.path().join(CLEAN_SHUTDOWN_FILE).exists());
     let text = std::fs::read_to_string(root.path().join(RECOVERY_POINT_CHECKPOINT)).expect("read");
@@ -35,10 +31,7 @@ fn manager_lists_partitions_and_tracks_clean_shutdown() {
     std::fs::create_dir(root.path().join("not a partition")).expect("mkdir");
     let (manager, found) = LogManager::open(root.path().to_path_buf()).expect("reopen");
     assert!(manager.had_clean_shutdown());
-    assert!(
-        !root.path().join(CLEAN_SHUTDOWN_FILE).exists(),
-        "marker consumed at open"
-    );
+    assert!(!root.path().join(CLEAN_SHUTDOWN_FILE).exists(), "marker consumed at open");
     let names: Vec<TopicPartition> = found.iter().map(|(tp, _)| tp.clone()).collect();
     assert_eq!(names, vec![a.clone(), b.clone()]);
     let log_a = manager.open_log(a.clone(), small_config()).expect("open a");
@@ -60,11 +53,8 @@ fn manager_lists_partitions_and_tracks_clean_shutdown() {
 fn corrupt_checkpoint_means_full_recovery_not_failure() {
     let root = tempfile::tempdir().expect("tempdir");
     std::fs::write(root.path().join(RECOVERY_POINT_CHECKPOINT), "garbage").expect("write");
-    let (manager, _) =
-        LogManager::open(root.path().to_path_buf()).expect("open despite bad checkpoint");
-    let log = manager
-        .open_log(TopicPartition::new("t", 0), LogConfig::default())
-        .expect("open log");
+    let (manager, _) = LogManager::open(root.path().to_path_buf()).expect("open despite bad checkpoint");
+    let log = manager.open_log(TopicPartition::new("t", 0), LogConfig::default()).expect("open log");
     assert_eq!(log.recovery_point(), 0);
 }
 

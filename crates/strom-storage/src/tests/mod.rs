@@ -22,11 +22,7 @@ pub(crate) fn tp() -> TopicPartition {
 
 /// Small segments and a dense index, so that a few batches exercise rolls and index lookups.
 pub(crate) fn small_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1000,
-        index_interval_bytes: 150,
-        ..LogConfig::default()
-    }
+    LogConfig { segment_bytes: 1000, index_interval_bytes: 150, ..LogConfig::default() }
 }
 
 pub(crate) fn log_dir(root: &Path) -> PathBuf {
@@ -62,10 +58,7 @@ pub(crate) fn records_of(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
         let (header, batch) = item.expect("fetched batches are valid");
         for record in RecordIter::new(&batch[BATCH_HEADER_LEN..]) {
             let record = record.expect("valid record");
-            out.push((
-                header.base_offset + i64::from(record.offset_delta),
-                record.value.unwrap_or_default().to_vec(),
-            ));
+            out.push((header.base_offset + i64::from(record.offset_delta), record.value.unwrap_or_default().to_vec()));
         }
     }
     out
@@ -78,10 +71,7 @@ pub(crate) fn read_all(log: &Log, from: i64) -> Vec<(i64, Vec<u8>)> {
     while next < log.log_end_offset() {
         let read = log.read(next, 700, i64::MAX).expect("read");
         let records = records_of(&read.records);
-        assert!(
-            !records.is_empty(),
-            "read at {next} below the LEO returned nothing"
-        );
+        assert!(!records.is_empty(), "read at {next} below the LEO returned nothing");
         for (offset, value) in records {
             if offset >= next {
                 out.push((offset, value));

@@ -5,11 +5,7 @@ use super::*;
 
 fn fill(log: &mut Log, batches: usize) -> Vec<(i64, Vec<u8>)> {
     for i in 0..batches {
-        append(
-            log,
-            tagged_batch(&format!("r{i}"), 1 + i % 3, 100 + i as i64),
-            100,
-        );
+        append(log, tagged_batch(&format!("r{i}"), 1 + i % 3, 100 + i as i64), 100);
     }
     read_all(log, 0)
 }
@@ -51,29 +47,17 @@ fn crash_with_garbage_tail_truncates_it_and_keeps_whole_batches() {
     drop(log); // no close: a crash
 
     let garbage = [0xde_u8; 37];
-    OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .expect("open")
-        .write_all(&garbage)
-        .expect("garbage");
+    OpenOptions::new().append(true).open(&path).expect("open").write_all(&garbage).expect("garbage");
     std::fs::write(&index_path, b"").expect("lose the index too");
 
     let mut log = open_log(root.path(), small_config(), 0, false);
     assert_eq!(log.log_end_offset(), leo);
     assert_eq!(log.load_summary().bytes_truncated, garbage.len() as u64);
     assert!(log.load_summary().segments_recovered >= 1);
-    assert_eq!(
-        std::fs::read(&index_path).expect("index"),
-        index_before,
-        "index rebuilt identically"
-    );
+    assert_eq!(std::fs::read(&index_path).expect("index"), index_before, "index rebuilt identically");
     assert_eq!(read_all(&log, 0), data);
     let info = append_simple(&mut log, 1, 500);
-    assert_eq!(
-        info.base_offset, leo,
-        "appends continue at the recovered end"
-    );
+    assert_eq!(info.base_offset, leo, "appends continue at the recovered end");
 }
 
 #[test]
@@ -81,28 +65,17 @@ fn crash_with_torn_last_batch_drops_only_that_batch() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
     let data = fill(&mut log, 10);
-    let last_batch = log
-        .read(log.log_end_offset() - 1, 1, i64::MAX)
-        .expect("read")
-        .records;
+    let last_batch = log.read(log.log_end_offset() - 1, 1, i64::MAX).expect("read").records;
     let torn_from = log.log_end_offset() - records_of(&last_batch).len() as i64;
     let path = last_log_file(&log);
     drop(log);
     let len = std::fs::metadata(&path).expect("stat").len();
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open")
-        .set_len(len - 5)
-        .expect("cut");
+    OpenOptions::new().write(true).open(&path).expect("open").set_len(len - 5).expect("cut");
 
     let log = open_log(root.path(), LogConfig::default(), 0, false);
     assert_eq!(log.log_end_offset(), torn_from);
     assert_eq!(read_all(&log, 0), data[..torn_from as usize].to_vec());
-    assert_eq!(
-        std::fs::metadata(&path).expect("stat").len(),
-        len - last_batch.len() as u64
-    );
+    assert_eq!(std::fs::metadata(&path).expect("stat").len(), len - last_batch.len() as u64);
 }
 
 #[test]
@@ -116,11 +89,7 @@ fn crash_recovery_scans_only_from_the_recovery_point() {
     let segments = log.segment_count();
     drop(log);
     let log = open_log(root.path(), small_config(), rp, false);
-    assert!(
-        log.load_summary().segments_recovered < segments,
-        "{:?}",
-        log.load_summary()
-    );
+    assert!(log.load_summary().segments_recovered < segments, "{:?}", log.load_summary());
     assert_eq!(log.log_end_offset(), rp + 2);
 }
 
@@ -154,9 +123,7 @@ fn corrupt_index_is_rebuilt_even_after_clean_shutdown() {
     let mut log = open_log(root.path(), small_config(), 0, true);
     let data = fill(&mut log, 30);
     let first = log.dir().join(format!("{:020}.index", 0));
-    let second = log
-        .dir()
-        .join(format!("{:020}.timeindex", log.segment_base_offsets()[1]));
+    let second = log.dir().join(format!("{:020}.timeindex", log.segment_base_offsets()[1]));
     log.close().expect("close");
     let good = std::fs::read(&first).expect("index");
     assert!(!good.is_empty());

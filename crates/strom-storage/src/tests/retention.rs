@@ -5,11 +5,7 @@ use crate::StorageError;
 fn segmented_log(root: &Path, config: LogConfig) -> Log {
     let mut log = open_log(root, config, 0, true);
     for i in 0..40 {
-        append(
-            &mut log,
-            tagged_batch(&format!("x{i}"), 8, 1000 * i),
-            1000 * i,
-        );
+        append(&mut log, tagged_batch(&format!("x{i}"), 8, 1000 * i), 1000 * i);
     }
     assert!(log.segment_count() >= 5, "{}", log.segment_count());
     log
@@ -18,10 +14,7 @@ fn segmented_log(root: &Path, config: LogConfig) -> Log {
 #[test]
 fn time_retention_deletes_old_segments_but_never_the_active_one() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        retention_ms: 10_000,
-        ..small_config()
-    };
+    let config = LogConfig { retention_ms: 10_000, ..small_config() };
     let mut log = segmented_log(root.path(), config);
     let bases = log.segment_base_offsets();
     let data = read_all(&log, 0);
@@ -42,39 +35,25 @@ fn time_retention_deletes_old_segments_but_never_the_active_one() {
         }
         other => panic!("expected OffsetOutOfRange, got {other:?}"),
     }
-    assert!(
-        !log.dir().join(format!("{:020}.log", bases[0])).exists(),
-        "files are removed"
-    );
+    assert!(!log.dir().join(format!("{:020}.log", bases[0])).exists(), "files are removed");
 
     // Far in the future everything but the active segment goes.
     log.apply_retention(10_000_000).expect("retention");
     assert_eq!(log.segment_count(), 1);
-    assert_eq!(
-        log.segment_base_offsets(),
-        vec![*bases.last().expect("active")]
-    );
+    assert_eq!(log.segment_base_offsets(), vec![*bases.last().expect("active")]);
     assert_eq!(log.log_end_offset(), 320, "the log end never moves back");
 }
 
 #[test]
 fn size_retention_keeps_the_log_under_the_limit_in_whole_segments() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        retention_bytes: 2500,
-        retention_ms: -1,
-        ..small_config()
-    };
+    let config = LogConfig { retention_bytes: 2500, retention_ms: -1, ..small_config() };
     let mut log = segmented_log(root.path(), config);
     let before = log.size_bytes();
     let outcome = log.apply_retention(0).expect("retention");
     assert!(outcome.deleted_segments > 0);
     assert_eq!(outcome.deleted_bytes, before - log.size_bytes());
-    assert!(
-        log.size_bytes() <= 2500 + 1000,
-        "within one segment of the limit: {}",
-        log.size_bytes()
-    );
+    assert!(log.size_bytes() <= 2500 + 1000, "within one segment of the limit: {}", log.size_bytes());
     // One more deletion would have gone below the limit.
     let oldest = log.segment_base_offsets()[0];
     assert!(log.size_bytes() - segment_size(&log, oldest) < 2500);
@@ -83,27 +62,16 @@ fn size_retention_keeps_the_log_under_the_limit_in_whole_segments() {
 }
 
 fn segment_size(log: &Log, base: i64) -> u64 {
-    std::fs::metadata(log.dir().join(format!("{base:020}.log")))
-        .expect("stat")
-        .len()
+    std::fs::metadata(log.dir().join(format!("{base:020}.log"))).expect("stat").len()
 }
 
 #[test]
 fn unlimited_retention_deletes_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
-    let config = LogConfig {
-        retention_ms: -1,
-        retention_bytes: -1,
-        ..small_config()
-    };
+    let config = LogConfig { retention_ms: -1, retention_bytes: -1, ..small_config() };
     let mut log = segmented_log(root.path(), config);
     let n = log.segment_count();
-    assert_eq!(
-        log.apply_retention(i64::MAX)
-            .expect("retention")
-            .deleted_segments,
-        0
-    );
+    assert_eq!(log.apply_retention(i64::MAX).expect("retention").deleted_segments, 0);
     assert_eq!(log.segment_count(), n);
 }
 
@@ -115,25 +83,12 @@ fn delete_records_moves_log_start_and_drops_whole_segments_below_it() {
     let target = bases[2] + 3;
     assert_eq!(log.delete_records_before(target).expect("delete"), target);
     assert_eq!(log.log_start_offset(), target);
-    assert_eq!(
-        log.segment_base_offsets()[0],
-        bases[2],
-        "the segment holding the new start stays"
-    );
-    assert!(matches!(
-        log.read(target - 1, 100, i64::MAX),
-        Err(StorageError::OffsetOutOfRange { .. })
-    ));
+    assert_eq!(log.segment_base_offsets()[0], bases[2], "the segment holding the new start stays");
+    assert!(matches!(log.read(target - 1, 100, i64::MAX), Err(StorageError::OffsetOutOfRange { .. })));
     let first = read_all(&log, target);
     assert_eq!(first[0].0, target);
-    assert_eq!(
-        log.delete_records_before(5).expect("lower is a no-op"),
-        target
-    );
-    assert!(matches!(
-        log.delete_records_before(10_000),
-        Err(StorageError::OffsetOutOfRange { .. })
-    ));
+    assert_eq!(log.delete_records_before(5).expect("lower is a no-op"), target);
+    assert!(matches!(log.delete_records_before(10_000), Err(StorageError::OffsetOutOfRange { .. })));
     // Up to the end: every segment but the active one goes, and the log stays appendable.
     let leo = log.log_end_offset();
     log.delete_records_before(leo).expect("delete all");

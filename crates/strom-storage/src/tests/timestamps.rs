@@ -17,9 +17,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut log = open_log(root.path(), small_config(), 0, true);
     // Timestamps are not monotonic inside batches, as with real producers.
-    let batches: Vec<Vec<i64>> = (0..30)
-        .map(|i| vec![100 * i + 10, 100 * i + 50, 100 * i + 30])
-        .collect();
+    let batches: Vec<Vec<i64>> = (0..30).map(|i| vec![100 * i + 10, 100 * i + 50, 100 * i + 30]).collect();
     let mut all = Vec::new();
     for ts in &batches {
         let info = append(&mut log, batch_with_timestamps(ts), 0);
@@ -30,29 +28,19 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     assert!(log.segment_count() > 2);
     for target in [0, 10, 11, 49, 50, 51, 1230, 1255, 2949, 2950] {
         let expected = all.iter().find(|(_, t)| *t >= target).copied();
-        assert_eq!(
-            log.offset_for_timestamp(target).expect("lookup"),
-            expected,
-            "target {target}"
-        );
+        assert_eq!(log.offset_for_timestamp(target).expect("lookup"), expected, "target {target}");
     }
     assert_eq!(log.offset_for_timestamp(2951).expect("lookup"), None);
     assert_eq!(log.max_timestamp(), Some((2950, 88)));
 
     // Offsets below the log start are never returned.
     log.delete_records_before(31).expect("delete");
-    assert_eq!(
-        log.offset_for_timestamp(0).expect("lookup"),
-        Some((31, 1050))
-    );
+    assert_eq!(log.offset_for_timestamp(0).expect("lookup"), Some((31, 1050)));
 
     // The same answers after a restart, from the time index on disk.
     log.close().expect("close");
     let log = Log::open(log_dir(root.path()), tp(), small_config(), 0, 31, true).expect("open");
-    assert_eq!(
-        log.offset_for_timestamp(1230).expect("lookup"),
-        Some((37, 1250))
-    );
+    assert_eq!(log.offset_for_timestamp(1230).expect("lookup"), Some((37, 1250)));
     assert_eq!(log.max_timestamp(), Some((2950, 88)));
 }
 
@@ -64,13 +52,7 @@ fn compressed_batches_answer_with_the_batch_start() {
     let vals = values(3);
     let records: Vec<TestRecord<'_>> = vals.iter().map(|v| (None, Some(v.as_slice()))).collect();
     // Labelled gzip: the lookup must not try to read its records.
-    let gz = TestBatch {
-        attributes: 1,
-        timestamps: &[30, 40, 50],
-        records: &records,
-        ..TestBatch::default()
-    }
-    .encode();
+    let gz = TestBatch { attributes: 1, timestamps: &[30, 40, 50], records: &records, ..TestBatch::default() }.encode();
     append(&mut log, gz, 0);
     assert_eq!(log.offset_for_timestamp(45).expect("lookup"), Some((2, 50)));
     assert_eq!(log.offset_for_timestamp(15).expect("lookup"), Some((1, 20)));
