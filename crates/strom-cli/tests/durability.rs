@@ -43,7 +43,12 @@ async fn topics_data_and_offsets_survive_a_restart() {
     broker.stop();
     assert!(broker.data_dir().join(".strom_cleanshutdown").exists(), "clean shutdown marker written");
     broker.restart();
-    assert!(!broker.log().contains("recover"), "a clean restart needs no recovery scan:\n{}", broker.log());
+    let log = broker.log();
+    assert!(
+        log.contains("after a clean shutdown: no recovery needed"),
+        "a clean restart needs no recovery scan:\n{log}"
+    );
+    assert!(!log.contains("recovered logs after an unclean shutdown"), "{log}");
 
     let messages = broker.consume_all("durable", 3, 3000);
     assert_eq!(messages.len(), 3000);
@@ -107,6 +112,7 @@ async fn kill_dash_nine_loses_no_acknowledged_message() {
     broker.kill();
     let _ = writer.await;
     broker.restart();
+    assert!(broker.log().contains("recovered logs after an unclean shutdown"), "{}", broker.log());
 
     let acked = acked.lock().expect("lock").clone();
     let consumer: BaseConsumer = broker.client_config().create().expect("consumer");

@@ -157,7 +157,7 @@ pub(crate) fn load(
     log.recovery_point = if clean_shutdown { log.log_end_offset } else { recovery_point.min(log.log_end_offset) };
     log.active_mut().load_rolling_base()?;
     log.reload_producer_state()?;
-    tracing::info!(partition = %log.tp, log_start = log.log_start_offset, log_end = log.log_end_offset,
+    tracing::debug!(partition = %log.tp, log_start = log.log_start_offset, log_end = log.log_end_offset,
         summary = ?log.load_summary, "loaded log");
     Ok(log)
 }

@@ -8,7 +8,7 @@ use crate::config::BrokerConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use strom_metadata::MetadataImage;
-use strom_storage::{LogManager, StorageError, TopicPartition};
+use strom_storage::{LoadSummary, LogManager, StorageError, TopicPartition};
 
 type PartitionKey = (String, i32);
 
@@ -26,6 +26,7 @@ impl ReplicaManager {
         let (logs, found) = LogManager::open(config.data_dir().to_path_buf())?;
         let manager = ReplicaManager { config, logs, partitions: RwLock::new(HashMap::new()) };
         manager.reconcile(image)?;
+        manager.log_recovery_summary();
         for (tp, path) in found {
             let known = image.topic(&tp.topic).is_some_and(|t| t.partitions.contains_key(&tp.partition));
             if !known {
@@ -36,6 +37,28 @@ impl ReplicaManager {
             }
         }
         Ok(manager)
+    }
+
+    /// One line at start-up saying whether the logs needed recovery and what it did.
+    fn log_recovery_summary(&self) {
+        let summaries: Vec<_> = self.all().iter().filter_map(|p| p.load_summary()).collect();
+        let recovered: Vec<_> = summaries.iter().filter(|s| !s.clean_shutdown).collect();
+        if summaries.is_empty() {
+            return;
+        }
+        if recovered.is_empty() {
+            tracing::info!(partitions = summaries.len(), "loaded logs after a clean shutdown: no recovery needed");
+            return;
+        }
+        let sum = |f: fn(&&LoadSummary) -> u64| recovered.iter().map(f).sum::<u64>();
+        tracing::warn!(
+            partitions = recovered.len(),
+            segments_scanned = sum(|s| s.segments_recovered as u64),
+            bytes_scanned = sum(|s| s.bytes_scanned),
+            bytes_truncated = sum(|s| s.bytes_truncated),
+            segments_deleted = sum(|s| s.segments_deleted as u64),
+            "recovered logs after an unclean shutdown"
+        );
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use strom_storage::{AppendOutcome, Log, LogConfig, StorageError};
+use strom_storage::{AppendOutcome, LoadSummary, Log, LogConfig, StorageError};
 use uuid::Uuid;
 
 pub struct Partition {
@@ -40,6 +40,11 @@ impl Partition {
                 source: std::io::Error::other("partition closed"),
             }),
         }
+    }
+
+    /// What opening the log found (clean or recovered, bytes scanned and truncated).
+    pub fn load_summary(&self) -> Option<LoadSummary> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|l| l.load_summary().clone())
     }
 
     pub fn leader_epoch(&self) -> i32 {
