@@ -1,6 +1,6 @@
 """Produce and consume with keys and headers through a Python Kafka client against Strom.
 
-Usage: clients.py kafka-python|confluent-kafka HOST:PORT
+Usage: clients.py kafka-python|confluent-kafka|kafka-python-group|confluent-kafka-group HOST:PORT
 """
 import sys
 import time
@@ -44,6 +44,57 @@ def with_kafka_python(bootstrap, topic):
     check(got)
 
 
+def group_with_kafka_python(bootstrap, topic):
+    """A KafkaConsumer in a group consumes everything and commits; a second one resumes there."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(N):
+        producer.send(topic, key=f"key-{i}".encode(), value=f"value-{i}".encode())
+    producer.flush()
+    producer.close()
+    group = f"{topic}-group"
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=15000)
+    seen = 0
+    for _ in consumer:
+        seen += 1
+        if seen == N:
+            break
+    assert seen == N, f"group consumer got {seen} of {N}"
+    consumer.commit()
+    tp = TopicPartition(topic, 0)
+    committed = consumer.committed(tp)
+    assert committed == N, f"committed {committed}, expected {N}"
+    consumer.close()
+
+
+def group_with_confluent_kafka(bootstrap, topic):
+    """A confluent-kafka Consumer in a group consumes everything and commits synchronously."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(N):
+        producer.produce(topic, key=f"key-{i}".encode(), value=f"value-{i}".encode())
+    assert producer.flush(30) == 0
+    group = f"{topic}-group"
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    seen, deadline = 0, time.time() + 30
+    while seen < N and time.time() < deadline:
+        m = consumer.poll(0.5)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        seen += 1
+    assert seen == N, f"group consumer got {seen} of {N}"
+    consumer.commit(asynchronous=False)
+    committed = consumer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+    assert committed == N, f"committed {committed}, expected {N}"
+    consumer.close()
+
+
 def with_confluent_kafka(bootstrap, topic):
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -73,5 +124,10 @@ def with_confluent_kafka(bootstrap, topic):
 if __name__ == "__main__":
     lib, bootstrap = sys.argv[1], sys.argv[2]
     topic = f"{lib}-{uuid.uuid4().hex[:8]}"
-    {"kafka-python": with_kafka_python, "confluent-kafka": with_confluent_kafka}[lib](bootstrap, topic)
+    {
+        "kafka-python": with_kafka_python,
+        "confluent-kafka": with_confluent_kafka,
+        "kafka-python-group": group_with_kafka_python,
+        "confluent-kafka-group": group_with_confluent_kafka,
+    }[lib](bootstrap, topic)
     print(f"{lib}: produced and consumed {N} messages with keys and headers")

@@ -11,7 +11,8 @@ PY=.venv/bin/python
 
 work=$(mktemp -d)
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$STROM" server --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/data" >"$work/broker.log" 2>&1 &
+"$STROM" server --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/data" \
+  --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -46,5 +47,7 @@ check kcat-produce-consume-10000 kcat_roundtrip
 check kcat-list-metadata kcat_list
 check kafka-python "$PY" interop/clients.py kafka-python "$B"
 check confluent-kafka "$PY" interop/clients.py confluent-kafka "$B"
+check kafka-python-group "$PY" interop/clients.py kafka-python-group "$B"
+check confluent-kafka-group "$PY" interop/clients.py confluent-kafka-group "$B"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

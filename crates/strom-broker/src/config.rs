@@ -49,6 +49,16 @@ pub struct BrokerConfig {
     pub log_flush_scheduler_interval_ms: u64,
     pub log_flush_offset_checkpoint_interval_ms: u64,
     pub socket_request_max_bytes: usize,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_max_size: usize,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: u64,
+    pub offsets_retention_minutes: i64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offsets_commit_timeout_ms: i32,
+    pub offset_metadata_max_bytes: usize,
     /// Requests of one connection processed at once before reading more (pipelining bound).
     pub max_inflight_requests_per_connection: usize,
     pub max_connections: usize,
@@ -79,6 +89,16 @@ impl Default for BrokerConfig {
             log_flush_scheduler_interval_ms: 1000,
             log_flush_offset_checkpoint_interval_ms: 60_000,
             socket_request_max_bytes: 104_857_600,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_max_size: i32::MAX as usize,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
+            offsets_commit_timeout_ms: 5_000,
+            offset_metadata_max_bytes: 4096,
             max_inflight_requests_per_connection: 64,
             max_connections: 10_000,
             raw: BTreeMap::new(),
@@ -97,7 +117,6 @@ const NOT_APPLICABLE: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "log.cleaner.enable",
-    "group.initial.rebalance.delay.ms",
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
@@ -189,6 +208,21 @@ impl BrokerConfig {
                 }
                 "socket.request.max.bytes" => c.socket_request_max_bytes = positive(k, value)?,
                 "max.connections" => c.max_connections = positive(k, value)?,
+                "group.min.session.timeout.ms" => c.group_min_session_timeout_ms = positive(k, value)?,
+                "group.max.session.timeout.ms" => c.group_max_session_timeout_ms = positive(k, value)?,
+                "group.initial.rebalance.delay.ms" => {
+                    c.group_initial_rebalance_delay_ms = parse(k, value)?;
+                    if c.group_initial_rebalance_delay_ms < 0 {
+                        return Err(invalid(k, value, "must not be negative"));
+                    }
+                }
+                "group.max.size" => c.group_max_size = positive(k, value)?,
+                "offsets.topic.num.partitions" => c.offsets_topic_num_partitions = positive(k, value)?,
+                "offsets.topic.segment.bytes" => c.offsets_topic_segment_bytes = positive(k, value)?,
+                "offsets.retention.minutes" => c.offsets_retention_minutes = positive(k, value)?,
+                "offsets.retention.check.interval.ms" => c.offsets_retention_check_interval_ms = positive(k, value)?,
+                "offsets.commit.timeout.ms" => c.offsets_commit_timeout_ms = positive(k, value)?,
+                "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = positive(k, value)?,
                 _ if KRAFT_SINGLE_NODE.contains(&k) => {}
                 _ if NOT_APPLICABLE.contains(&k) || k.starts_with("zookeeper.") => {
                     tracing::warn!("config {k} does not apply to Strom and is ignored");

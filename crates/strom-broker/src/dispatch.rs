@@ -87,6 +87,17 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
         ApiKey::DescribeCluster => call!(DescribeClusterRequest, handlers::describe_cluster::handle),
         ApiKey::InitProducerId => call!(InitProducerIdRequest, handlers::init_producer_id::handle),
         ApiKey::DeleteRecords => call!(DeleteRecordsRequest, handlers::delete_records::handle),
+        ApiKey::FindCoordinator => call!(FindCoordinatorRequest, handlers::find_coordinator::handle),
+        ApiKey::JoinGroup => call!(JoinGroupRequest, handlers::join_group::handle),
+        ApiKey::SyncGroup => call!(SyncGroupRequest, handlers::sync_group::handle),
+        ApiKey::Heartbeat => call!(HeartbeatRequest, handlers::heartbeat::handle),
+        ApiKey::LeaveGroup => call!(LeaveGroupRequest, handlers::leave_group::handle),
+        ApiKey::OffsetCommit => call!(OffsetCommitRequest, handlers::offset_commit::handle),
+        ApiKey::OffsetFetch => call!(OffsetFetchRequest, handlers::offset_fetch::handle),
+        ApiKey::ListGroups => call!(ListGroupsRequest, handlers::list_groups::handle),
+        ApiKey::DescribeGroups => call!(DescribeGroupsRequest, handlers::describe_groups::handle),
+        ApiKey::DeleteGroups => call!(DeleteGroupsRequest, handlers::delete_groups::handle),
+        ApiKey::OffsetDelete => call!(OffsetDeleteRequest, handlers::offset_delete::handle),
         other => Outcome::Close(format!("{other:?} is advertised but has no handler")),
     }
 }

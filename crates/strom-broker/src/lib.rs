@@ -16,6 +16,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod errors;
+pub mod group;
 pub mod handlers;
 pub mod metadata;
 pub mod net;

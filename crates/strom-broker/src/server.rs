@@ -3,6 +3,7 @@
 //! checkpoints).
 
 use crate::config::BrokerConfig;
+use crate::group::GroupManager;
 use crate::metadata::MetadataStore;
 use crate::purgatory::FetchPurgatory;
 use crate::replica::ReplicaManager;
@@ -40,6 +41,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
     pub fetch_purgatory: FetchPurgatory,
+    pub groups: GroupManager,
 }
 
 impl Broker {
@@ -124,11 +126,22 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         metadata,
         replicas,
         fetch_purgatory: FetchPurgatory::default(),
+        groups: GroupManager::new(&config),
     });
+    {
+        let b = Arc::clone(&broker);
+        tokio::task::spawn_blocking(move || b.groups.load(&b))
+            .await
+            .map_err(|e| StartError::MetaProperties(format!("loading consumer groups failed: {e}")))?;
+    }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(accept_loop(Arc::clone(&broker), listener, stop_rx.clone()));
-    tasks.spawn(housekeeping(Arc::clone(&broker), stop_rx));
+    tasks.spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
+    {
+        let b = Arc::clone(&broker);
+        tasks.spawn(async move { b.groups.run_timers(&b, stop_rx).await });
+    }
     tracing::info!(
         node_id = config.node_id,
         %cluster_id,

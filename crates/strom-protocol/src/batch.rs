@@ -23,10 +23,12 @@
 //!  61      records…                     yes
 //! ```
 
+mod builder;
 mod records;
 #[doc(hidden)]
 pub mod testing;
 
+pub use builder::{BatchRecord, BatchSpec};
 pub use records::{Record, RecordHeader, RecordIter};
 
 /// Size of the fixed v2 batch header; the records start right after it.

@@ -8,7 +8,11 @@ use strom_storage::LogConfig;
 /// controller before they were stored, so a parse failure here keeps the default).
 pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
     let get = |key: &str| overrides.get(key).and_then(|v| v.trim().parse::<i64>().ok());
-    LogConfig {
+    // A compact-only topic keeps its data until compaction removes superseded records: retention
+    // by time or size would silently drop the only copy of a key (e.g. a committed offset).
+    let policy = overrides.get("cleanup.policy").or_else(|| broker.raw.get("log.cleanup.policy"));
+    let deletes = policy.is_none_or(|p| p.split(',').any(|s| s.trim() == "delete"));
+    let mut config = LogConfig {
         segment_bytes: get("segment.bytes").map(|v| v as u64).unwrap_or(broker.log_segment_bytes),
         segment_ms: get("segment.ms").unwrap_or(broker.log_roll_ms),
         retention_ms: get("retention.ms").unwrap_or(broker.log_retention_ms),
@@ -17,7 +21,12 @@ pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String
         max_message_bytes: get("max.message.bytes").map(|v| v as u32).unwrap_or(broker.message_max_bytes),
         flush_interval_messages: get("flush.messages").map(|v| v as u64).unwrap_or(broker.log_flush_interval_messages),
         flush_interval_ms: get("flush.ms").unwrap_or(broker.log_flush_interval_ms),
+    };
+    if !deletes {
+        config.retention_ms = -1;
+        config.retention_bytes = -1;
     }
+    config
 }
 
 /// The broker-level value of a topic config key, as a string, where the broker config sets it.

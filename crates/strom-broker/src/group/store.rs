@@ -1,0 +1,122 @@
+//! Reading and writing `__consumer_offsets`: the topic is created on first use (as Kafka does),
+//! commits and group metadata are appended as uncompressed batches keyed so that a later
+//! compaction keeps the latest value per key, and at start-up the whole topic is replayed.
+
+use super::offsets::OffsetStore;
+use super::records::{self, OffsetsRecord, StoredGroup};
+use crate::errors::KafkaError;
+use crate::server::Broker;
+use kafka_protocol::ResponseError;
+use std::collections::HashMap;
+use strom_metadata::CreateTopicSpec;
+use strom_protocol::batch::{BatchIter, BatchSpec, Compression, RecordIter, BATCH_HEADER_LEN};
+
+/// Kafka's internal topic for committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Creates `__consumer_offsets` if it does not exist yet.
+pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
+    if broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let c = &broker.config;
+    let spec = CreateTopicSpec {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: c.offsets_topic_num_partitions,
+        replication_factor: -1,
+        assignments: Vec::new(),
+        configs: vec![
+            ("cleanup.policy".into(), "compact".into()),
+            ("compression.type".into(), "producer".into()),
+            ("segment.bytes".into(), c.offsets_topic_segment_bytes.to_string()),
+        ],
+    };
+    let (result, image) = broker.metadata.write(|ctl| ctl.create_topic(spec, false));
+    match result {
+        Ok(_) => {
+            tracing::info!(partitions = c.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");
+            broker.apply_image(&image);
+            Ok(())
+        }
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `__consumer_offsets` partition that holds a group's records.
+pub fn partition_of(broker: &Broker, group: &str) -> i32 {
+    let partitions = broker
+        .metadata
+        .image()
+        .topic(OFFSETS_TOPIC)
+        .map(|t| t.partitions.len() as i32)
+        .unwrap_or(broker.config.offsets_topic_num_partitions);
+    records::partition_for_group(group, partitions)
+}
+
+/// Appends key/value records (a `None` value is a tombstone) to the group's partition, durably as
+/// far as the log's flush settings go. All of them land in one batch, so they stand or fall together.
+pub fn append(broker: &Broker, group: &str, entries: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Result<(), KafkaError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    ensure_offsets_topic(broker)?;
+    let partition = partition_of(broker, group);
+    let log = broker.replicas.get(OFFSETS_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let recs: Vec<_> = entries.iter().map(|(k, v)| (Some(k.as_slice()), v.as_deref())).collect();
+    let mut batch = BatchSpec { records: &recs, timestamps: &[now_ms], ..Default::default() }.encode();
+    log.append(&mut batch, now_ms)?;
+    Ok(())
+}
+
+/// Replays every partition of `__consumer_offsets`: the latest committed offsets and the latest
+/// metadata of each group. Records that cannot be decoded are skipped with a warning.
+pub fn load(broker: &Broker) -> (OffsetStore, HashMap<String, StoredGroup>) {
+    let mut offsets = OffsetStore::default();
+    let mut groups: HashMap<String, StoredGroup> = HashMap::new();
+    let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
+        return (offsets, groups);
+    };
+    let mut records_read = 0u64;
+    for p in topic.partitions.keys() {
+        let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, *p) else { continue };
+        let Ok((mut position, end)) = partition.offsets() else { continue };
+        while position < end {
+            let read = match partition.read(position, 1 << 20) {
+                Ok(r) if !r.records.is_empty() => r,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(partition = p, "reading {OFFSETS_TOPIC} failed at offset {position}: {e}");
+                    break;
+                }
+            };
+            for item in BatchIter::new(&read.records) {
+                let Ok((header, bytes)) = item else { break };
+                position = position.max(header.next_offset());
+                if header.compression() != Compression::None {
+                    tracing::warn!(partition = p, offset = header.base_offset, "skipping compressed batch in {OFFSETS_TOPIC}");
+                    continue;
+                }
+                for record in RecordIter::new(&bytes[BATCH_HEADER_LEN..]) {
+                    let Ok(record) = record else { break };
+                    let Some(key) = record.key else { continue };
+                    records_read += 1;
+                    match records::decode(key, record.value) {
+                        Ok(OffsetsRecord::Offset { group, topic, partition, value }) => {
+                            offsets.apply(&group, &topic, partition, value)
+                        }
+                        Ok(OffsetsRecord::Group { group, value: Some(g) }) => {
+                            groups.insert(group, g);
+                        }
+                        Ok(OffsetsRecord::Group { group, value: None }) => {
+                            groups.remove(&group);
+                        }
+                        Err(e) => tracing::warn!(partition = p, "skipping undecodable {OFFSETS_TOPIC} record: {e}"),
+                    }
+                }
+            }
+        }
+    }
+    tracing::info!(records = records_read, groups = groups.len(), "loaded consumer groups and offsets");
+    (offsets, groups)
+}

@@ -1,0 +1,46 @@
+//! OffsetCommit: group members commit with their generation; standalone consumers (generation
+//! -1, no member id) commit "simple" offsets. Each commit is a record in `__consumer_offsets`.
+
+use crate::dispatch::RequestContext;
+use crate::group::{CommitIdentity, OffsetToCommit};
+use crate::server::{now_ms, Broker};
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let identity = CommitIdentity {
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: if ctx.api_version >= 7 { req.group_instance_id.as_ref().map(|s| s.to_string()) } else { None },
+    };
+    let now = now_ms();
+    let offsets: Vec<OffsetToCommit> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| OffsetToCommit {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if ctx.api_version >= 6 { p.committed_leader_epoch } else { -1 },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let codes = broker.groups.commit_offsets(broker, &identity, &offsets, now);
+    let mut codes = codes.into_iter();
+    let mut resp = OffsetCommitResponse::default();
+    for t in req.topics {
+        let mut topic = OffsetCommitResponseTopic::default();
+        topic.name = t.name;
+        for p in t.partitions {
+            let mut part = OffsetCommitResponsePartition::default();
+            part.partition_index = p.partition_index;
+            part.error_code = codes.next().unwrap_or_default();
+            topic.partitions.push(part);
+        }
+        resp.topics.push(topic);
+    }
+    resp
+}
