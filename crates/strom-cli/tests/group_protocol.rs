@@ -55,7 +55,14 @@ fn join_fully(c: &mut RawClient, group: &str, instance: Option<&str>, session_ms
     first
 }
 
-fn sync(c: &mut RawClient, group: &str, gen: i32, member: &str, instance: Option<&str>, assign: &[(&str, &str)]) -> SyncGroupResponse {
+fn sync(
+    c: &mut RawClient,
+    group: &str,
+    gen: i32,
+    member: &str,
+    instance: Option<&str>,
+    assign: &[(&str, &str)],
+) -> SyncGroupResponse {
     let mut req = SyncGroupRequest::default();
     req.group_id = GroupId(StrBytes::from_string(group.into()));
     req.generation_id = gen;
@@ -205,13 +212,14 @@ fn a_silent_member_is_evicted_after_its_session_timeout() {
 
 #[test]
 fn a_static_member_restarting_causes_no_rebalance() {
-    let broker = TestBroker::start(BROKER);
+    // An initial delay lets A and B land in the same first generation.
+    let broker = TestBroker::start(&["group.initial.rebalance.delay.ms=1000", "group.min.session.timeout.ms=1000"]);
     let (mut a, mut b) = (RawClient::connect(&broker.bootstrap()), RawClient::connect(&broker.bootstrap()));
     let (ja, jb) = std::thread::scope(|s| {
         let ta = s.spawn(|| join_fully(&mut a, "static", Some("instance-a"), 5000));
         std::thread::sleep(Duration::from_millis(100));
         let jb = join_fully(&mut b, "static", Some("instance-b"), 5000);
-        (ta.join().expect("a"), jb)
+        (ta.join().unwrap_or_else(|_| panic!("a: {}", broker.log())), jb)
     });
     assert_eq!(ja.generation_id, jb.generation_id);
     let (a_id, b_id) = (ja.member_id.to_string(), jb.member_id.to_string());
@@ -219,7 +227,8 @@ fn a_static_member_restarting_causes_no_rebalance() {
     let plan = [(a_id.as_str(), "for-a"), (b_id.as_str(), "for-b")];
     let gen = ja.generation_id;
     std::thread::scope(|s| {
-        let ta = s.spawn(|| sync(&mut a, "static", gen, &a_id, Some("instance-a"), if leader == a_id { &plan } else { &[] }));
+        let ta = s
+            .spawn(|| sync(&mut a, "static", gen, &a_id, Some("instance-a"), if leader == a_id { &plan } else { &[] }));
         let rb = sync(&mut b, "static", gen, &b_id, Some("instance-b"), if leader == b_id { &plan } else { &[] });
         assert_eq!(&rb.assignment[..], b"for-b");
         assert_eq!(&ta.join().expect("a").assignment[..], b"for-a");
@@ -235,5 +244,9 @@ fn a_static_member_restarting_causes_no_rebalance() {
     assert_eq!(heartbeat(&mut b, "static", gen, &b_id, Some("instance-b")), 0, "B sees no rebalance");
     let back = sync(&mut a2, "static", gen, &new_a, Some("instance-a"), &[]);
     assert_eq!(&back.assignment[..], b"for-a", "the old assignment comes back");
-    assert_eq!(heartbeat(&mut a, "static", gen, &a_id, Some("instance-a")), FENCED_INSTANCE_ID, "the old incarnation is fenced");
+    assert_eq!(
+        heartbeat(&mut a, "static", gen, &a_id, Some("instance-a")),
+        FENCED_INSTANCE_ID,
+        "the old incarnation is fenced"
+    );
 }

@@ -150,6 +150,11 @@ impl GroupManager {
                 tracing::warn!(group = %group_id, "could not persist group metadata: {:?}", e.message);
             }
         }
+    }
+
+    /// A request may have set an earlier deadline than the one the timer task sleeps for. (Never
+    /// called from the timer task itself: a stored permit would make it spin.)
+    fn deadlines_changed(&self) {
         self.timers.notify_one();
     }
 
@@ -166,6 +171,7 @@ impl GroupManager {
             self.apply_effects(broker, &mut inner, effects);
             reply
         };
+        self.deadlines_changed();
         match reply {
             Reply::Now(resp) => resp,
             Reply::Later => {
@@ -190,6 +196,7 @@ impl GroupManager {
             self.apply_effects(broker, &mut inner, effects);
             reply
         };
+        self.deadlines_changed();
         match reply {
             Reply::Now(resp) => resp,
             Reply::Later => {
@@ -201,9 +208,17 @@ impl GroupManager {
         }
     }
 
-    pub fn heartbeat(&self, broker: &Broker, group: &str, generation: i32, member: &str, instance: Option<&str>) -> i16 {
+    pub fn heartbeat(
+        &self,
+        broker: &Broker,
+        group: &str,
+        generation: i32,
+        member: &str,
+        instance: Option<&str>,
+    ) -> i16 {
         let mut inner = self.lock();
         let (code, effects) = inner.coordinator.heartbeat(group, generation, member, instance, now_ms());
+        // A heartbeat only pushes a deadline later: no need to wake the timer.
         self.apply_effects(broker, &mut inner, effects);
         code
     }
@@ -212,11 +227,19 @@ impl GroupManager {
         let mut inner = self.lock();
         let (code, per_member, effects) = inner.coordinator.leave_group(group, members, now_ms());
         self.apply_effects(broker, &mut inner, effects);
+        drop(inner);
+        self.deadlines_changed();
         (code, per_member)
     }
 
     /// Validates and durably stores a commit; returns one error code per offset, in order.
-    pub fn commit_offsets(&self, broker: &Broker, who: &CommitIdentity, offsets: &[OffsetToCommit], now: i64) -> Vec<i16> {
+    pub fn commit_offsets(
+        &self,
+        broker: &Broker,
+        who: &CommitIdentity,
+        offsets: &[OffsetToCommit],
+        now: i64,
+    ) -> Vec<i16> {
         let mut inner = self.lock();
         let check = if who.group_id.is_empty() {
             Err(ResponseError::InvalidGroupId.code())
@@ -417,7 +440,8 @@ impl GroupManager {
             if expired.is_empty() {
                 continue;
             }
-            let entries: Vec<_> = expired.iter().map(|(t, p)| (records::encode_offset_key(&group, t, *p), None)).collect();
+            let entries: Vec<_> =
+                expired.iter().map(|(t, p)| (records::encode_offset_key(&group, t, *p), None)).collect();
             if store::append(broker, &group, &entries, now).is_ok() {
                 for (t, p) in &expired {
                     inner.offsets.apply(&group, t, *p, None);

@@ -251,7 +251,10 @@ mod tests {
     fn offset_records_round_trip() {
         let value = CommittedOffset { offset: 42, leader_epoch: 3, metadata: "m".into(), commit_timestamp_ms: 7 };
         let rec = decode(&encode_offset_key("g", "t", 5), Some(&encode_offset_value(&value))).expect("decode");
-        assert_eq!(rec, OffsetsRecord::Offset { group: "g".into(), topic: "t".into(), partition: 5, value: Some(value) });
+        assert_eq!(
+            rec,
+            OffsetsRecord::Offset { group: "g".into(), topic: "t".into(), partition: 5, value: Some(value) }
+        );
         let tomb = decode(&encode_offset_key("g", "t", 5), None).expect("decode");
         assert!(matches!(tomb, OffsetsRecord::Offset { value: None, .. }));
     }

@@ -56,7 +56,12 @@ pub fn partition_of(broker: &Broker, group: &str) -> i32 {
 
 /// Appends key/value records (a `None` value is a tombstone) to the group's partition, durably as
 /// far as the log's flush settings go. All of them land in one batch, so they stand or fall together.
-pub fn append(broker: &Broker, group: &str, entries: &[(Vec<u8>, Option<Vec<u8>>)], now_ms: i64) -> Result<(), KafkaError> {
+pub fn append(
+    broker: &Broker,
+    group: &str,
+    entries: &[(Vec<u8>, Option<Vec<u8>>)],
+    now_ms: i64,
+) -> Result<(), KafkaError> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -94,7 +99,11 @@ pub fn load(broker: &Broker) -> (OffsetStore, HashMap<String, StoredGroup>) {
                 let Ok((header, bytes)) = item else { break };
                 position = position.max(header.next_offset());
                 if header.compression() != Compression::None {
-                    tracing::warn!(partition = p, offset = header.base_offset, "skipping compressed batch in {OFFSETS_TOPIC}");
+                    tracing::warn!(
+                        partition = p,
+                        offset = header.base_offset,
+                        "skipping compressed batch in {OFFSETS_TOPIC}"
+                    );
                     continue;
                 }
                 for record in RecordIter::new(&bytes[BATCH_HEADER_LEN..]) {

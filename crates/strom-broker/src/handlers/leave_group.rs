@@ -8,7 +8,10 @@ use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if ctx.api_version >= 3 {
-        req.members.iter().map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string()))).collect()
+        req.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
+            .collect()
     } else {
         vec![(req.member_id.to_string(), None)]
     };

@@ -9,7 +9,8 @@ use kafka_protocol::protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
     let v = ctx.api_version;
-    let states: Vec<String> = if v >= 4 { req.states_filter.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
+    let states: Vec<String> =
+        if v >= 4 { req.states_filter.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
     let types: Vec<String> =
         if v >= 5 { req.types_filter.iter().map(|s| s.to_ascii_lowercase()).collect() } else { Vec::new() };
     let mut resp = ListGroupsResponse::default();

@@ -12,7 +12,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetCommitRequ
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id_or_member_epoch,
         member_id: req.member_id.to_string(),
-        group_instance_id: if ctx.api_version >= 7 { req.group_instance_id.as_ref().map(|s| s.to_string()) } else { None },
+        group_instance_id: if ctx.api_version >= 7 {
+            req.group_instance_id.as_ref().map(|s| s.to_string())
+        } else {
+            None
+        },
     };
     let now = now_ms();
     let offsets: Vec<OffsetToCommit> = req

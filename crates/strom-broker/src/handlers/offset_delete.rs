@@ -7,8 +7,11 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let requested: Vec<(String, i32)> =
-        req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index))).collect();
+    let requested: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), p.partition_index)))
+        .collect();
     let mut resp = OffsetDeleteResponse::default();
     match broker.groups.delete_offsets(broker, req.group_id.as_str(), &requested) {
         Err(code) => resp.error_code = code,

@@ -171,6 +171,10 @@ impl TestBroker {
 impl Drop for TestBroker {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            // The broker's side of a failed test, which would otherwise vanish with its directory.
+            eprintln!("--- broker log ---\n{}", self.log());
+        }
     }
 }
 

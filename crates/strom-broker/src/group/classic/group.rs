@@ -1,6 +1,6 @@
 //! One group's state: members, generation, chosen protocol, leader, and the round in progress.
 
-use super::types::{GroupState, JoinedMember, JoinResponse, RequestId};
+use super::types::{GroupState, JoinResponse, JoinedMember, RequestId};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -206,7 +206,8 @@ fn update_member_and_rebalance(
     now: i64,
 ) {
     let member = group.members.get_mut(&req.member_id).expect("caller checked membership");
-    let reason = if member.protocols != req.protocols { "a member's subscription changed" } else { "a member rejoined" };
+    let reason =
+        if member.protocols != req.protocols { "a member's subscription changed" } else { "a member rejoined" };
     if let Some(old) = member.pending_join.replace(request) {
         fx.joins.push((old, JoinResponse::error(codes::REBALANCE_IN_PROGRESS)));
     }

@@ -167,11 +167,8 @@ fn install_assignment(group: &mut Group, assignments: Vec<(String, Bytes)>, fx: 
     }
     group.transition(GroupState::Stable, now);
     fx.groups_to_persist.push(group.group_id.clone());
-    let waiting: Vec<(RequestId, Bytes)> = group
-        .members
-        .values_mut()
-        .filter_map(|m| m.pending_sync.take().map(|r| (r, m.assignment.clone())))
-        .collect();
+    let waiting: Vec<(RequestId, Bytes)> =
+        group.members.values_mut().filter_map(|m| m.pending_sync.take().map(|r| (r, m.assignment.clone()))).collect();
     for (request, assignment) in waiting {
         fx.syncs.push((request, sync_response(group, &assignment)));
     }

@@ -2,9 +2,9 @@
 //! and removing members. These mirror Kafka's GroupCoordinator (prepareRebalance, onCompleteJoin,
 //! removeMemberAndUpdateGroup) so that clients see the same sequence of states and errors.
 
+use super::codes;
 use super::group::Group;
 use super::types::{Effects, GroupState, JoinResponse, SyncResponse};
-use super::codes;
 use bytes::Bytes;
 
 impl Group {
