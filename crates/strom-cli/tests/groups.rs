@@ -17,10 +17,13 @@ use support::TestBroker;
 
 const GROUP_BROKER: &[&str] = &["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=1000"];
 
-/// Records rebalance callbacks: ("assign" | "revoke", partitions).
+/// A rebalance callback: ("assign" | "revoke", partitions).
+type RebalanceEvent = (&'static str, Vec<i32>);
+
+/// Records rebalance callbacks.
 #[derive(Clone, Default)]
 struct Recorder {
-    events: Arc<Mutex<Vec<(&'static str, Vec<i32>)>>>,
+    events: Arc<Mutex<Vec<RebalanceEvent>>>,
 }
 
 impl ClientContext for Recorder {}

@@ -80,14 +80,13 @@ fn sync(
     c: &mut GroupCoordinator,
     inbox: &mut Inbox,
     rid: RequestId,
-    group: &str,
     gen: i32,
     member: &str,
     plan: &[(&str, &str)],
     now: i64,
 ) -> Reply<SyncResponse> {
     let req = SyncRequest {
-        group_id: group.into(),
+        group_id: "g".into(),
         generation_id: gen,
         member_id: member.into(),
         group_instance_id: None,
@@ -109,7 +108,7 @@ fn first_member_round_completes_at_once_without_initial_delay() {
     assert_eq!((resp.error, resp.generation_id, resp.leader.as_str()), (0, 1, a.as_str()));
     assert_eq!(resp.members.len(), 1, "the leader sees the members");
     assert_eq!(c.group_state("g"), Some(GroupState::CompletingRebalance));
-    let r = sync(&mut c, &mut inbox, 2, "g", 1, &a, &[(a.as_str(), "p0")], 0);
+    let r = sync(&mut c, &mut inbox, 2, 1, &a, &[(a.as_str(), "p0")], 0);
     assert!(matches!(r, Reply::Later));
     assert_eq!(&inbox.sync(2).expect("leader answered").assignment[..], b"p0");
     assert_eq!(c.group_state("g"), Some(GroupState::Stable));
@@ -142,7 +141,7 @@ fn a_newcomer_makes_everyone_rejoin_and_the_generation_advance() {
     let mut inbox = Inbox::default();
     let a = join_new(&mut c, &mut inbox, 1, "g", 0);
     inbox.join(1).expect("gen 1");
-    assert!(matches!(sync(&mut c, &mut inbox, 2, "g", 1, &a, &[(a.as_str(), "all")], 0), Reply::Later));
+    assert!(matches!(sync(&mut c, &mut inbox, 2, 1, &a, &[(a.as_str(), "all")], 0), Reply::Later));
     let b = join_new(&mut c, &mut inbox, 3, "g", 10);
     assert_eq!(c.group_state("g"), Some(GroupState::PreparingRebalance));
     let (code, _) = c.heartbeat("g", 1, &a, None, 20);
@@ -157,9 +156,9 @@ fn a_newcomer_makes_everyone_rejoin_and_the_generation_advance() {
     let (code, _) = c.heartbeat("g", 1, &b, None, 40);
     assert_eq!(code, codes::ILLEGAL_GENERATION);
     // The follower waits for the leader.
-    assert!(matches!(sync(&mut c, &mut inbox, 5, "g", 2, &b, &[], 50), Reply::Later));
+    assert!(matches!(sync(&mut c, &mut inbox, 5, 2, &b, &[], 50), Reply::Later));
     assert!(inbox.sync(5).is_none());
-    sync(&mut c, &mut inbox, 6, "g", 2, &a, &[(a.as_str(), "x"), (b.as_str(), "y")], 60);
+    sync(&mut c, &mut inbox, 6, 2, &a, &[(a.as_str(), "x"), (b.as_str(), "y")], 60);
     assert_eq!(&inbox.sync(5).expect("b").assignment[..], b"y");
     assert_eq!(&inbox.sync(6).expect("a").assignment[..], b"x");
 }
@@ -170,7 +169,7 @@ fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_timeout() {
     let mut inbox = Inbox::default();
     let a = join_new(&mut c, &mut inbox, 1, "g", 0);
     inbox.join(1);
-    sync(&mut c, &mut inbox, 2, "g", 1, &a, &[], 0);
+    sync(&mut c, &mut inbox, 2, 1, &a, &[], 0);
     let _b = join_new(&mut c, &mut inbox, 3, "g", 100);
     // A keeps heartbeating but never rejoins.
     for t in (1_000..REBALANCE as i64).step_by(1_000) {
@@ -190,7 +189,7 @@ fn a_silent_member_is_evicted_after_its_session_timeout() {
     let mut inbox = Inbox::default();
     let a = join_new(&mut c, &mut inbox, 1, "g", 0);
     inbox.join(1);
-    sync(&mut c, &mut inbox, 2, "g", 1, &a, &[], 0);
+    sync(&mut c, &mut inbox, 2, 1, &a, &[], 0);
     assert_eq!(c.next_deadline_ms(), Some(SESSION as i64));
     inbox.take(c.tick(SESSION as i64 - 1));
     assert_eq!(c.group_state("g"), Some(GroupState::Stable));
@@ -205,7 +204,7 @@ fn leaving_members_trigger_a_rebalance_and_the_last_one_empties_the_group() {
     let mut inbox = Inbox::default();
     let a = join_new(&mut c, &mut inbox, 1, "g", 0);
     inbox.join(1);
-    sync(&mut c, &mut inbox, 2, "g", 1, &a, &[], 0);
+    sync(&mut c, &mut inbox, 2, 1, &a, &[], 0);
     let (code, per, fx) = c.leave_group("g", &[(a.clone(), None), ("nobody".into(), None)], 5);
     inbox.take(fx);
     assert_eq!((code, per), (0, vec![0, codes::UNKNOWN_MEMBER_ID]));
@@ -252,7 +251,7 @@ fn group_max_size_refuses_extra_members() {
     let mut inbox = Inbox::default();
     let a = join_new(&mut c, &mut inbox, 1, "g", 0);
     inbox.join(1);
-    sync(&mut c, &mut inbox, 2, "g", 1, &a, &[], 0);
+    sync(&mut c, &mut inbox, 2, 1, &a, &[], 0);
     let (r, _) = c.join_group(3, request("g", "", None, &[("range", "m")]), 1);
     assert_eq!(now_reply(r).error, codes::GROUP_MAX_SIZE_REACHED);
 }
@@ -288,8 +287,8 @@ fn a_static_member_returns_without_a_rebalance_and_fences_its_old_id() {
     inbox.take(c.tick(deadline));
     let (ja, jb) = (inbox.join(1).expect("a"), inbox.join(2).expect("b"));
     let (a, b) = (ja.member_id.clone(), jb.member_id.clone());
-    sync(&mut c, &mut inbox, 3, "g", 1, &b, &[], deadline);
-    sync(&mut c, &mut inbox, 4, "g", 1, &a, &[(a.as_str(), "pa"), (b.as_str(), "pb")], deadline);
+    sync(&mut c, &mut inbox, 3, 1, &b, &[], deadline);
+    sync(&mut c, &mut inbox, 4, 1, &a, &[(a.as_str(), "pa"), (b.as_str(), "pb")], deadline);
     assert_eq!(&inbox.sync(3).expect("b").assignment[..], b"pb");
 
     // A restarts with a new member id.
@@ -300,7 +299,7 @@ fn a_static_member_returns_without_a_rebalance_and_fences_its_old_id() {
     assert!(back.skip_assignment, "the returning leader must not reassign (KIP-814)");
     assert_eq!(c.group_state("g"), Some(GroupState::Stable));
     assert_eq!(c.heartbeat("g", 1, &b, Some("ib"), deadline + 200).0, 0);
-    let r = now_reply(sync(&mut c, &mut inbox, 6, "g", 1, &back.member_id, &[], deadline + 300));
+    let r = now_reply(sync(&mut c, &mut inbox, 6, 1, &back.member_id, &[], deadline + 300));
     assert_eq!(&r.assignment[..], b"pa");
     assert_eq!(c.heartbeat("g", 1, &a, Some("ia"), deadline + 400).0, codes::FENCED_INSTANCE_ID);
 }
@@ -314,7 +313,7 @@ fn commits_are_checked_against_membership_and_generation() {
     let a = join_new(&mut c, &mut inbox, 1, "g", 0);
     inbox.join(1);
     assert_eq!(c.validate_commit("g", 1, &a, None, 0), Err(codes::REBALANCE_IN_PROGRESS));
-    sync(&mut c, &mut inbox, 2, "g", 1, &a, &[], 0);
+    sync(&mut c, &mut inbox, 2, 1, &a, &[], 0);
     assert_eq!(c.validate_commit("g", 1, &a, None, 0), Ok(()));
     assert_eq!(c.validate_commit("g", 0, &a, None, 0), Err(codes::ILLEGAL_GENERATION));
     assert_eq!(c.validate_commit("g", 1, "other", None, 0), Err(codes::UNKNOWN_MEMBER_ID));
@@ -326,7 +325,7 @@ fn a_snapshot_restores_a_stable_group() {
     let mut inbox = Inbox::default();
     let a = join_new(&mut c, &mut inbox, 1, "g", 0);
     inbox.join(1);
-    sync(&mut c, &mut inbox, 2, "g", 1, &a, &[(a.as_str(), "pa")], 0);
+    sync(&mut c, &mut inbox, 2, 1, &a, &[(a.as_str(), "pa")], 0);
     let stored = c.snapshot("g").expect("snapshot");
     let mut restored = GroupCoordinator::new(settings(0));
     restored.restore("g".into(), stored.clone(), 1_000);
