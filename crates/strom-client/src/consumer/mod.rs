@@ -1,0 +1,3 @@
+//! The consumer: group membership, fetching, offsets.
+
+pub mod assignor;

@@ -1,0 +1,3 @@
+//! The producer: partitioning, batching, sending.
+
+pub mod partitioner;

@@ -1,0 +1,1 @@
+//! Partitioners (being written).
