@@ -1,3 +1,300 @@
-//! The producer: partitioning, batching, sending.
+//! The producer: partitioning, batching, sending — Kafka's producer with Kafka's settings.
+//!
+//! ```no_run
+//! # async fn demo() -> strom_client::Result<()> {
+//! use strom_client::producer::{Producer, ProducerRecord};
+//! use strom_client::Properties;
+//! let producer = Producer::new(&Properties::new().set("bootstrap.servers", "localhost:9092")).await?;
+//! // Fire and forget:
+//! producer.send_and_forget(ProducerRecord::new("events").value("hello")).await?;
+//! // Synchronous: wait for the broker's answer.
+//! let meta = producer.send_and_wait(ProducerRecord::new("events").key("k").value("v")).await?;
+//! println!("written at {}-{}@{}", meta.topic, meta.partition, meta.offset);
+//! // Asynchronous with a callback:
+//! producer.send_with_callback(ProducerRecord::new("events").value("x"), |result| {
+//!     if let Err(e) = result { eprintln!("send failed: {e}"); }
+//! }).await?;
+//! producer.close().await?;
+//! # Ok(()) }
+//! ```
 
+pub mod accumulator;
+pub mod batch;
+pub mod config;
 pub mod partitioner;
+pub mod record;
+mod sender;
+
+pub use config::ProducerConfig;
+pub use partitioner::{Partitioner, PartitionerContext};
+pub use record::{ProducerRecord, RecordMetadata};
+
+use crate::config::Properties;
+use crate::conn::Cluster;
+use crate::error::{ClientError, Result};
+use crate::TopicPartition;
+use accumulator::Accumulator;
+use batch::{Completion, PendingRecord, ProducerBatch};
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::sync::{oneshot, Notify, Semaphore};
+
+pub(crate) struct Inner {
+    config: ProducerConfig,
+    cluster: Arc<Cluster>,
+    acc: Mutex<Accumulator>,
+    /// Wakes the sender task: a batch filled up, a flush began, an answer freed a partition.
+    wake: Notify,
+    /// Signalled whenever a batch completes (flush waits on it).
+    idle: Notify,
+    /// buffer.memory, in bytes.
+    memory: Semaphore,
+    partitioner: Box<dyn Partitioner>,
+    producer: Mutex<(i64, i16)>,
+    in_flight: Mutex<HashMap<i32, usize>>,
+}
+
+impl Inner {
+    fn lock_acc(&self) -> MutexGuard<'_, Accumulator> {
+        self.acc.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn producer_id(&self) -> (i64, i16) {
+        *self.producer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn in_flight(&self, node: i32) -> usize {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or(0)
+    }
+
+    fn add_in_flight(&self, node: i32, delta: isize) {
+        let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(node).or_default();
+        *n = n.saturating_add_signed(delta);
+    }
+
+    /// The batch is done (written or failed for good): free its partition and its memory.
+    fn finish(&self, batch: ProducerBatch, result: Result<(i64, i64)>) {
+        {
+            let mut acc = self.lock_acc();
+            if let Some(q) = acc.queues.get_mut(&batch.tp) {
+                q.in_flight = false;
+                if result.is_err()
+                    && batch.base_sequence >= 0
+                    && q.next_sequence == batch.base_sequence.wrapping_add(batch.records.len() as i32)
+                {
+                    // The broker refused the batch: its sequence numbers were not used.
+                    q.next_sequence = batch.base_sequence;
+                }
+            }
+        }
+        self.memory.add_permits(batch.reserved);
+        match result {
+            Ok((offset, append_time)) => batch.succeed(offset, append_time),
+            Err(e) => batch.fail(e),
+        }
+        self.idle.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// A failed attempt: retry after retry.backoff.ms while retries and delivery.timeout.ms allow.
+    fn retry_or_fail(&self, mut batch: ProducerBatch, error: ClientError) {
+        batch.attempts += 1;
+        let expired = batch.created.elapsed() >= self.config.delivery_timeout;
+        if !error.is_retriable() || batch.attempts > self.config.retries || expired {
+            let error = if expired && error.is_retriable() {
+                ClientError::Timeout {
+                    what: format!("delivering to {} ({error})", batch.tp),
+                    after: self.config.delivery_timeout,
+                }
+            } else {
+                error
+            };
+            self.finish(batch, Err(error));
+            return;
+        }
+        tracing::debug!(tp = %batch.tp, attempt = batch.attempts, "retrying produce: {error}");
+        if error.needs_metadata_refresh() {
+            let cluster = Arc::clone(&self.cluster);
+            tokio::spawn(async move {
+                let _ = cluster.refresh().await;
+            });
+        }
+        batch.retry_at = Some(Instant::now() + self.config.retry_backoff);
+        let mut acc = self.lock_acc();
+        let q = acc.queues.entry(batch.tp.clone()).or_default();
+        q.in_flight = false;
+        q.batches.push_front(batch);
+    }
+}
+
+/// A handle to the producer; clones share one producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+/// The outcome of one send, as a future.
+pub struct DeliveryFuture(oneshot::Receiver<Result<RecordMetadata>>);
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx).map(|r| r.unwrap_or(Err(ClientError::Closed)))
+    }
+}
+
+impl Producer {
+    /// Connects, and with enable.idempotence gets a producer id (InitProducerId).
+    pub async fn new(props: &Properties) -> Result<Producer> {
+        let config = ProducerConfig::from_properties(props)?;
+        let partitioner = partitioner::partitioner_by_name(&config.partitioner).ok_or_else(|| ClientError::Config {
+            key: "partitioner.class".into(),
+            message: format!("unknown partitioner '{}'", config.partitioner),
+        })?;
+        Producer::with_partitioner(config, partitioner).await
+    }
+
+    /// A producer with a user-defined partitioner.
+    pub async fn with_partitioner(config: ProducerConfig, partitioner: Box<dyn Partitioner>) -> Result<Producer> {
+        let cluster = Cluster::connect(config.cluster.clone()).await?;
+        let producer_id = if config.idempotence { init_producer_id(&cluster).await? } else { (-1, -1) };
+        let inner = Arc::new(Inner {
+            memory: Semaphore::new(config.buffer_memory),
+            config,
+            cluster,
+            acc: Mutex::new(Accumulator::default()),
+            wake: Notify::new(),
+            idle: Notify::new(),
+            partitioner,
+            producer: Mutex::new(producer_id),
+            in_flight: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(sender::run(Arc::clone(&inner)));
+        Ok(Producer { inner })
+    }
+
+    /// Queues a record; the future resolves when the broker has it (or it failed for good).
+    /// Waits up to max.block.ms for metadata and buffer space.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(record, Completion::Future(tx)).await?;
+        Ok(DeliveryFuture(rx))
+    }
+
+    /// Sends and waits for the broker's answer.
+    pub async fn send_and_wait(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        self.send(record).await?.await
+    }
+
+    /// Queues a record and calls `callback` with the outcome (on the producer's task: keep it short).
+    pub async fn send_with_callback(
+        &self,
+        record: ProducerRecord,
+        callback: impl FnOnce(Result<RecordMetadata>) + Send + 'static,
+    ) -> Result<()> {
+        self.enqueue(record, Completion::Callback(Box::new(callback))).await
+    }
+
+    /// Queues a record and does not report the outcome (failures are logged).
+    pub async fn send_and_forget(&self, record: ProducerRecord) -> Result<()> {
+        self.enqueue(record, Completion::Ignore).await
+    }
+
+    async fn enqueue(&self, record: ProducerRecord, completion: Completion) -> Result<()> {
+        let inner = &self.inner;
+        let cfg = &inner.config;
+        let size = record.estimated_size();
+        if size + 61 > cfg.max_request_size || size > cfg.buffer_memory {
+            return Err(ClientError::RecordTooLarge { size, max: cfg.max_request_size.min(cfg.buffer_memory) });
+        }
+        if inner.lock_acc().closed {
+            return Err(ClientError::Closed);
+        }
+        let topic = inner.cluster.wait_for_topic(&record.topic, cfg.max_block).await?;
+        let partition = match record.partition {
+            Some(p) if p < 0 || p >= topic.partition_count() => {
+                return Err(ClientError::InvalidInput(format!(
+                    "partition {p} of {} does not exist (it has {})",
+                    record.topic,
+                    topic.partition_count()
+                )))
+            }
+            Some(p) => p,
+            None => inner.partitioner.partition(&PartitionerContext {
+                topic: &record.topic,
+                key: record.key.as_deref(),
+                partition_count: topic.partition_count(),
+                available_partitions: &topic.available_partitions(),
+            }),
+        };
+        let permits = tokio::time::timeout(cfg.max_block, inner.memory.acquire_many(size as u32))
+            .await
+            .map_err(|_| ClientError::Timeout { what: "buffer.memory to free up".into(), after: cfg.max_block })?
+            .map_err(|_| ClientError::Closed)?;
+        permits.forget();
+        let tp = TopicPartition::new(record.topic.clone(), partition);
+        let pending = PendingRecord {
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            completion,
+        };
+        let appended = inner.lock_acc().append(&tp, pending, size, cfg.batch_size);
+        if appended.batch_full {
+            if record.partition.is_none() {
+                inner.partitioner.on_new_batch(&tp.topic, topic.partition_count(), partition);
+            }
+            inner.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Sends everything queued now and waits until every record has its outcome.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.lock_acc().flushing += 1;
+        self.inner.wake.notify_one();
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.inner.lock_acc().is_empty() {
+                break;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), idle).await;
+        }
+        self.inner.lock_acc().flushing -= 1;
+        Ok(())
+    }
+
+    /// Delivers everything queued (or reports its failure) and stops the sender.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.lock_acc().closed = true;
+        self.flush().await
+    }
+
+    /// The cluster view this producer uses (partition counts, leaders).
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.inner.cluster
+    }
+}
+
+async fn init_producer_id(cluster: &Cluster) -> Result<(i64, i16)> {
+    let mut req = InitProducerIdRequest::default();
+    req.transactional_id = None;
+    req.transaction_timeout_ms = 60_000;
+    req.producer_id = kafka_protocol::messages::ProducerId(-1);
+    req.producer_epoch = -1;
+    let resp: InitProducerIdResponse = cluster.send_any(ApiKey::InitProducerId, &req).await?;
+    crate::error::check(resp.error_code)?;
+    Ok((resp.producer_id.0, resp.producer_epoch))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

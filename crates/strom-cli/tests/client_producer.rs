@@ -1,0 +1,176 @@
+//! strom-client's producer against a Strom broker: every send mode, Java-compatible key
+//! partitioning, sticky spreading of keyless records, bad input, and idempotent delivery across
+//! a broker restart.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+use strom_client::admin::{Admin, NewTopic};
+use strom_client::consumer::Consumer;
+use strom_client::producer::partitioner::{murmur2, to_positive};
+use strom_client::producer::{Producer, ProducerRecord};
+use strom_client::{ClientError, Properties, TopicPartition};
+use support::TestBroker;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+}
+
+fn props(broker: &TestBroker) -> Properties {
+    Properties::new().set("bootstrap.servers", broker.bootstrap())
+}
+
+async fn create(broker: &TestBroker, topic: &str, partitions: i32) {
+    let admin = Admin::new(&props(broker)).await.expect("admin");
+    let results = admin.create_topics(&[NewTopic::new(topic, partitions, 1)], false).await.expect("create");
+    results[0].1.as_ref().expect("created");
+}
+
+/// Every record of `topic` as (partition, offset, key, value), read with strom-client.
+async fn read_all(
+    broker: &TestBroker,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
+    let mut c = Consumer::new(&props(broker).set("auto.offset.reset", "earliest")).await.expect("consumer");
+    let tps: Vec<TopicPartition> = (0..partitions).map(|p| TopicPartition::new(topic, p)).collect();
+    c.assign(&tps).expect("assign");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while out.len() < expected && std::time::Instant::now() < deadline {
+        for r in c.poll(Duration::from_millis(200)).await.expect("poll") {
+            let b = |x: &Option<bytes::Bytes>| x.as_ref().map(|v| v.to_vec()).unwrap_or_default();
+            out.push((r.partition, r.offset, b(&r.key), b(&r.value)));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_send_mode_delivers() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        create(&broker, "modes", 3).await;
+        let p = Producer::new(&props(&broker).set("linger.ms", "1")).await.expect("producer");
+        let meta = p.send_and_wait(ProducerRecord::new("modes").key("sync").value("1")).await.expect("sync send");
+        assert_eq!(meta.topic, "modes");
+        assert!(meta.offset >= 0);
+        let future = p.send(ProducerRecord::new("modes").key("future").value("2")).await.expect("queued");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        p.send_with_callback(ProducerRecord::new("modes").key("callback").value("3"), move |r| {
+            let _ = tx.send(r);
+        })
+        .await
+        .expect("queued");
+        p.send_and_forget(ProducerRecord::new("modes").key("forget").value("4").header("h", "v"))
+            .await
+            .expect("queued");
+        p.flush().await.expect("flush");
+        assert!(future.await.expect("future delivered").offset >= 0);
+        assert!(rx.await.expect("callback called").expect("callback delivered").offset >= 0);
+        p.close().await.expect("close");
+        let mut values: Vec<Vec<u8>> = read_all(&broker, "modes", 3, 4).await.into_iter().map(|r| r.3).collect();
+        values.sort();
+        assert_eq!(values, vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]);
+    });
+}
+
+#[test]
+fn keys_land_where_java_puts_them_and_keyless_records_spread() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        create(&broker, "keys", 6).await;
+        let p = Producer::new(&props(&broker).set("batch.size", "1024")).await.expect("producer");
+        for i in 0..60 {
+            let key = format!("key-{i}");
+            let meta = p.send_and_wait(ProducerRecord::new("keys").key(key.clone()).value("v")).await.expect("send");
+            assert_eq!(meta.partition, to_positive(murmur2(key.as_bytes())) % 6, "{key}");
+        }
+        let mut futures = Vec::new();
+        for _ in 0..3_000 {
+            futures.push(p.send(ProducerRecord::new("keys").value(vec![b'x'; 100])).await.expect("queued"));
+        }
+        let mut used = HashSet::new();
+        for f in futures {
+            used.insert(f.await.expect("delivered").partition);
+        }
+        assert_eq!(used.len(), 6, "keyless records use every partition over many batches");
+        p.close().await.expect("close");
+    });
+}
+
+#[test]
+fn bad_input_fails_clearly() {
+    let broker = TestBroker::start(&["auto.create.topics.enable=false"]);
+    runtime().block_on(async {
+        create(&broker, "small", 1).await;
+        let p = Producer::new(&props(&broker).set("max.request.size", "2048").set("max.block.ms", "1500"))
+            .await
+            .expect("producer");
+        let err = p.send(ProducerRecord::new("small").value(vec![0u8; 4096])).await.err().expect("too large");
+        assert!(matches!(err, ClientError::RecordTooLarge { .. }), "{err}");
+        let started = std::time::Instant::now();
+        let err = p.send(ProducerRecord::new("no-such-topic").value("v")).await.err().expect("unknown topic");
+        assert_eq!(err.code(), Some(3), "UNKNOWN_TOPIC_OR_PARTITION, got {err}");
+        assert!(started.elapsed() >= Duration::from_millis(1400), "waited for max.block.ms");
+        let err = p.send(ProducerRecord::new("small").partition(7).value("v")).await.err().expect("no partition 7");
+        assert!(err.to_string().contains("partition 7"), "{err}");
+    });
+}
+
+#[test]
+fn idempotent_delivery_survives_a_broker_restart() {
+    let mut broker = TestBroker::start(&[]);
+    let rt = runtime();
+    let p = rt.block_on(async {
+        create(&broker, "restart", 3).await;
+        Producer::new(
+            &props(&broker).set("linger.ms", "5").set("retry.backoff.ms", "50").set("request.timeout.ms", "3000"),
+        )
+        .await
+        .expect("producer")
+    });
+    const N: usize = 100_000;
+    let futures = rt.block_on(async {
+        let mut futures = Vec::with_capacity(N);
+        for i in 0..N {
+            let key = format!("k{}", i % 64);
+            futures.push(p.send(ProducerRecord::new("restart").key(key).value(i.to_string())).await.expect("queued"));
+            if i == N / 3 {
+                p.flush().await.expect("first third delivered");
+            }
+        }
+        futures
+    });
+    // The broker goes away mid-send and comes back.
+    broker.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    broker.restart();
+    rt.block_on(async {
+        for f in futures {
+            f.await.expect("every record delivered");
+        }
+        p.close().await.expect("close");
+        let records = read_all(&broker, "restart", 3, N).await;
+        assert_eq!(records.len(), N, "none lost, none duplicated");
+        let distinct: HashSet<&Vec<u8>> = records.iter().map(|r| &r.3).collect();
+        assert_eq!(distinct.len(), N, "no duplicates");
+        // Order per key (hence per partition) is the send order.
+        let mut last: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut by_partition: BTreeMap<i32, Vec<(i64, Vec<u8>, usize)>> = BTreeMap::new();
+        for (p, o, k, v) in records {
+            let i: usize = String::from_utf8(v).expect("utf8").parse().expect("number");
+            by_partition.entry(p).or_default().push((o, k, i));
+        }
+        for rs in by_partition.values_mut() {
+            rs.sort();
+            for (_, k, i) in rs.iter() {
+                if let Some(prev) = last.insert(k.clone(), *i) {
+                    assert!(prev < *i, "key {:?}: {prev} came before {i}", String::from_utf8_lossy(k));
+                }
+            }
+        }
+    });
+}

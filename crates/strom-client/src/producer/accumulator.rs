@@ -1,0 +1,81 @@
+//! Per-partition queues of batches between `send` and the sender task. A partition has at most
+//! one batch in flight, which keeps records in order across retries (idempotence then makes a
+//! retried batch land once).
+
+use super::batch::{PendingRecord, ProducerBatch};
+use crate::TopicPartition;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct PartitionQueue {
+    pub batches: VecDeque<ProducerBatch>,
+    pub in_flight: bool,
+    /// Next sequence number (idempotence), per partition as Kafka numbers them.
+    pub next_sequence: i32,
+}
+
+#[derive(Default)]
+pub struct Accumulator {
+    pub queues: HashMap<TopicPartition, PartitionQueue>,
+    /// Set by flush() and close(): send everything now, linger or not.
+    pub flushing: usize,
+    pub closed: bool,
+}
+
+/// What an append did, so the caller can tell the partitioner and wake the sender.
+pub struct Appended {
+    /// The batch the record went into is full: the sender should take it now.
+    pub batch_full: bool,
+}
+
+impl Accumulator {
+    pub fn append(&mut self, tp: &TopicPartition, record: PendingRecord, size: usize, batch_size: usize) -> Appended {
+        let queue = self.queues.entry(tp.clone()).or_default();
+        let fits = queue.batches.back().is_some_and(|b| b.encoded.is_none() && b.size + size <= batch_size);
+        if !fits {
+            queue.batches.push_back(ProducerBatch::new(tp.clone()));
+        }
+        let batch = queue.batches.back_mut().expect("pushed above");
+        batch.records.push(record);
+        batch.size += size;
+        batch.reserved += size;
+        Appended { batch_full: batch.size >= batch_size }
+    }
+
+    /// Batches that may be sent now: for each partition without a batch in flight, its first
+    /// batch if full, lingered long enough, flushing, or behind another batch.
+    pub fn ready(&self, linger: Duration, batch_size: usize, now: Instant) -> Vec<TopicPartition> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| !q.in_flight)
+            .filter_map(|(tp, q)| {
+                let b = q.batches.front()?;
+                if b.retry_at.is_some_and(|t| t > now) {
+                    return None;
+                }
+                let ready = b.size >= batch_size
+                    || q.batches.len() > 1
+                    || now.duration_since(b.created) >= linger
+                    || self.flushing > 0
+                    || self.closed
+                    || b.attempts > 0;
+                ready.then(|| tp.clone())
+            })
+            .collect()
+    }
+
+    /// When the sender must look again (the earliest linger or retry expiry), if anything waits.
+    pub fn next_wakeup(&self, linger: Duration) -> Option<Instant> {
+        self.queues
+            .values()
+            .filter(|q| !q.in_flight)
+            .filter_map(|q| q.batches.front())
+            .map(|b| b.retry_at.unwrap_or(b.created + linger))
+            .min()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queues.values().all(|q| q.batches.is_empty() && !q.in_flight)
+    }
+}

@@ -1,1 +1,0 @@
-//! Partitioners (being written).
