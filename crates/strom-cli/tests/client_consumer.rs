@@ -43,10 +43,7 @@ async fn produce(broker: &TestBroker, topic: &str, n: usize) {
 fn a_strom_client_member_and_a_librdkafka_member_share_a_group() {
     let broker = TestBroker::start(GROUP_BROKER);
     let rt = runtime();
-    rt.block_on(async {
-        broker.create_topic("shared", 6, &[]).await;
-        produce(&broker, "shared", 3_000).await;
-    });
+    rt.block_on(broker.create_topic("shared", 6, &[]));
     let rd: BaseConsumer = broker
         .client_config()
         .set("group.id", "mixed")
@@ -60,11 +57,14 @@ fn a_strom_client_member_and_a_librdkafka_member_share_a_group() {
     rd.subscribe(&["shared"]).expect("subscribe");
     let rd_values = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rd_owned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let rd_thread = {
-        let (values, stop) = (Arc::clone(&rd_values), Arc::clone(&stop));
+        let (values, stop, owned) = (Arc::clone(&rd_values), Arc::clone(&stop), Arc::clone(&rd_owned));
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                if let Some(Ok(m)) = rd.poll(Duration::from_millis(100)) {
+                let polled = rd.poll(Duration::from_millis(50));
+                owned.store(rd.assignment().map(|a| a.count()).unwrap_or(0), std::sync::atomic::Ordering::SeqCst);
+                if let Some(Ok(m)) = polled {
                     values
                         .lock()
                         .expect("lock")
@@ -82,6 +82,16 @@ fn a_strom_client_member_and_a_librdkafka_member_share_a_group() {
             .expect("consumer");
         c.subscribe(&["shared"]).expect("subscribe");
         let mut values = Vec::new();
+        // Both members settle on three partitions each before anything is produced.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(c.assignment().len() == 3 && rd_owned.load(std::sync::atomic::Ordering::SeqCst) == 3) {
+            assert!(Instant::now() < deadline, "the group never split 3/3");
+            values.extend(
+                c.poll(Duration::from_millis(50)).await.expect("poll").into_iter().map(|r| format!("{:?}", r.value)),
+            );
+        }
+        assert!(values.is_empty(), "nothing produced yet");
+        produce(&broker, "shared", 3_000).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while values.len() + rd_values.lock().expect("lock").len() < 3_000 && Instant::now() < deadline {
             for r in c.poll(Duration::from_millis(100)).await.expect("poll") {
@@ -103,10 +113,13 @@ fn a_strom_client_member_and_a_librdkafka_member_share_a_group() {
     assert!(!ours.is_empty(), "strom-client consumed its share");
 }
 
+/// ("revoked" | "assigned", partitions)
+type ListenerEvent = (String, Vec<TopicPartition>);
+
 /// Records rebalance callbacks and commits the positions of revoked partitions.
 #[derive(Clone, Default)]
 struct CommitOnRevoke {
-    events: Arc<Mutex<Vec<(String, Vec<TopicPartition>)>>>,
+    events: Arc<Mutex<Vec<ListenerEvent>>>,
 }
 
 impl RebalanceListener for CommitOnRevoke {
@@ -175,7 +188,7 @@ fn a_commit_in_on_partitions_revoked_is_where_the_next_owner_starts() {
         let mut metadata = BTreeMap::new();
         metadata.insert(tp.clone(), OffsetAndMetadata { offset: 5, metadata: "checkpoint".into() });
         second.commit_offsets(&metadata).await.expect("commit with metadata");
-        let committed = second.committed(&[tp.clone()]).await.expect("committed");
+        let committed = second.committed(std::slice::from_ref(&tp)).await.expect("committed");
         assert_eq!(committed.get(&tp).map(|o| (o.offset, o.metadata.as_str())), Some((5, "checkpoint")));
         let described = admin.describe_group("handover-group").await.expect("describe");
         assert_eq!(described.state, "Stable");

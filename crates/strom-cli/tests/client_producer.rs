@@ -133,21 +133,27 @@ fn idempotent_delivery_survives_a_broker_restart() {
         .expect("producer")
     });
     const N: usize = 100_000;
-    let futures = rt.block_on(async {
-        let mut futures = Vec::with_capacity(N);
-        for i in 0..N {
-            let key = format!("k{}", i % 64);
-            futures.push(p.send(ProducerRecord::new("restart").key(key).value(i.to_string())).await.expect("queued"));
-            if i == N / 3 {
-                p.flush().await.expect("first third delivered");
+    // Sending goes on in a task while the broker stops and comes back.
+    let sending = {
+        let p = p.clone();
+        rt.spawn(async move {
+            let mut futures = Vec::with_capacity(N);
+            for i in 0..N {
+                let key = format!("k{}", i % 64);
+                futures
+                    .push(p.send(ProducerRecord::new("restart").key(key).value(i.to_string())).await.expect("queued"));
+                if i % 1_000 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
-        }
-        futures
-    });
-    // The broker goes away mid-send and comes back.
+            futures
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
     broker.stop();
     std::thread::sleep(Duration::from_millis(300));
     broker.restart();
+    let futures = rt.block_on(sending).expect("sending task");
     rt.block_on(async {
         for f in futures {
             f.await.expect("every record delivered");

@@ -90,7 +90,7 @@ impl Properties {
             });
         }
         for s in &servers {
-            if !s.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+            if s.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
                 return Err(ClientError::Config {
                     key: "bootstrap.servers".into(),
                     message: format!("'{s}' is not host:port"),

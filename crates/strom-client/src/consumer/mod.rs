@@ -80,6 +80,8 @@ pub struct Consumer {
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     listener: Option<Box<dyn RebalanceListener>>,
     buffer: VecDeque<ConsumerRecord>,
+    /// Where fetching goes on once the buffered records are consumed (past control records).
+    fetched_up_to: BTreeMap<TopicPartition, i64>,
     last_auto_commit: Instant,
     wakeup: WakeupHandle,
     cooperative: bool,
@@ -100,6 +102,7 @@ impl Consumer {
             heartbeat: None,
             listener: None,
             buffer: VecDeque::new(),
+            fetched_up_to: BTreeMap::new(),
             last_auto_commit: Instant::now(),
             wakeup: WakeupHandle::default(),
             cooperative: false,
@@ -135,6 +138,7 @@ impl Consumer {
         self.assignment = partitions.iter().cloned().collect();
         self.positions.retain(|tp, _| partitions.contains(tp));
         self.buffer.retain(|r| partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
+        self.fetched_up_to.retain(|tp, _| partitions.contains(tp));
         self.subscription = Subscription::Assigned;
         Ok(())
     }
@@ -163,8 +167,7 @@ impl Consumer {
             self.maybe_auto_commit().await?;
             self.ensure_positions().await?;
             if !self.buffer.is_empty() {
-                let n = self.buffer.len().min(self.cfg.max_poll_records);
-                return Ok(self.buffer.drain(..n).collect());
+                return Ok(self.take_buffered());
             }
             let fetchable: BTreeMap<TopicPartition, i64> = self
                 .positions
@@ -192,6 +195,35 @@ impl Consumer {
         }
     }
 
+    /// Hands out up to max.poll.records; the position of a partition is the offset after the
+    /// last record handed out (Kafka's position), not after the last one fetched.
+    fn take_buffered(&mut self) -> Vec<ConsumerRecord> {
+        let n = self.buffer.len().min(self.cfg.max_poll_records);
+        let out: Vec<ConsumerRecord> = self.buffer.drain(..n).collect();
+        for r in &out {
+            let tp = TopicPartition::new(r.topic.clone(), r.partition);
+            if let Some(p) = self.positions.get_mut(&tp) {
+                *p = (*p).max(r.offset + 1);
+            }
+        }
+        if self.buffer.is_empty() {
+            for (tp, next) in std::mem::take(&mut self.fetched_up_to) {
+                if let Some(p) = self.positions.get_mut(&tp) {
+                    *p = (*p).max(next);
+                }
+            }
+        }
+        out
+    }
+
+    /// Forgets fetched, not yet returned records of these partitions (seek, pause, revoke).
+    pub(crate) fn discard_buffered(&mut self, partitions: &[TopicPartition]) {
+        self.buffer.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
+        for tp in partitions {
+            self.fetched_up_to.remove(tp);
+        }
+    }
+
     async fn absorb(&mut self, outcomes: Vec<(TopicPartition, FetchOutcome)>) -> Result<()> {
         let mut refresh = false;
         let mut reset = Vec::new();
@@ -203,7 +235,11 @@ impl Consumer {
                     if records.first().is_some_and(|r| r.offset < position) {
                         continue;
                     }
-                    self.positions.insert(tp, next_position.max(position));
+                    if records.is_empty() {
+                        self.positions.insert(tp, next_position.max(position));
+                    } else {
+                        self.fetched_up_to.insert(tp, next_position.max(position));
+                    }
                     self.buffer.extend(records);
                 }
                 FetchOutcome::OutOfRange => reset.push(tp),
@@ -376,17 +412,17 @@ impl Consumer {
             return Err(ClientError::InvalidInput(format!("{tp} is not assigned to this consumer")));
         }
         self.positions.insert(tp.clone(), offset);
-        self.buffer.retain(|r| !(r.topic == tp.topic && r.partition == tp.partition));
+        self.discard_buffered(std::slice::from_ref(tp));
         Ok(())
     }
 
     pub async fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
-        self.buffer.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
+        self.discard_buffered(partitions);
         self.seek_to_time(partitions, offsets::EARLIEST).await
     }
 
     pub async fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
-        self.buffer.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
+        self.discard_buffered(partitions);
         self.seek_to_time(partitions, offsets::LATEST).await
     }
 
@@ -403,7 +439,7 @@ impl Consumer {
     /// Stops fetching from these partitions (the membership stays).
     pub fn pause(&mut self, partitions: &[TopicPartition]) {
         self.paused.extend(partitions.iter().cloned());
-        self.buffer.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
+        self.discard_buffered(partitions);
     }
 
     pub fn resume(&mut self, partitions: &[TopicPartition]) {

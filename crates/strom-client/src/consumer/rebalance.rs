@@ -71,7 +71,7 @@ impl Consumer {
             self.positions.remove(tp);
             self.paused.remove(tp);
         }
-        self.buffer.retain(|r| !partitions.iter().any(|tp| tp.topic == r.topic && tp.partition == r.partition));
+        self.discard_buffered(partitions);
     }
 
     /// Runs a listener callback, then makes the commits it asked for.

@@ -27,12 +27,15 @@ pub struct Accumulator {
 pub struct Appended {
     /// The batch the record went into is full: the sender should take it now.
     pub batch_full: bool,
+    /// A batch was started: the sender must learn its linger deadline.
+    pub new_batch: bool,
 }
 
 impl Accumulator {
     pub fn append(&mut self, tp: &TopicPartition, record: PendingRecord, size: usize, batch_size: usize) -> Appended {
         let queue = self.queues.entry(tp.clone()).or_default();
-        let fits = queue.batches.back().is_some_and(|b| b.encoded.is_none() && b.size + size <= batch_size);
+        let fits = queue.batches.back().is_some_and(|b| b.encoded.is_none() && !b.full && b.size + size <= batch_size);
+        let new_batch = !fits;
         if !fits {
             queue.batches.push_back(ProducerBatch::new(tp.clone()));
         }
@@ -40,7 +43,8 @@ impl Accumulator {
         batch.records.push(record);
         batch.size += size;
         batch.reserved += size;
-        Appended { batch_full: batch.size >= batch_size }
+        batch.full = batch.size + size > batch_size;
+        Appended { batch_full: batch.full, new_batch }
     }
 
     /// Batches that may be sent now: for each partition without a batch in flight, its first
@@ -54,7 +58,8 @@ impl Accumulator {
                 if b.retry_at.is_some_and(|t| t > now) {
                     return None;
                 }
-                let ready = b.size >= batch_size
+                let ready = b.full
+                    || b.size >= batch_size
                     || q.batches.len() > 1
                     || now.duration_since(b.created) >= linger
                     || self.flushing > 0

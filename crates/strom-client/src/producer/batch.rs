@@ -56,6 +56,8 @@ pub struct ProducerBatch {
     pub retry_at: Option<Instant>,
     /// The bytes sent on the first attempt, resent unchanged on retries.
     pub encoded: Option<Bytes>,
+    /// No further record of the size just added fits: send it without waiting for linger.ms.
+    pub full: bool,
 }
 
 impl ProducerBatch {
@@ -70,6 +72,7 @@ impl ProducerBatch {
             attempts: 0,
             retry_at: None,
             encoded: None,
+            full: false,
         }
     }
 

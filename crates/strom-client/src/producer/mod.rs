@@ -248,10 +248,10 @@ impl Producer {
             completion,
         };
         let appended = inner.lock_acc().append(&tp, pending, size, cfg.batch_size);
-        if appended.batch_full {
-            if record.partition.is_none() {
-                inner.partitioner.on_new_batch(&tp.topic, topic.partition_count(), partition);
-            }
+        if appended.batch_full && record.partition.is_none() {
+            inner.partitioner.on_new_batch(&tp.topic, topic.partition_count(), partition);
+        }
+        if appended.batch_full || appended.new_batch {
             inner.wake.notify_one();
         }
         Ok(())
