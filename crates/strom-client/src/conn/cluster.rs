@@ -54,6 +54,8 @@ pub struct TopicInfo {
     pub topic_id: [u8; 16],
     pub is_internal: bool,
     pub partitions: Vec<PartitionInfo>,
+    /// Partitions with a leader, computed once per metadata refresh.
+    pub available: Vec<i32>,
 }
 
 impl TopicInfo {
@@ -166,9 +168,10 @@ impl Cluster {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
+            let available = partitions.iter().filter(|p| p.leader >= 0).map(|p| p.partition).collect();
             snap.topics.insert(
                 name.clone(),
-                TopicInfo { name, topic_id: *t.topic_id.as_bytes(), is_internal: t.is_internal, partitions },
+                TopicInfo { name, topic_id: *t.topic_id.as_bytes(), is_internal: t.is_internal, partitions, available },
             );
         }
         let snap = Arc::new(snap);

@@ -217,7 +217,16 @@ impl Producer {
         if inner.lock_acc().closed {
             return Err(ClientError::Closed);
         }
-        let topic = inner.cluster.wait_for_topic(&record.topic, cfg.max_block).await?;
+        // Fast path: the topic is in the current snapshot (no copy of its partition list).
+        let snapshot = inner.cluster.snapshot();
+        let fetched;
+        let topic = match snapshot.topics.get(&record.topic) {
+            Some(t) => t,
+            None => {
+                fetched = inner.cluster.wait_for_topic(&record.topic, cfg.max_block).await?;
+                &fetched
+            }
+        };
         let partition = match record.partition {
             Some(p) if p < 0 || p >= topic.partition_count() => {
                 return Err(ClientError::InvalidInput(format!(
@@ -231,7 +240,7 @@ impl Producer {
                 topic: &record.topic,
                 key: record.key.as_deref(),
                 partition_count: topic.partition_count(),
-                available_partitions: &topic.available_partitions(),
+                available_partitions: &topic.available,
             }),
         };
         let permits = tokio::time::timeout(cfg.max_block, inner.memory.acquire_many(size as u32))
