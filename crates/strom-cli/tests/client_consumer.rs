@@ -197,3 +197,38 @@ fn a_commit_in_on_partitions_revoked_is_where_the_next_owner_starts() {
         second.close().await.expect("close");
     });
 }
+
+#[test]
+fn a_pattern_subscription_follows_matching_topics() {
+    let broker = TestBroker::start(GROUP_BROKER);
+    runtime().block_on(async {
+        broker.create_topic("pat-a", 1, &[]).await;
+        broker.create_topic("other", 1, &[]).await;
+        produce(&broker, "pat-a", 10).await;
+        produce(&broker, "other", 10).await;
+        let mut c =
+            Consumer::new(&props(&broker, "pattern-group").set("metadata.max.age.ms", "300")).await.expect("consumer");
+        assert!(c.subscribe_pattern("pat-(").is_err(), "an invalid regex is a clear error");
+        c.subscribe_pattern("pat-.*").expect("subscribe");
+        let mut topics = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut created = false;
+        while topics.get("pat-b").copied().unwrap_or(0) < 10 && Instant::now() < deadline {
+            for r in c.poll(Duration::from_millis(100)).await.expect("poll") {
+                *topics.entry(r.topic.clone()).or_insert(0) += 1;
+            }
+            // Without commits a rebalance would restart from auto.offset.reset, as in Kafka.
+            c.commit_sync().await.expect("commit");
+            if !created && topics.get("pat-a") == Some(&10) {
+                // A topic created later joins the subscription.
+                broker.create_topic("pat-b", 1, &[]).await;
+                produce(&broker, "pat-b", 10).await;
+                created = true;
+            }
+        }
+        assert_eq!(topics.get("pat-a"), Some(&10));
+        assert_eq!(topics.get("pat-b"), Some(&10), "{topics:?}");
+        assert_eq!(topics.get("other"), None, "a topic that does not match is not consumed");
+        c.close().await.expect("close");
+    });
+}

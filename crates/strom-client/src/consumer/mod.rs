@@ -61,11 +61,24 @@ impl WakeupHandle {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Subscription {
     None,
     Topics(Vec<String>),
+    /// A regex matched against whole topic names (Java's Pattern.matches), re-evaluated at each
+    /// rejoin and every metadata.max.age.ms; internal topics never match.
+    Pattern {
+        regex: regex::Regex,
+        matched: Vec<String>,
+        checked: Instant,
+    },
     Assigned,
+}
+
+impl Subscription {
+    fn is_group(&self) -> bool {
+        matches!(self, Subscription::Topics(_) | Subscription::Pattern { .. })
+    }
 }
 
 pub struct Consumer {
@@ -129,9 +142,20 @@ impl Consumer {
         Ok(())
     }
 
+    /// Joins the consumer group for every topic whose whole name matches `pattern`; topics
+    /// created later join the subscription within metadata.max.age.ms.
+    pub fn subscribe_pattern(&mut self, pattern: &str) -> Result<()> {
+        self.group_id()?;
+        let regex = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| ClientError::InvalidInput(format!("invalid topic pattern '{pattern}': {e}")))?;
+        self.subscription = Subscription::Pattern { regex, matched: Vec::new(), checked: Instant::now() };
+        group::lock(&self.state).rejoin_needed = true;
+        Ok(())
+    }
+
     /// Consumes exactly these partitions, without a group (a standalone consumer).
     pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
-        if matches!(self.subscription, Subscription::Topics(_)) {
+        if self.subscription.is_group() {
             return Err(ClientError::InvalidInput("cannot assign partitions while subscribed".into()));
         }
         self.cluster.add_topics(partitions.iter().map(|tp| tp.topic.as_str()));
@@ -371,7 +395,7 @@ impl Consumer {
 
     fn commit_identity(&self) -> CommitAs {
         let st = group::lock(&self.state);
-        if matches!(self.subscription, Subscription::Topics(_)) && st.stable {
+        if self.subscription.is_group() && st.stable {
             CommitAs {
                 generation_id: st.generation,
                 member_id: st.member_id.clone(),
@@ -454,7 +478,7 @@ impl Consumer {
 
     /// Commits (with enable.auto.commit), tells the listener, and leaves the group.
     pub async fn close(mut self) -> Result<()> {
-        let in_group = matches!(self.subscription, Subscription::Topics(_)) && group::lock(&self.state).stable;
+        let in_group = self.subscription.is_group() && group::lock(&self.state).stable;
         if in_group {
             if self.cfg.enable_auto_commit {
                 if let Err(e) = self.commit_sync().await {

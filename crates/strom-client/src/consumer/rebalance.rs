@@ -18,7 +18,12 @@ pub(crate) enum Callback {
 
 impl Consumer {
     pub(crate) async fn maybe_rebalance(&mut self) -> Result<()> {
-        let Subscription::Topics(topics) = self.subscription.clone() else { return Ok(()) };
+        self.check_pattern().await?;
+        let topics = match &self.subscription {
+            Subscription::Topics(t) => t.clone(),
+            Subscription::Pattern { matched, .. } => matched.clone(),
+            Subscription::None | Subscription::Assigned => return Ok(()),
+        };
         let (rejoin, lost) = {
             let st = group::lock(&self.state);
             (st.rejoin_needed || !st.stable, st.lost)
@@ -63,6 +68,39 @@ impl Consumer {
         let added: Vec<TopicPartition> = new.difference(&self.assignment).cloned().collect();
         self.assignment = new;
         self.call_listener(Callback::Assigned, &added).await
+    }
+
+    /// For a pattern subscription: the topics matching now; a change asks for a rejoin.
+    async fn check_pattern(&mut self) -> Result<()> {
+        let due = match &self.subscription {
+            Subscription::Pattern { matched, checked, .. } => {
+                matched.is_empty()
+                    || checked.elapsed() >= self.cfg.cluster.metadata_max_age
+                    || group::lock(&self.state).rejoin_needed
+            }
+            _ => false,
+        };
+        if !due {
+            return Ok(());
+        }
+        let all = self.cluster.fetch_metadata(None).await?;
+        if let Subscription::Pattern { regex, matched, checked } = &mut self.subscription {
+            let mut now: Vec<String> = all
+                .topics
+                .values()
+                .filter(|t| !t.is_internal && regex.is_match(&t.name))
+                .map(|t| t.name.clone())
+                .collect();
+            now.sort();
+            *checked = std::time::Instant::now();
+            if now != *matched {
+                tracing::info!(topics = ?now, "pattern subscription matches new topics");
+                self.cluster.add_topics(now.iter().map(String::as_str));
+                *matched = now;
+                group::lock(&self.state).rejoin_needed = true;
+            }
+        }
+        Ok(())
     }
 
     fn drop_partitions(&mut self, partitions: &[TopicPartition]) {
