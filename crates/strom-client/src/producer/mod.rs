@@ -243,12 +243,17 @@ impl Producer {
                 available_partitions: &topic.available,
             }),
         };
-        let permits = tokio::time::timeout(cfg.max_block, inner.memory.acquire_many(size as u32))
-            .await
-            .map_err(|_| ClientError::Timeout { what: "buffer.memory to free up".into(), after: cfg.max_block })?
-            .map_err(|_| ClientError::Closed)?;
+        // Fast path without a timer; only a full buffer waits (up to max.block.ms).
+        let permits = match inner.memory.try_acquire_many(size as u32) {
+            Ok(p) => p,
+            Err(_) => tokio::time::timeout(cfg.max_block, inner.memory.acquire_many(size as u32))
+                .await
+                .map_err(|_| ClientError::Timeout { what: "buffer.memory to free up".into(), after: cfg.max_block })?
+                .map_err(|_| ClientError::Closed)?,
+        };
         permits.forget();
-        let tp = TopicPartition::new(record.topic.clone(), partition);
+        let partition_count = topic.partition_count();
+        let tp = TopicPartition::new(record.topic, partition);
         let pending = PendingRecord {
             key: record.key,
             value: record.value,
@@ -258,7 +263,7 @@ impl Producer {
         };
         let appended = inner.lock_acc().append(&tp, pending, size, cfg.batch_size);
         if appended.batch_full && record.partition.is_none() {
-            inner.partitioner.on_new_batch(&tp.topic, topic.partition_count(), partition);
+            inner.partitioner.on_new_batch(&tp.topic, partition_count, partition);
         }
         if appended.batch_full || appended.new_batch {
             inner.wake.notify_one();
