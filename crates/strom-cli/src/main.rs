@@ -1,5 +1,7 @@
 //! The `strom` binary: the broker (`strom server`) and, later, the Kafka-style tools.
 
+mod tools;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,18 +29,25 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Create, list, describe, alter and delete topics (Kafka's kafka-topics).
+    Topics(tools::topics::TopicsArgs),
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs what it does; a tool's output is its answer, so only warnings go to stderr.
+    let default_level = if matches!(cli.command, Command::Server { .. }) { "info" } else { "warn" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| default_level.into()),
+        )
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),
+        Command::Topics(args) => tools::run("topic", tools::topics::run(args)),
     }
 }
 

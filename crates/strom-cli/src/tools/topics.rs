@@ -1,0 +1,189 @@
+//! `strom topics`, Kafka's kafka-topics: create, list, describe, alter (partitions) and delete
+//! topics, printing Kafka's layouts.
+
+use super::{client_properties, NO_ZOOKEEPER};
+use clap::Args;
+use std::path::PathBuf;
+use strom_client::admin::{Admin, ConfigResource, NewTopic};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  strom topics --bootstrap-server localhost:9092 --create --topic test --partitions 1 --replication-factor 1
+  strom topics --bootstrap-server localhost:9092 --list
+  strom topics --bootstrap-server localhost:9092 --describe --topic test
+  strom topics --bootstrap-server localhost:9092 --alter --topic test --partitions 3
+  strom topics --bootstrap-server localhost:9092 --delete --topic test")]
+pub struct TopicsArgs {
+    /// The broker to connect to, HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bootstrap_server: Option<String>,
+    /// Client properties (security settings and the like) in a file.
+    #[arg(long, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+    /// Create a topic.
+    #[arg(long, group = "action")]
+    pub create: bool,
+    /// List topic names.
+    #[arg(long, group = "action")]
+    pub list: bool,
+    /// Show partitions, leaders, replicas and non-default configs.
+    #[arg(long, group = "action")]
+    pub describe: bool,
+    /// Add partitions to a topic.
+    #[arg(long, group = "action")]
+    pub alter: bool,
+    /// Delete a topic.
+    #[arg(long, group = "action")]
+    pub delete: bool,
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<i32>,
+    #[arg(long, value_name = "R")]
+    pub replication_factor: Option<i16>,
+    /// A topic config for --create, as key=value (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub configs: Vec<String>,
+    /// With --create: do nothing if the topic exists.
+    #[arg(long)]
+    pub if_not_exists: bool,
+    /// With --alter or --delete: do nothing if the topic does not exist.
+    #[arg(long)]
+    pub if_exists: bool,
+    /// With --describe: only partitions whose ISR is smaller than the replica set.
+    #[arg(long)]
+    pub under_replicated_partitions: bool,
+    /// With --describe: only partitions without a leader.
+    #[arg(long)]
+    pub unavailable_partitions: bool,
+    /// With --list or --describe: leave out internal topics.
+    #[arg(long)]
+    pub exclude_internal: bool,
+    /// Kafka's old flag; Strom has no ZooKeeper.
+    #[arg(long, hide = true, value_name = "HOST:PORT")]
+    pub zookeeper: Option<String>,
+}
+
+pub async fn run(args: TopicsArgs) -> Result<(), String> {
+    if args.zookeeper.is_some() {
+        return Err(NO_ZOOKEEPER.into());
+    }
+    if !(args.create || args.list || args.describe || args.alter || args.delete) {
+        return Err("one of --create, --list, --describe, --alter or --delete is required".into());
+    }
+    let props = client_properties(args.bootstrap_server.as_deref(), args.command_config.as_deref())?;
+    let admin = Admin::new(&props).await.map_err(|e| e.to_string())?;
+    if args.create {
+        create(&admin, &args).await
+    } else if args.list {
+        for name in admin.list_topics(!args.exclude_internal).await.map_err(|e| e.to_string())? {
+            println!("{name}");
+        }
+        Ok(())
+    } else if args.describe {
+        describe(&admin, &args).await
+    } else if args.alter {
+        let topic = required_topic(&args)?;
+        let partitions = args.partitions.ok_or("--alter needs --partitions N")?;
+        match admin.create_partitions(topic, partitions).await {
+            Err(e) if args.if_exists && e.code() == Some(3) => Ok(()),
+            other => other.map_err(|e| e.to_string()),
+        }
+    } else {
+        let topic = required_topic(&args)?;
+        let results = admin.delete_topics(&[topic]).await.map_err(|e| e.to_string())?;
+        for (name, r) in results {
+            match r {
+                Err(e) if args.if_exists && e.code() == Some(3) => {}
+                Err(e) if e.code() == Some(3) => return Err(format!("Topic '{name}' does not exist as expected")),
+                Err(e) => return Err(e.to_string()),
+                Ok(()) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn required_topic(args: &TopicsArgs) -> Result<&str, String> {
+    args.topic.as_deref().ok_or_else(|| "--topic TOPIC is required".to_string())
+}
+
+async fn create(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
+    let topic = required_topic(args)?;
+    let partitions = args.partitions.unwrap_or(-1);
+    if partitions == 0 || partitions < -1 {
+        return Err(format!("--partitions must be at least 1, got {partitions}"));
+    }
+    let replication = args.replication_factor.unwrap_or(-1);
+    if replication == 0 || replication < -1 {
+        return Err(format!("--replication-factor must be at least 1, got {replication}"));
+    }
+    let mut new = NewTopic::new(topic, partitions, replication);
+    for kv in &args.configs {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--config expects key=value, got '{kv}'"))?;
+        new = new.config(k.trim(), v.trim());
+    }
+    let results = admin.create_topics(&[new], false).await.map_err(|e| e.to_string())?;
+    for (name, r) in results {
+        match r {
+            Ok(()) => println!("Created topic {name}."),
+            Err(e) if e.code() == Some(36) && args.if_not_exists => {}
+            Err(e) if e.code() == Some(36) => return Err(format!("Topic '{name}' already exists.")),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+async fn describe(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
+    let names: Vec<String> = match &args.topic {
+        Some(t) => vec![t.clone()],
+        None => admin.list_topics(!args.exclude_internal).await.map_err(|e| e.to_string())?,
+    };
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let topics = admin.describe_topics(&refs).await.map_err(|e| match e.code() {
+        Some(3) => format!("Topic '{}' does not exist as expected", names.join(", ")),
+        _ => e.to_string(),
+    })?;
+    let filtered = args.under_replicated_partitions || args.unavailable_partitions;
+    for t in topics {
+        if !filtered {
+            let configs = admin
+                .describe_configs(&ConfigResource::Topic(t.name.clone()))
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|c| !c.is_default)
+                .map(|c| format!("{}={}", c.name, c.value.unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let replication = t.partitions.first().map_or(0, |p| p.replicas.len());
+            println!(
+                "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+                t.name,
+                strom_broker::server::base64url(&t.topic_id),
+                t.partitions.len(),
+                replication,
+                configs
+            );
+        }
+        for p in &t.partitions {
+            let under = p.isr.len() < p.replicas.len();
+            let unavailable = p.leader < 0;
+            if (args.under_replicated_partitions && !under) || (args.unavailable_partitions && !unavailable) {
+                continue;
+            }
+            let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+            let leader = if p.leader < 0 { "none".to_string() } else { p.leader.to_string() };
+            println!(
+                "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                t.name,
+                p.partition,
+                leader,
+                list(&p.replicas),
+                list(&p.isr)
+            );
+        }
+    }
+    Ok(())
+}
