@@ -35,10 +35,13 @@ pub struct TopicsArgs {
     /// Delete a topic.
     #[arg(long, group = "action")]
     pub delete: bool,
+    /// The topic to create, describe, alter or delete.
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
+    /// Partition count (--create: the broker's num.partitions if left out; --alter: the new total).
     #[arg(long, value_name = "N")]
     pub partitions: Option<i32>,
+    /// Copies of each partition (the broker's default.replication.factor if left out).
     #[arg(long, value_name = "R")]
     pub replication_factor: Option<i16>,
     /// A topic config for --create, as key=value (repeatable).
