@@ -31,6 +31,8 @@ enum Command {
     },
     /// Create, list, describe, alter and delete topics (Kafka's kafka-topics).
     Topics(tools::topics::TopicsArgs),
+    /// List, describe (offsets and lag), reset and delete consumer groups (Kafka's kafka-consumer-groups).
+    ConsumerGroups(tools::consumer_groups::ConsumerGroupsArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),
         Command::Topics(args) => tools::run("topic", tools::topics::run(args)),
+        Command::ConsumerGroups(args) => tools::run("consumer group", tools::consumer_groups::run(args)),
     }
 }
 

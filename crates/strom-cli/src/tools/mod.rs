@@ -1,6 +1,7 @@
 //! The Kafka-style command-line tools, on strom-client. Conventions shared by every tool: Kafka's
 //! flag names, `--command-config FILE` for client properties, a one-line error and exit code 1.
 
+pub mod consumer_groups;
 pub mod topics;
 
 use std::process::ExitCode;
