@@ -33,6 +33,16 @@ enum Command {
     Topics(tools::topics::TopicsArgs),
     /// List, describe (offsets and lag), reset and delete consumer groups (Kafka's kafka-consumer-groups).
     ConsumerGroups(tools::consumer_groups::ConsumerGroupsArgs),
+    /// Send each line of standard input as a record (Kafka's kafka-console-producer).
+    ConsoleProducer(tools::console_producer::ConsoleProducerArgs),
+    /// Print records to standard output (Kafka's kafka-console-consumer).
+    ConsoleConsumer(tools::console_consumer::ConsoleConsumerArgs),
+    /// Describe and alter topic and broker configs (Kafka's kafka-configs).
+    Configs(tools::configs::ConfigsArgs),
+    /// Print partitions' offsets by time: latest, earliest or at a timestamp (Kafka's kafka-get-offsets).
+    GetOffsets(tools::offsets::GetOffsetsArgs),
+    /// Delete records before given offsets (Kafka's kafka-delete-records).
+    DeleteRecords(tools::offsets::DeleteRecordsArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +61,11 @@ fn main() -> ExitCode {
         Command::Server { config, overrides } => run_server(config, overrides),
         Command::Topics(args) => tools::run("topic", tools::topics::run(args)),
         Command::ConsumerGroups(args) => tools::run("consumer group", tools::consumer_groups::run(args)),
+        Command::ConsoleProducer(args) => tools::run("console producer", tools::console_producer::run(args)),
+        Command::ConsoleConsumer(args) => tools::run("console consumer", tools::console_consumer::run(args)),
+        Command::Configs(args) => tools::run("configs", tools::configs::run(args)),
+        Command::GetOffsets(args) => tools::run("get offsets", tools::offsets::get_offsets(args)),
+        Command::DeleteRecords(args) => tools::run("delete records", tools::offsets::delete_records(args)),
     }
 }
 

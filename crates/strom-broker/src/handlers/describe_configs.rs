@@ -64,7 +64,8 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
                     let v = broker_value_for(&broker.config, def.name).unwrap_or_else(|| def.default.to_string());
                     (k.to_string(), v, SOURCE_STATIC_BROKER)
                 }
-                None => (def.name.to_string(), def.default.to_string(), SOURCE_DEFAULT),
+                // Kafka names the default by its broker-level key (log.cleanup.policy, ...).
+                None => (def.broker_synonym.unwrap_or(def.name).to_string(), def.default.to_string(), SOURCE_DEFAULT),
             };
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (v.clone(), SOURCE_TOPIC),

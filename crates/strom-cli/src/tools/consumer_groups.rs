@@ -83,7 +83,7 @@ pub async fn run(args: ConsumerGroupsArgs) -> Result<(), String> {
     let admin = Admin::new(&props).await.map_err(|e| e.to_string())?;
     if args.list {
         for g in admin.list_groups().await.map_err(|e| e.to_string())? {
-            println!("{}", g.group_id);
+            out!("{}", g.group_id);
         }
         return Ok(());
     }
@@ -102,7 +102,7 @@ pub async fn run(args: ConsumerGroupsArgs) -> Result<(), String> {
     if args.delete {
         for (name, r) in admin.delete_groups(&[group]).await.map_err(|e| e.to_string())? {
             match r {
-                Ok(()) => println!("Deletion of requested consumer groups ('{name}') was successful."),
+                Ok(()) => out!("Deletion of requested consumer groups ('{name}') was successful."),
                 Err(e) if e.code() == Some(69) => return Err(format!("Consumer group '{name}' does not exist.")),
                 Err(e) if e.code() == Some(68) => return Err(format!("Consumer group '{name}' is not empty.")),
                 Err(e) => return Err(e.to_string()),
@@ -134,7 +134,7 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{c:<w$} ", w = widths[i]));
             }
         }
-        println!("{out}");
+        out!("{out}");
     };
     line(header.to_vec());
     for r in rows {
@@ -148,7 +148,7 @@ async fn describe(admin: &Admin, group: &str, args: &ConsumerGroupsArgs) -> Resu
     if d.state == "Dead" && committed.is_empty() {
         return Err(format!("Consumer group '{group}' does not exist."));
     }
-    println!();
+    out!();
     if args.state {
         let coordinator = admin.cluster().snapshot().brokers.get(&d.coordinator).cloned().unwrap_or_default();
         let row = vec![
@@ -162,8 +162,8 @@ async fn describe(admin: &Admin, group: &str, args: &ConsumerGroupsArgs) -> Resu
         return Ok(());
     }
     if d.members.is_empty() {
-        println!("Consumer group '{group}' has no active members.");
-        println!();
+        out!("Consumer group '{group}' has no active members.");
+        out!();
     }
     if args.members {
         let rows: Vec<Vec<String>> = d
@@ -280,7 +280,7 @@ async fn reset(admin: &Admin, group: &str, args: &ConsumerGroupsArgs) -> Result<
     if args.execute {
         admin.alter_consumer_group_offsets(group, &new_offsets).await.map_err(|e| e.to_string())?;
     }
-    println!();
+    out!();
     let rows: Vec<Vec<String>> = new_offsets
         .iter()
         .map(|(tp, o)| vec![group.to_string(), tp.topic.clone(), tp.partition.to_string(), o.offset.to_string()])

@@ -1,7 +1,22 @@
 //! The Kafka-style command-line tools, on strom-client. Conventions shared by every tool: Kafka's
 //! flag names, `--command-config FILE` for client properties, a one-line error and exit code 1.
 
+pub mod console_consumer;
+pub mod console_producer;
+/// `println!` for tool output that ends the process quietly when stdout is closed (a tool piped
+/// into `head`), as a Unix tool does, instead of panicking on the broken pipe.
+macro_rules! out {
+    () => {
+        $crate::tools::write_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::tools::write_line(format_args!($($arg)*))
+    };
+}
+
+pub mod configs;
 pub mod consumer_groups;
+pub mod offsets;
 pub mod topics;
 
 use std::process::ExitCode;
@@ -51,3 +66,53 @@ pub fn run(tool: &str, body: impl std::future::Future<Output = Result<(), String
 
 /// The answer to Kafka flags that no longer apply.
 pub const NO_ZOOKEEPER: &str = "Strom has no ZooKeeper; use --bootstrap-server HOST:PORT";
+
+/// Splits `key=value` (at the first `=`); `flag` names the option in the error.
+pub fn key_value<'a>(pair: &'a str, flag: &str) -> Result<(&'a str, &'a str), String> {
+    match pair.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim(), v)),
+        _ => Err(format!("{flag} '{pair}' is malformed: expected KEY=VALUE")),
+    }
+}
+
+/// Lines of standard input, read on a thread of their own (stdin blocks), without their line end.
+pub fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut input = std::io::stdin().lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match input.read_until(b'\n', &mut buf) {
+                Ok(0) => break,
+                Ok(_) => {
+                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                        buf.pop();
+                    }
+                    if tx.blocking_send(Ok(String::from_utf8_lossy(&buf).into_owned())).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The body of [`out!`].
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}

@@ -80,7 +80,7 @@ pub async fn run(args: TopicsArgs) -> Result<(), String> {
         create(&admin, &args).await
     } else if args.list {
         for name in admin.list_topics(!args.exclude_internal).await.map_err(|e| e.to_string())? {
-            println!("{name}");
+            out!("{name}");
         }
         Ok(())
     } else if args.describe {
@@ -129,7 +129,7 @@ async fn create(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
     let results = admin.create_topics(&[new], false).await.map_err(|e| e.to_string())?;
     for (name, r) in results {
         match r {
-            Ok(()) => println!("Created topic {name}."),
+            Ok(()) => out!("Created topic {name}."),
             Err(e) if e.code() == Some(36) && args.if_not_exists => {}
             Err(e) if e.code() == Some(36) => return Err(format!("Topic '{name}' already exists.")),
             Err(e) => return Err(e.to_string()),
@@ -161,7 +161,7 @@ async fn describe(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
                 .collect::<Vec<_>>()
                 .join(",");
             let replication = t.partitions.first().map_or(0, |p| p.replicas.len());
-            println!(
+            out!(
                 "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
                 t.name,
                 strom_broker::server::base64url(&t.topic_id),
@@ -178,7 +178,7 @@ async fn describe(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
             }
             let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
             let leader = if p.leader < 0 { "none".to_string() } else { p.leader.to_string() };
-            println!(
+            out!(
                 "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
                 t.name,
                 p.partition,

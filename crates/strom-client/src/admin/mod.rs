@@ -5,7 +5,7 @@ mod groups;
 mod topics;
 
 pub use groups::{ConsumerGroupDescription, ConsumerGroupListing, MemberDescription};
-pub use topics::{AlterConfigOp, ConfigEntry, ConfigResource, NewTopic};
+pub use topics::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, NewTopic};
 
 use crate::config::Properties;
 use crate::conn::{Cluster, ClusterConfig};

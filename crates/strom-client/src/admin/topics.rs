@@ -45,6 +45,8 @@ impl NewTopic {
 pub enum ConfigResource {
     Topic(String),
     Broker(i32),
+    /// The cluster-wide broker defaults (Kafka's resource name "").
+    BrokerDefault,
 }
 
 impl ConfigResource {
@@ -52,6 +54,7 @@ impl ConfigResource {
         match self {
             ConfigResource::Topic(t) => (2, t.clone()),
             ConfigResource::Broker(b) => (4, b.to_string()),
+            ConfigResource::BrokerDefault => (4, String::new()),
         }
     }
 }
@@ -63,6 +66,63 @@ pub struct ConfigEntry {
     pub read_only: bool,
     pub is_default: bool,
     pub sensitive: bool,
+    /// Where the value comes from (Kafka's ConfigSource).
+    pub source: ConfigSource,
+    /// The values it overrides, most specific first (as kafka-configs prints them).
+    pub synonyms: Vec<ConfigSynonym>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSynonym {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
+}
+
+/// Kafka's ConfigEntry.ConfigSource, by its wire code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Unknown,
+    DynamicTopicConfig,
+    DynamicBrokerConfig,
+    DynamicDefaultBrokerConfig,
+    StaticBrokerConfig,
+    DefaultConfig,
+    DynamicBrokerLoggerConfig,
+    ClientMetricsConfig,
+    GroupConfig,
+}
+
+impl ConfigSource {
+    pub fn from_code(code: i8) -> ConfigSource {
+        match code {
+            1 => ConfigSource::DynamicTopicConfig,
+            2 => ConfigSource::DynamicBrokerConfig,
+            3 => ConfigSource::DynamicDefaultBrokerConfig,
+            4 => ConfigSource::StaticBrokerConfig,
+            5 => ConfigSource::DefaultConfig,
+            6 => ConfigSource::DynamicBrokerLoggerConfig,
+            7 => ConfigSource::ClientMetricsConfig,
+            8 => ConfigSource::GroupConfig,
+            _ => ConfigSource::Unknown,
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConfigSource::Unknown => "UNKNOWN",
+            ConfigSource::DynamicTopicConfig => "DYNAMIC_TOPIC_CONFIG",
+            ConfigSource::DynamicBrokerConfig => "DYNAMIC_BROKER_CONFIG",
+            ConfigSource::DynamicDefaultBrokerConfig => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            ConfigSource::StaticBrokerConfig => "STATIC_BROKER_CONFIG",
+            ConfigSource::DefaultConfig => "DEFAULT_CONFIG",
+            ConfigSource::DynamicBrokerLoggerConfig => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            ConfigSource::ClientMetricsConfig => "CLIENT_METRICS_CONFIG",
+            ConfigSource::GroupConfig => "GROUP_CONFIG",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +282,7 @@ impl Admin {
         r.configuration_keys = None;
         let mut req = DescribeConfigsRequest::default();
         req.resources = vec![r];
+        req.include_synonyms = true;
         let resp: DescribeConfigsResponse = self.cluster.send_any(ApiKey::DescribeConfigs, &req).await?;
         let result = resp
             .results
@@ -241,6 +302,16 @@ impl Admin {
                 // config_source 5 is DEFAULT_CONFIG (DescribeConfigs v1+).
                 is_default: c.config_source == 5,
                 sensitive: c.is_sensitive,
+                source: ConfigSource::from_code(c.config_source),
+                synonyms: c
+                    .synonyms
+                    .into_iter()
+                    .map(|s| ConfigSynonym {
+                        name: s.name.to_string(),
+                        value: s.value.map(|v| v.to_string()),
+                        source: ConfigSource::from_code(s.source),
+                    })
+                    .collect(),
             })
             .collect())
     }

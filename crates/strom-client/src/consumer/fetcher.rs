@@ -19,9 +19,27 @@ pub struct ConsumerRecord {
     pub partition: i32,
     pub offset: i64,
     pub timestamp: i64,
+    /// Whether `timestamp` is the producer's (CreateTime) or the broker's (LogAppendTime).
+    pub timestamp_type: TimestampType,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
     pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// Kafka's names for who set a record's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+impl std::fmt::Display for TimestampType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        })
+    }
 }
 
 /// What one partition's fetch produced.
@@ -140,6 +158,10 @@ fn decode(tp: &TopicPartition, position: i64, mut data: Bytes, high_watermark: i
                 partition: tp.partition,
                 offset: r.offset,
                 timestamp: r.timestamp,
+                timestamp_type: match r.timestamp_type {
+                    kafka_protocol::records::TimestampType::LogAppend => TimestampType::LogAppendTime,
+                    kafka_protocol::records::TimestampType::Creation => TimestampType::CreateTime,
+                },
                 key: r.key,
                 value: r.value,
                 headers: r.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),

@@ -31,7 +31,7 @@ pub mod offsets;
 mod rebalance;
 
 pub use config::{ConsumerConfig, OffsetReset};
-pub use fetcher::ConsumerRecord;
+pub use fetcher::{ConsumerRecord, TimestampType};
 pub use listener::{RebalanceContext, RebalanceListener};
 pub use offsets::OffsetAndMetadata;
 
@@ -173,6 +173,11 @@ impl Consumer {
 
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.assignment.iter().cloned().collect()
+    }
+
+    /// The connections and metadata this consumer uses.
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
     }
 
     pub fn wakeup_handle(&self) -> WakeupHandle {
