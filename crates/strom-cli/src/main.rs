@@ -1,4 +1,4 @@
-//! The `strom` binary: the broker (`strom server`) and, later, the Kafka-style tools.
+//! The `strom` binary: the broker (`strom server`) and the Kafka-style tools (`tools/`).
 
 mod tools;
 
@@ -43,6 +43,17 @@ enum Command {
     GetOffsets(tools::offsets::GetOffsetsArgs),
     /// Delete records before given offsets (Kafka's kafka-delete-records).
     DeleteRecords(tools::offsets::DeleteRecordsArgs),
+    /// Print the batches and records of segment files and check their indexes, offline (Kafka's kafka-dump-log).
+    DumpLog(tools::dump_log::DumpLogArgs),
+    /// Measure producer throughput and latency (Kafka's kafka-producer-perf-test).
+    ProducerPerfTest(tools::producer_perf::ProducerPerfArgs),
+    /// Measure consumer throughput (Kafka's kafka-consumer-perf-test).
+    ConsumerPerfTest(tools::consumer_perf::ConsumerPerfArgs),
+    /// Print a shell completion script: strom completions bash > /etc/bash_completion.d/strom
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +77,18 @@ fn main() -> ExitCode {
         Command::Configs(args) => tools::run("configs", tools::configs::run(args)),
         Command::GetOffsets(args) => tools::run("get offsets", tools::offsets::get_offsets(args)),
         Command::DeleteRecords(args) => tools::run("delete records", tools::offsets::delete_records(args)),
+        Command::DumpLog(args) => tools::finish("dump log", tools::dump_log::run(args)),
+        Command::ProducerPerfTest(args) => tools::run("producer perf test", tools::producer_perf::run(args)),
+        Command::ConsumerPerfTest(args) => tools::run("consumer perf test", tools::consumer_perf::run(args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "strom",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 

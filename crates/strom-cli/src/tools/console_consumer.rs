@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use strom_client::admin::Admin;
 use strom_client::consumer::{Consumer, ConsumerRecord};
 use strom_client::{ClientError, Properties, TopicPartition};
 
@@ -227,6 +228,9 @@ pub async fn run(args: ConsoleConsumerArgs) -> Result<(), String> {
     let source = source(&args)?;
     let formatter = Formatter::from_properties(&args.properties)?;
     let props = consumer_properties(&args, matches!(source, Source::Partition(..)))?;
+    if let Source::Partition(tp, _) = &source {
+        check_partition_exists(&props, &tp.topic, tp.partition).await?;
+    }
     let mut consumer = Consumer::new(&props).await.map_err(|e| e.to_string())?;
     match &source {
         Source::Topic(t) => consumer.subscribe(&[t.as_str()]),
@@ -235,7 +239,6 @@ pub async fn run(args: ConsoleConsumerArgs) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     if let Source::Partition(tp, start) = &source {
-        check_partition_exists(&consumer, &tp.topic, tp.partition).await?;
         match start.as_str() {
             "earliest" => consumer.seek_to_beginning(std::slice::from_ref(tp)).await,
             "latest" => consumer.seek_to_end(std::slice::from_ref(tp)).await,
@@ -267,14 +270,18 @@ pub async fn run(args: ConsoleConsumerArgs) -> Result<(), String> {
 }
 
 /// Fails fast for a partition of a topic that does not exist (a subscription just waits for it).
-async fn check_partition_exists(consumer: &Consumer, topic: &str, partition: i32) -> Result<(), String> {
-    let cluster = consumer.cluster();
-    cluster.add_topics([topic]);
-    let snapshot = cluster.refresh().await.map_err(|e| e.to_string())?;
-    match snapshot.topics.get(topic) {
-        Some(t) if (0..t.partition_count()).contains(&partition) => Ok(()),
-        Some(t) => Err(format!("topic '{topic}' has no partition {partition} (it has {})", t.partition_count())),
-        None => Err(format!("topic '{topic}' does not exist")),
+/// Asks as an admin client does, so that the question does not auto-create the topic.
+async fn check_partition_exists(props: &Properties, topic: &str, partition: i32) -> Result<(), String> {
+    let admin = Admin::new(props).await.map_err(|e| e.to_string())?;
+    let topics = admin.describe_topics(&[topic]).await.map_err(|e| match e.code() {
+        Some(3) => format!("topic '{topic}' does not exist"),
+        _ => e.to_string(),
+    })?;
+    let count = topics.first().map_or(0, |t| t.partitions.len() as i32);
+    if (0..count).contains(&partition) {
+        Ok(())
+    } else {
+        Err(format!("topic '{topic}' has no partition {partition} (it has {count})"))
     }
 }
 

@@ -49,7 +49,7 @@ pub struct ConsoleProducerArgs {
     /// acks: 0, 1 or -1/all (default -1).
     #[arg(long, value_name = "ACKS", allow_hyphen_values = true)]
     pub request_required_acks: Option<String>,
-    /// linger.ms: how long to wait to fill a batch (default 1000).
+    /// linger.ms: how long to wait to fill a batch (default 1000; 0 with --sync).
     #[arg(long, value_name = "MS")]
     pub timeout: Option<u64>,
     /// batch.size in bytes (default 16384).
@@ -185,7 +185,8 @@ fn producer_properties(args: &ConsoleProducerArgs) -> Result<Properties, String>
         None => {}
     };
     default("acks", args.request_required_acks.clone(), "-1");
-    default("linger.ms", args.timeout.map(|v| v.to_string()), "1000");
+    // With --sync each record is awaited alone: lingering would only delay it.
+    default("linger.ms", args.timeout.map(|v| v.to_string()), if args.sync { "0" } else { "1000" });
     default("batch.size", args.batch_size.map(|v| v.to_string()), "16384");
     default("max.block.ms", args.max_block_ms.map(|v| v.to_string()), "60000");
     default("retries", args.message_send_max_retries.map(|v| v.to_string()), "3");

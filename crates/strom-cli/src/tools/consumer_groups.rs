@@ -15,6 +15,8 @@ use strom_client::TopicPartition;
   strom consumer-groups --bootstrap-server localhost:9092 --describe --group testGroup
   strom consumer-groups --bootstrap-server localhost:9092 --describe --group testGroup --members
   strom consumer-groups --bootstrap-server localhost:9092 --reset-offsets --group testGroup --topic test --to-earliest --execute
+  strom consumer-groups --bootstrap-server localhost:9092 --reset-offsets --group testGroup --topic test --to-datetime 2026-11-01T00:00:00.000 --execute
+  strom consumer-groups --bootstrap-server localhost:9092 --delete-offsets --group testGroup --topic test:0
   strom consumer-groups --bootstrap-server localhost:9092 --delete --group testGroup")]
 pub struct ConsumerGroupsArgs {
     /// The broker to connect to, HOST:PORT[,HOST:PORT...].
@@ -35,6 +37,9 @@ pub struct ConsumerGroupsArgs {
     /// Delete a group and its committed offsets (the group must be empty).
     #[arg(long, group = "action")]
     pub delete: bool,
+    /// Delete a group's committed offsets for --topic T or T:P,P (not while members consume it).
+    #[arg(long, group = "action")]
+    pub delete_offsets: bool,
     /// The group to describe, reset or delete.
     #[arg(long, value_name = "GROUP")]
     pub group: Option<String>,
@@ -47,7 +52,7 @@ pub struct ConsumerGroupsArgs {
     /// With --describe: the group's state, coordinator and assignor.
     #[arg(long)]
     pub state: bool,
-    /// With --reset-offsets: the topic whose offsets to reset.
+    /// With --reset-offsets or --delete-offsets: the topic, optionally with partitions (T:0,1).
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
     /// With --reset-offsets: every topic the group has offsets for.
@@ -61,6 +66,12 @@ pub struct ConsumerGroupsArgs {
     pub to_offset: Option<i64>,
     #[arg(long, group = "reset", value_name = "N", allow_hyphen_values = true)]
     pub shift_by: Option<i64>,
+    /// The first offset at or after this time: YYYY-MM-DDTHH:mm:SS.sss[Z|+hh:mm] (UTC without a zone).
+    #[arg(long, group = "reset", value_name = "DATETIME")]
+    pub to_datetime: Option<String>,
+    /// The committed offset itself (re-commits it, clamped to the log's range).
+    #[arg(long, group = "reset")]
+    pub to_current: bool,
     /// With --reset-offsets: only show the new offsets (the default).
     #[arg(long)]
     pub dry_run: bool,
@@ -76,8 +87,8 @@ pub async fn run(args: ConsumerGroupsArgs) -> Result<(), String> {
     if args.zookeeper.is_some() {
         return Err(NO_ZOOKEEPER.into());
     }
-    if !(args.list || args.describe || args.reset_offsets || args.delete) {
-        return Err("one of --list, --describe, --reset-offsets or --delete is required".into());
+    if !(args.list || args.describe || args.reset_offsets || args.delete || args.delete_offsets) {
+        return Err("one of --list, --describe, --reset-offsets, --delete or --delete-offsets is required".into());
     }
     let props = client_properties(args.bootstrap_server.as_deref(), args.command_config.as_deref())?;
     let admin = Admin::new(&props).await.map_err(|e| e.to_string())?;
@@ -110,7 +121,56 @@ pub async fn run(args: ConsumerGroupsArgs) -> Result<(), String> {
         }
         return Ok(());
     }
+    if args.delete_offsets {
+        return delete_offsets(&admin, group, &args).await;
+    }
     reset(&admin, group, &args).await
+}
+
+/// `--topic T` (every partition) or `--topic T:0,2`.
+async fn topic_partitions(admin: &Admin, spec: &str) -> Result<Vec<TopicPartition>, String> {
+    let (topic, listed) = match spec.split_once(':') {
+        Some((t, ps)) => {
+            let ps: Result<Vec<i32>, _> = ps.split(',').map(|p| p.trim().parse::<i32>()).collect();
+            (t, Some(ps.map_err(|_| format!("--topic '{spec}': partitions must be numbers, as in {t}:0,1"))?))
+        }
+        None => (spec, None),
+    };
+    if let Some(ps) = listed {
+        return Ok(ps.into_iter().map(|p| TopicPartition::new(topic, p)).collect());
+    }
+    let info = admin.describe_topics(&[topic]).await.map_err(|e| match e.code() {
+        Some(3) => format!("Topic '{topic}' does not exist"),
+        _ => e.to_string(),
+    })?;
+    Ok(info[0].partitions.iter().map(|p| TopicPartition::new(topic, p.partition)).collect())
+}
+
+async fn delete_offsets(admin: &Admin, group: &str, args: &ConsumerGroupsArgs) -> Result<(), String> {
+    let spec = args.topic.as_deref().ok_or("--delete-offsets needs --topic TOPIC[:PARTITIONS]")?;
+    let partitions = topic_partitions(admin, spec).await?;
+    let results = admin.delete_consumer_group_offsets(group, &partitions).await.map_err(|e| match e.code() {
+        Some(69) => format!("Consumer group '{group}' does not exist."),
+        Some(24) => format!("'{group}' is not valid."),
+        _ => e.to_string(),
+    })?;
+    out!("Request succeed for deleting offsets from group {group}.");
+    out!();
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|(tp, r)| {
+            let status = match r {
+                Ok(()) => "Successful".to_string(),
+                Err(e) => format!("Error: {e}"),
+            };
+            vec![tp.topic.clone(), tp.partition.to_string(), status]
+        })
+        .collect();
+    print_table(&["TOPIC", "PARTITION", "STATUS"], &rows);
+    match results.iter().filter(|(_, r)| r.is_err()).count() {
+        0 => Ok(()),
+        n => Err(format!("{n} partition(s) could not be deleted")),
+    }
 }
 
 fn group_arg(args: &ConsumerGroupsArgs) -> Result<&str, String> {
@@ -238,8 +298,11 @@ async fn reset(admin: &Admin, group: &str, args: &ConsumerGroupsArgs) -> Result<
     if args.topic.is_none() && !args.all_topics {
         return Err("--reset-offsets needs --topic TOPIC or --all-topics".into());
     }
-    if !(args.to_earliest || args.to_latest || args.to_offset.is_some() || args.shift_by.is_some()) {
-        return Err("--reset-offsets needs one of --to-earliest, --to-latest, --to-offset N, --shift-by N".into());
+    let by_time = args.to_datetime.as_deref().map(super::time::parse_iso_ms).transpose()?;
+    if !(args.to_earliest || args.to_latest || args.to_current || args.to_offset.is_some() || args.shift_by.is_some())
+        && by_time.is_none()
+    {
+        return Err("--reset-offsets needs one of --to-earliest, --to-latest, --to-current, --to-offset N, --shift-by N, --to-datetime T".into());
     }
     let d = admin.describe_group(group).await.map_err(|e| e.to_string())?;
     if !matches!(d.state.as_str(), "Empty" | "Dead") {
@@ -250,18 +313,16 @@ async fn reset(admin: &Admin, group: &str, args: &ConsumerGroupsArgs) -> Result<
     }
     let committed = admin.list_consumer_group_offsets(group).await.map_err(|e| e.to_string())?;
     let partitions: Vec<TopicPartition> = match &args.topic {
-        Some(t) => {
-            let info = admin.describe_topics(&[t.as_str()]).await.map_err(|e| match e.code() {
-                Some(3) => format!("Topic '{t}' does not exist"),
-                _ => e.to_string(),
-            })?;
-            info[0].partitions.iter().map(|p| TopicPartition::new(t.clone(), p.partition)).collect()
-        }
+        Some(t) => topic_partitions(admin, t).await?,
         None => committed.keys().cloned().collect(),
     };
     let bounds = |ts: i64| partitions.iter().map(|tp| (tp.clone(), ts)).collect::<BTreeMap<_, _>>();
     let earliest = admin.list_offsets(&bounds(-2)).await.map_err(|e| e.to_string())?;
     let latest = admin.list_offsets(&bounds(-1)).await.map_err(|e| e.to_string())?;
+    let at_time = match by_time {
+        Some(ts) => admin.list_offsets(&bounds(ts)).await.map_err(|e| e.to_string())?,
+        None => Default::default(),
+    };
     let mut new_offsets = BTreeMap::new();
     for tp in &partitions {
         let (lo, hi) = (earliest.get(tp).map_or(0, |o| o.0), latest.get(tp).map_or(0, |o| o.0));
@@ -271,6 +332,9 @@ async fn reset(admin: &Admin, group: &str, args: &ConsumerGroupsArgs) -> Result<
             hi
         } else if let Some(o) = args.to_offset {
             o
+        } else if by_time.is_some() {
+            // No record at or after the time: the log end, as Kafka does.
+            at_time.get(tp).map(|o| o.0).filter(|o| *o >= 0).unwrap_or(hi)
         } else {
             committed.get(tp).map_or(lo, |c| c.offset) + args.shift_by.unwrap_or(0)
         };

@@ -16,7 +16,11 @@ macro_rules! out {
 
 pub mod configs;
 pub mod consumer_groups;
+pub mod consumer_perf;
+pub mod dump_log;
 pub mod offsets;
+pub mod producer_perf;
+pub mod time;
 pub mod topics;
 
 use std::process::ExitCode;
@@ -55,7 +59,12 @@ pub fn run(tool: &str, body: impl std::future::Future<Output = Result<(), String
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(body) {
+    finish(tool, runtime.block_on(body))
+}
+
+/// A tool's result as its exit code, the error as one line on stderr.
+pub fn finish(tool: &str, result: Result<(), String>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("Error while executing {tool} command : {message}");

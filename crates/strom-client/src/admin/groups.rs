@@ -114,6 +114,51 @@ impl Admin {
         Ok(out)
     }
 
+    /// Deletes a group's committed offsets for some partitions (Kafka's deleteConsumerGroupOffsets,
+    /// the OffsetDelete API). The group-level error (GROUP_ID_NOT_FOUND, ...) fails the call; each
+    /// partition has its own result (GROUP_SUBSCRIBED_TO_TOPIC when members still consume it).
+    pub async fn delete_consumer_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Result<()>)>> {
+        let coordinator = offsets::find_coordinator(&self.cluster, group).await?;
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in partitions {
+            by_topic.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        let mut req = OffsetDeleteRequest::default();
+        req.group_id = GroupId(s(group));
+        req.topics = by_topic
+            .into_iter()
+            .map(|(name, ps)| {
+                let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+                t.name = TopicName(s(name));
+                t.partitions = ps
+                    .into_iter()
+                    .map(|p| {
+                        let mut rp = offset_delete_request::OffsetDeleteRequestPartition::default();
+                        rp.partition_index = p;
+                        rp
+                    })
+                    .collect();
+                t
+            })
+            .collect();
+        let (_, resp): (i16, OffsetDeleteResponse) =
+            self.cluster.send_to(coordinator, ApiKey::OffsetDelete, &req).await?;
+        check(resp.error_code)?;
+        let mut out = Vec::new();
+        for t in resp.topics {
+            for p in t.partitions {
+                let result = if p.error_code == 0 { Ok(()) } else { Err(ClientError::kafka(p.error_code, None)) };
+                out.push((TopicPartition::new(t.name.0.to_string(), p.partition_index), result));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     /// The group's committed offsets (all partitions it has committed for).
     pub async fn list_consumer_group_offsets(
         &self,
