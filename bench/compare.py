@@ -31,7 +31,8 @@ SCENARIOS = [
     ("produce-100", ["produce", "--record-size", "100", "--partitions", "6", "--acks", "1", "--linger-ms", "5"]),
     ("consume-group", ["consume", "--group", "GROUP"]),
     ("consume-assigned", ["consume"]),
-    ("e2e-50MB", ["e2e", "--record-size", "1024", "--partitions", "6", "--acks", "all", "--rate", "48828"]),
+    ("e2e-50MB", ["e2e", "--record-size", "1024", "--partitions", "6", "--acks", "all", "--rate", "48828",
+                  "--linger-ms", "1"]),
 ]
 
 

@@ -52,7 +52,21 @@ pub fn client_properties(
 
 /// Runs a tool's async body on a small runtime; errors become one line on stderr and exit 1.
 pub fn run(tool: &str, body: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    run_on(tool, tokio::runtime::Builder::new_current_thread(), body)
+}
+
+/// As [`run`], on a runtime with a thread per core: for the perf tests, where the client's
+/// background tasks (the producer's sender) should not share one thread with the load loop.
+pub fn run_multi_thread(tool: &str, body: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    run_on(tool, tokio::runtime::Builder::new_multi_thread(), body)
+}
+
+fn run_on(
+    tool: &str,
+    mut builder: tokio::runtime::Builder,
+    body: impl std::future::Future<Output = Result<(), String>>,
+) -> ExitCode {
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{tool}: cannot start the async runtime: {e}");
