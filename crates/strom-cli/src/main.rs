@@ -78,8 +78,12 @@ fn main() -> ExitCode {
         Command::GetOffsets(args) => tools::run("get offsets", tools::offsets::get_offsets(args)),
         Command::DeleteRecords(args) => tools::run("delete records", tools::offsets::delete_records(args)),
         Command::DumpLog(args) => tools::finish("dump log", tools::dump_log::run(args)),
-        Command::ProducerPerfTest(args) => tools::run_multi_thread("producer perf test", tools::producer_perf::run(args)),
-        Command::ConsumerPerfTest(args) => tools::run_multi_thread("consumer perf test", tools::consumer_perf::run(args)),
+        Command::ProducerPerfTest(args) => {
+            tools::run_multi_thread("producer perf test", tools::producer_perf::run(args))
+        }
+        Command::ConsumerPerfTest(args) => {
+            tools::run_multi_thread("consumer perf test", tools::consumer_perf::run(args))
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
