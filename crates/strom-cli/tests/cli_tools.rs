@@ -435,6 +435,29 @@ fn perf_tests_print_kafkas_lines() {
     .unwrap();
     assert!(re.is_match(summary), "{summary}");
 
+    // Throttled to 500 records/s for 6 s: a progress line after the first 5 s, in Kafka's format.
+    let throttled = ok(strom(&[
+        "producer-perf-test",
+        "--topic",
+        "p",
+        "--num-records",
+        "3000",
+        "--record-size",
+        "100",
+        "--throughput",
+        "500",
+        "--bootstrap-server",
+        bs,
+    ]));
+    let progress = regex::Regex::new(
+        r"^[0-9]+ records sent, [0-9]+\.[0-9] records/sec \([0-9]+\.[0-9][0-9] MB/sec\), [0-9]+\.[0-9] ms avg latency, [0-9]+\.[0-9] ms max latency\.$",
+    )
+    .unwrap();
+    let lines: Vec<&str> = throttled.lines().collect();
+    assert_eq!(lines.len(), 2, "{throttled}");
+    assert!(progress.is_match(lines[0]), "{}", lines[0]);
+    assert!(lines[1].starts_with("3000 records sent, "), "{}", lines[1]);
+
     let consumed = ok(strom(&["consumer-perf-test", "--bootstrap-server", bs, "--topic", "p", "--messages", "2000"]));
     let lines: Vec<&str> = consumed.lines().collect();
     assert_eq!(
