@@ -89,19 +89,18 @@ class Broker:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
-    def peak_rss_mb(self):
+    def _status_mb(self, field):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
         return 0.0
 
+    def peak_rss_mb(self):
+        return self._status_mb("VmHWM")
+
     def rss_mb(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return self._status_mb("VmRSS")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)

@@ -106,7 +106,7 @@ pub struct ConsumeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.scenario {
-        Scenario::Produce(a) => produce::run(&a, false),
+        Scenario::Produce(a) => produce::run(&a),
         Scenario::Consume(a) => consume::run(&a),
         Scenario::E2e(a) => e2e::run(&a),
     };

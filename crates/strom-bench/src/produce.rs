@@ -134,7 +134,7 @@ pub fn send_loop(
     producer.flush(Duration::from_secs(60)).map_err(|e| format!("flush: {e}"))
 }
 
-pub fn run(args: &ProduceArgs, _quiet: bool) -> Result<Vec<Report>, String> {
+pub fn run(args: &ProduceArgs) -> Result<Vec<Report>, String> {
     ensure_topic(&args.target)?;
     let producers = args.producers.max(1);
     let mut handles = Vec::new();

@@ -42,6 +42,23 @@ fn broker() -> TestBroker {
     TestBroker::start(&["group.initial.rebalance.delay.ms=0"])
 }
 
+/// `strom topics --create` with one replica; the test fails if it does not succeed.
+fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
+    let partitions = partitions.to_string();
+    ok(strom(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions,
+        "--replication-factor",
+        "1",
+    ]));
+}
+
 /// The cells of the table row for `topic` partition `partition`.
 fn row(table: &str, topic: &str, partition: &str) -> Vec<String> {
     table
@@ -56,30 +73,8 @@ fn the_seeds_console_walkthrough() {
     let b = broker();
     let bs = b.bootstrap();
     let bs = bs.as_str();
-    ok(strom(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        "test",
-        "--partitions",
-        "1",
-        "--replication-factor",
-        "1",
-    ]));
-    ok(strom(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        "my-replicated-topic",
-        "--partitions",
-        "1",
-        "--replication-factor",
-        "1",
-    ]));
+    create_topic(bs, "test", 1);
+    create_topic(bs, "my-replicated-topic", 1);
     assert_eq!(ok(strom(&["topics", "--bootstrap-server", bs, "--list"])), "my-replicated-topic\ntest\n");
 
     // The legacy --broker-list spelling works too.
@@ -169,18 +164,7 @@ fn keys_headers_partitions_and_offsets() {
     let b = broker();
     let bs = b.bootstrap();
     let bs = bs.as_str();
-    ok(strom(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        "kv",
-        "--partitions",
-        "3",
-        "--replication-factor",
-        "1",
-    ]));
+    create_topic(bs, "kv", 3);
     ok(strom_with_input(
         &[
             "console-producer",
@@ -289,18 +273,7 @@ fn configs_describe_and_alter() {
     let b = broker();
     let bs = b.bootstrap();
     let bs = bs.as_str();
-    ok(strom(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        "c",
-        "--partitions",
-        "1",
-        "--replication-factor",
-        "1",
-    ]));
+    create_topic(bs, "c", 1);
     let base = ["configs", "--bootstrap-server", bs, "--entity-type", "topics", "--entity-name", "c"];
     fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
         base.iter().chain(extra.iter()).copied().collect()
@@ -340,18 +313,7 @@ fn dump_log_lists_batches_and_detects_a_flipped_byte() {
     let b = broker();
     let bs = b.bootstrap();
     let bs = bs.as_str();
-    ok(strom(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        "d",
-        "--partitions",
-        "1",
-        "--replication-factor",
-        "1",
-    ]));
+    create_topic(bs, "d", 1);
     // Three synchronous sends: three batches at offsets 0, 1, 2.
     ok(strom_with_input(
         &["console-producer", "--bootstrap-server", bs, "--topic", "d", "--sync"],
@@ -402,18 +364,7 @@ fn perf_tests_print_kafkas_lines() {
     let b = broker();
     let bs = b.bootstrap();
     let bs = bs.as_str();
-    ok(strom(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        "p",
-        "--partitions",
-        "2",
-        "--replication-factor",
-        "1",
-    ]));
+    create_topic(bs, "p", 2);
     let produced = ok(strom(&[
         "producer-perf-test",
         "--topic",
@@ -475,18 +426,7 @@ fn bad_input_is_one_line_and_exit_code_1() {
     let b = broker();
     let bs = b.bootstrap();
     let bs = bs.as_str();
-    ok(strom(&[
-        "topics",
-        "--bootstrap-server",
-        bs,
-        "--create",
-        "--topic",
-        "t",
-        "--partitions",
-        "1",
-        "--replication-factor",
-        "1",
-    ]));
+    create_topic(bs, "t", 1);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["get-offsets", "--bootstrap-server", bs, "--topic", "nope"], "Could not match any topic-partitions"),
         (

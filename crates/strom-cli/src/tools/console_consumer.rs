@@ -1,7 +1,7 @@
 //! `strom console-consumer`, Kafka's kafka-console-consumer: prints records as Kafka's
 //! DefaultMessageFormatter does, in a named group, a throwaway group, or from one partition.
 
-use super::{client_properties, key_value, NO_ZOOKEEPER};
+use super::{client_properties, insert_pairs, key_value, NO_ZOOKEEPER};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -187,10 +187,7 @@ fn source(args: &ConsoleConsumerArgs) -> Result<Source, String> {
 
 fn consumer_properties(args: &ConsoleConsumerArgs, assigned: bool) -> Result<Properties, String> {
     let mut props = client_properties(args.bootstrap_server.as_deref(), args.consumer_config.as_deref())?;
-    for p in &args.consumer_properties {
-        let (k, v) = key_value(p, "--consumer-property")?;
-        props.insert(k, v);
-    }
+    insert_pairs(&mut props, &args.consumer_properties, "--consumer-property")?;
     match (&args.group, props.get("group.id")) {
         (Some(g), Some(other)) if g != other => {
             return Err(format!("--group {g} and --consumer-property group.id={other} disagree; give one"))

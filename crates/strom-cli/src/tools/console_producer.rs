@@ -1,7 +1,7 @@
 //! `strom console-producer`, Kafka's kafka-console-producer: one record per line of stdin, with
 //! optional keys and headers parsed out of the line the way Kafka's LineMessageReader does.
 
-use super::{client_properties, key_value, NO_ZOOKEEPER};
+use super::{client_properties, insert_pairs, key_value, NO_ZOOKEEPER};
 use bytes::Bytes;
 use clap::Args;
 use std::path::PathBuf;
@@ -175,10 +175,7 @@ impl LineReader {
 fn producer_properties(args: &ConsoleProducerArgs) -> Result<Properties, String> {
     let bootstrap = args.bootstrap_server.as_deref().or(args.broker_list.as_deref());
     let mut props = client_properties(bootstrap, args.producer_config.as_deref())?;
-    for p in &args.producer_properties {
-        let (k, v) = key_value(p, "--producer-property")?;
-        props.insert(k, v);
-    }
+    insert_pairs(&mut props, &args.producer_properties, "--producer-property")?;
     let mut default = |key: &str, flag: Option<String>, fallback: &str| match flag {
         Some(v) => props.insert(key, v),
         None if props.get(key).is_none() => props.insert(key, fallback),

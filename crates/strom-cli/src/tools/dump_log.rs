@@ -135,30 +135,24 @@ struct FileBatch {
     valid: bool,
 }
 
-enum Next {
-    Batch(FileBatch),
-    /// No whole batch from here on: the rest of the file is trailing bytes.
-    End,
-}
-
 /// Reads the batch at the reader's position, as Kafka's FileLogInputStream: it stops where the
 /// remaining bytes cannot hold the announced batch.
-fn read_batch(file: &mut impl Read, remaining: u64, max_size: usize) -> Result<Next, String> {
+fn read_batch(file: &mut impl Read, remaining: u64) -> Result<Option<FileBatch>, String> {
     if remaining < BATCH_HEADER_LEN as u64 {
-        return Ok(Next::End);
+        return Ok(None);
     }
     let mut head = vec![0u8; BATCH_HEADER_LEN];
     file.read_exact(&mut head).map_err(|e| e.to_string())?;
-    let Ok(header) = BatchHeader::parse(&head) else { return Ok(Next::End) };
+    let Ok(header) = BatchHeader::parse(&head) else { return Ok(None) };
     let size = header.total_size();
-    if size < BATCH_HEADER_LEN || size as u64 > remaining || size > max_size {
-        return Ok(Next::End);
+    if size < BATCH_HEADER_LEN || size as u64 > remaining {
+        return Ok(None);
     }
     let mut bytes = head;
     bytes.resize(size, 0);
     file.read_exact(&mut bytes[BATCH_HEADER_LEN..]).map_err(|e| e.to_string())?;
     let valid = compute_crc(&bytes) == header.crc;
-    Ok(Next::Batch(FileBatch { header, bytes, valid }))
+    Ok(Some(FileBatch { header, bytes, valid }))
 }
 
 fn codec_name(h: &BatchHeader) -> &'static str {
@@ -219,7 +213,7 @@ fn dump_log(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Result<
     let mut position = 0u64;
     let mut last_offset = -1i64;
     let mut non_consecutive = Vec::new();
-    while let Next::Batch(batch) = read_batch(&mut reader, limit - position, usize::MAX)? {
+    while let Some(batch) = read_batch(&mut reader, limit - position)? {
         out!("{}", batch_line(&batch.header, position, batch.valid));
         if !batch.valid {
             findings.other += 1;
@@ -308,16 +302,19 @@ fn absolute(path: &Path) -> String {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
 }
 
-/// The batch starting at `position` in the log, if one is there.
-fn batch_at(log: &mut File, log_len: u64, position: u64, max_size: usize) -> Result<Option<FileBatch>, String> {
-    if position >= log_len {
+/// The header of the batch starting at `position` in the log, if a whole batch of at most
+/// `max_size` bytes is there. Index checks need only offsets and timestamps, not the records.
+fn header_at(log: &mut File, log_len: u64, position: u64, max_size: usize) -> Result<Option<BatchHeader>, String> {
+    if position + BATCH_HEADER_LEN as u64 > log_len {
         return Ok(None);
     }
     log.seek(SeekFrom::Start(position)).map_err(|e| e.to_string())?;
-    match read_batch(log, log_len - position, max_size)? {
-        Next::Batch(b) => Ok(Some(b)),
-        Next::End => Ok(None),
-    }
+    let mut head = [0u8; BATCH_HEADER_LEN];
+    log.read_exact(&mut head).map_err(|e| e.to_string())?;
+    Ok(BatchHeader::parse(&head).ok().filter(|h| {
+        let size = h.total_size();
+        size >= BATCH_HEADER_LEN && size <= max_size && position + size as u64 <= log_len
+    }))
 }
 
 fn read_entries(path: &Path, entry_len: usize) -> Result<(Vec<u8>, Option<String>), String> {
@@ -330,6 +327,17 @@ fn read_entries(path: &Path, entry_len: usize) -> Result<(Vec<u8>, Option<String
         )
     });
     Ok((bytes, problem))
+}
+
+/// Kafka's answer to --index-sanity-check.
+fn sanity_result(path: &Path, problem: Option<String>) -> Result<(), String> {
+    match problem {
+        None => {
+            out!("{} passed sanity check.", path.display());
+            Ok(())
+        }
+        Some(p) => Err(p),
+    }
 }
 
 fn dump_index(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Result<(), String> {
@@ -367,13 +375,7 @@ fn dump_index(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Resul
                 )
             })
         });
-        return match problem {
-            None => {
-                out!("{} passed sanity check.", path.display());
-                Ok(())
-            }
-            Some(p) => Err(p),
-        };
+        return sanity_result(path, problem);
     }
     if entries.is_empty() {
         out!("{} is empty.", path.display());
@@ -389,8 +391,7 @@ fn dump_index(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Resul
         if *offset == base && i > 0 {
             break;
         }
-        let found =
-            batch_at(&mut log, log_len, *position, args.max_message_size)?.map_or(-1, |b| b.header.last_offset());
+        let found = header_at(&mut log, log_len, *position, args.max_message_size)?.map_or(-1, |h| h.last_offset());
         if found != *offset {
             mismatches.push((*offset, found));
         }
@@ -431,13 +432,7 @@ fn dump_time_index(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> 
                 )
             })
         });
-        return match problem {
-            None => {
-                out!("{} passed sanity check.", path.display());
-                Ok(())
-            }
-            Some(p) => Err(p),
-        };
+        return sanity_result(path, problem);
     }
     if let Some(p) = problem {
         eprintln!("{p}");
@@ -446,9 +441,9 @@ fn dump_time_index(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> 
     // Where each batch ends and its largest timestamp, found by one scan of the log.
     let mut batches = Vec::new();
     let mut position = 0u64;
-    while let Some(b) = batch_at(&mut log, log_len, position, usize::MAX)? {
-        batches.push((b.header.last_offset(), b.header.max_timestamp));
-        position += b.bytes.len() as u64;
+    while let Some(h) = header_at(&mut log, log_len, position, usize::MAX)? {
+        batches.push((h.last_offset(), h.max_timestamp));
+        position += h.total_size() as u64;
     }
     let mut mismatches = Vec::new();
     let mut previous = i64::MIN;

@@ -1,8 +1,6 @@
 //! The Kafka-style command-line tools, on strom-client. Conventions shared by every tool: Kafka's
 //! flag names, `--command-config FILE` for client properties, a one-line error and exit code 1.
 
-pub mod console_consumer;
-pub mod console_producer;
 /// `println!` for tool output that ends the process quietly when stdout is closed (a tool piped
 /// into `head`), as a Unix tool does, instead of panicking on the broken pipe.
 macro_rules! out {
@@ -15,6 +13,8 @@ macro_rules! out {
 }
 
 pub mod configs;
+pub mod console_consumer;
+pub mod console_producer;
 pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod dump_log;
@@ -31,13 +31,7 @@ pub fn client_properties(
     bootstrap: Option<&str>,
     command_config: Option<&std::path::Path>,
 ) -> Result<Properties, String> {
-    let mut props = match command_config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Properties::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => Properties::new(),
-    };
+    let mut props = properties_file(command_config)?;
     match bootstrap {
         Some(b) => props.insert("bootstrap.servers", b),
         None if props.get("bootstrap.servers").is_some() => {}
@@ -48,6 +42,22 @@ pub fn client_properties(
         props.insert("request.timeout.ms", "10000");
     }
     Ok(props)
+}
+
+/// Client properties from a Java properties file, or none without one.
+pub fn properties_file(path: Option<&std::path::Path>) -> Result<Properties, String> {
+    let Some(path) = path else { return Ok(Properties::new()) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Properties::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Adds `key=value` pairs from a repeatable flag (`--producer-property`, ...) to `props`.
+pub fn insert_pairs(props: &mut Properties, pairs: &[String], flag: &str) -> Result<(), String> {
+    for pair in pairs {
+        let (k, v) = key_value(pair, flag)?;
+        props.insert(k, v);
+    }
+    Ok(())
 }
 
 /// Runs a tool's async body on a small runtime; errors become one line on stderr and exit 1.

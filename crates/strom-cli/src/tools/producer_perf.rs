@@ -2,7 +2,7 @@
 //! (or at --throughput records/s), measures each record's latency from send to acknowledgement,
 //! and prints Kafka's progress lines and summary.
 
-use super::{key_value, NO_ZOOKEEPER};
+use super::{insert_pairs, properties_file, NO_ZOOKEEPER};
 use bytes::Bytes;
 use clap::Args;
 use std::path::PathBuf;
@@ -57,83 +57,84 @@ pub struct ProducerPerfArgs {
 const MB: f64 = 1024.0 * 1024.0;
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
-/// Kafka's ProducerPerformance.Stats: a window printed every 5 s, totals, and sampled latencies
-/// (at most ~500,000 samples) for the percentiles.
-struct Stats {
+/// Records, bytes and latency since `start`: once for the whole run and once per 5 s window.
+struct Tally {
     start: Instant,
     count: u64,
     bytes: u64,
     latency_total_ms: u64,
     latency_max_ms: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally { start: Instant::now(), count: 0, bytes: 0, latency_total_ms: 0, latency_max_ms: 0 }
+    }
+
+    fn add(&mut self, latency_ms: u64, bytes: u64) {
+        self.count += 1;
+        self.bytes += bytes;
+        self.latency_total_ms += latency_ms;
+        self.latency_max_ms = self.latency_max_ms.max(latency_ms);
+    }
+
+    fn secs(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+
+    fn avg_latency_ms(&self) -> f64 {
+        self.latency_total_ms as f64 / self.count.max(1) as f64
+    }
+}
+
+/// Kafka's ProducerPerformance.Stats: a window printed every 5 s, totals, and sampled latencies
+/// (at most ~500,000 samples) for the percentiles.
+struct Stats {
+    total: Tally,
+    window: Tally,
     samples: Vec<u32>,
     sampling: u64,
-    index: u64,
-    window_start: Instant,
-    window_count: u64,
-    window_bytes: u64,
-    window_latency_total_ms: u64,
-    window_latency_max_ms: u64,
 }
 
 impl Stats {
     fn new(num_records: u64) -> Stats {
         let sampling = (num_records / num_records.clamp(1, 500_000)).max(1);
-        let now = Instant::now();
         Stats {
-            start: now,
-            count: 0,
-            bytes: 0,
-            latency_total_ms: 0,
-            latency_max_ms: 0,
+            total: Tally::new(),
+            window: Tally::new(),
             samples: Vec::with_capacity((num_records / sampling + 1) as usize),
             sampling,
-            index: 0,
-            window_start: now,
-            window_count: 0,
-            window_bytes: 0,
-            window_latency_total_ms: 0,
-            window_latency_max_ms: 0,
         }
     }
 
     fn record(&mut self, latency_ms: u64, bytes: u64) {
-        self.count += 1;
-        self.bytes += bytes;
-        self.latency_total_ms += latency_ms;
-        self.latency_max_ms = self.latency_max_ms.max(latency_ms);
-        self.window_count += 1;
-        self.window_bytes += bytes;
-        self.window_latency_total_ms += latency_ms;
-        self.window_latency_max_ms = self.window_latency_max_ms.max(latency_ms);
-        if self.index.is_multiple_of(self.sampling) {
+        if self.total.count.is_multiple_of(self.sampling) {
             self.samples.push(latency_ms.min(u32::MAX as u64) as u32);
         }
-        self.index += 1;
-        if self.window_start.elapsed() >= REPORT_EVERY {
+        self.total.add(latency_ms, bytes);
+        self.window.add(latency_ms, bytes);
+        if self.window.start.elapsed() >= REPORT_EVERY {
             self.print_window();
-            self.window_start = Instant::now();
-            self.window_count = 0;
-            self.window_bytes = 0;
-            self.window_latency_total_ms = 0;
-            self.window_latency_max_ms = 0;
+            self.window = Tally::new();
         }
     }
 
     fn print_window(&self) {
-        let secs = self.window_start.elapsed().as_secs_f64();
-        let n = self.window_count.max(1) as f64;
+        let w = &self.window;
+        let secs = w.secs();
         out!(
             "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
-            self.window_count,
-            self.window_count as f64 / secs,
-            self.window_bytes as f64 / MB / secs,
-            self.window_latency_total_ms as f64 / n,
-            self.window_latency_max_ms as f64
+            w.count,
+            w.count as f64 / secs,
+            w.bytes as f64 / MB / secs,
+            w.avg_latency_ms(),
+            w.latency_max_ms as f64
         );
     }
 
     fn print_total(&mut self) {
-        let secs = self.start.elapsed().as_secs_f64();
+        let t = &self.total;
+        let secs = t.secs();
         self.samples.sort_unstable();
         let pct = |p: f64| -> u32 {
             if self.samples.is_empty() {
@@ -145,11 +146,11 @@ impl Stats {
         out!(
             "{} records sent, {:.6} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, \
              {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
-            self.count,
-            self.count as f64 / secs,
-            self.bytes as f64 / MB / secs,
-            self.latency_total_ms as f64 / self.count.max(1) as f64,
-            self.latency_max_ms as f64,
+            t.count,
+            t.count as f64 / secs,
+            t.bytes as f64 / MB / secs,
+            t.avg_latency_ms(),
+            t.latency_max_ms as f64,
             pct(0.5),
             pct(0.95),
             pct(0.99),
@@ -159,17 +160,8 @@ impl Stats {
 }
 
 fn producer_properties(args: &ProducerPerfArgs) -> Result<Properties, String> {
-    let mut props = match &args.producer_config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Properties::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => Properties::new(),
-    };
-    for p in &args.producer_props {
-        let (k, v) = key_value(p, "--producer-props")?;
-        props.insert(k, v);
-    }
+    let mut props = properties_file(args.producer_config.as_deref())?;
+    insert_pairs(&mut props, &args.producer_props, "--producer-props")?;
     if let Some(b) = &args.bootstrap_server {
         props.insert("bootstrap.servers", b.clone());
     }

@@ -156,7 +156,7 @@ async fn describe(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
                 .into_iter()
-                .filter(|c| !c.is_default)
+                .filter(|c| !c.is_default())
                 .map(|c| format!("{}={}", c.name, c.value.unwrap_or_default()))
                 .collect::<Vec<_>>()
                 .join(",");

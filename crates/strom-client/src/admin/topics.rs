@@ -64,12 +64,18 @@ pub struct ConfigEntry {
     pub name: String,
     pub value: Option<String>,
     pub read_only: bool,
-    pub is_default: bool,
     pub sensitive: bool,
     /// Where the value comes from (Kafka's ConfigSource).
     pub source: ConfigSource,
     /// The values it overrides, most specific first (as kafka-configs prints them).
     pub synonyms: Vec<ConfigSynonym>,
+}
+
+impl ConfigEntry {
+    /// Whether nothing set this config: Kafka's built-in default applies.
+    pub fn is_default(&self) -> bool {
+        self.source == ConfigSource::DefaultConfig
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,8 +305,6 @@ impl Admin {
                 name: c.name.to_string(),
                 value: c.value.map(|v| v.to_string()),
                 read_only: c.read_only,
-                // config_source 5 is DEFAULT_CONFIG (DescribeConfigs v1+).
-                is_default: c.config_source == 5,
                 sensitive: c.is_sensitive,
                 source: ConfigSource::from_code(c.config_source),
                 synonyms: c

@@ -175,11 +175,6 @@ impl Consumer {
         self.assignment.iter().cloned().collect()
     }
 
-    /// The connections and metadata this consumer uses.
-    pub fn cluster(&self) -> &Arc<Cluster> {
-        &self.cluster
-    }
-
     pub fn wakeup_handle(&self) -> WakeupHandle {
         self.wakeup.clone()
     }
