@@ -7,6 +7,7 @@
 mod consume;
 mod e2e;
 mod produce;
+mod produce_strom;
 mod report;
 mod topic;
 
@@ -86,6 +87,19 @@ pub struct ProduceArgs {
     /// Stop after this many records (whichever of this and --duration comes first).
     #[arg(long)]
     pub records: Option<u64>,
+    /// batch.size in bytes, the same for both clients (librdkafka's default; Java's is 16384).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub batch_size: usize,
+    /// The producer client: librdkafka, or Strom's own strom-client (produce only), to compare
+    /// the two clients against one broker.
+    #[arg(long, value_enum, default_value_t = Client::Rdkafka)]
+    pub client: Client,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    Rdkafka,
+    Strom,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -106,8 +120,10 @@ pub struct ConsumeArgs {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.scenario {
+        Scenario::Produce(a) if a.client == Client::Strom => produce_strom::run(&a),
         Scenario::Produce(a) => produce::run(&a),
         Scenario::Consume(a) => consume::run(&a),
+        Scenario::E2e(a) if a.client == Client::Strom => Err("--client strom is for produce only".into()),
         Scenario::E2e(a) => e2e::run(&a),
     };
     match result {

@@ -41,6 +41,21 @@ impl Deliveries {
     pub fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
+
+    /// One acknowledged record of `bytes`, due at `due_us`.
+    pub fn delivered(&self, due_us: u64, bytes: u64) {
+        let now = self.now_us();
+        self.acked.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.last_ack_us.fetch_max(now, Ordering::Relaxed);
+        let mut h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = h.record(now.saturating_sub(due_us).max(1));
+    }
+
+    pub fn failure(&self, error: &dyn std::fmt::Display) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| error.to_string());
+    }
 }
 
 pub struct Context(pub Arc<Deliveries>);
@@ -52,20 +67,9 @@ impl ProducerContext for Context {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, due_us: usize) {
-        let d = &self.0;
         match result {
-            Ok(m) => {
-                let now = d.now_us();
-                d.acked.fetch_add(1, Ordering::Relaxed);
-                d.bytes.fetch_add(m.payload_len() as u64, Ordering::Relaxed);
-                d.last_ack_us.fetch_max(now, Ordering::Relaxed);
-                let mut h = d.latency.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = h.record(now.saturating_sub(due_us as u64).max(1));
-            }
-            Err((e, _)) => {
-                d.failed.fetch_add(1, Ordering::Relaxed);
-                d.first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| e.to_string());
-            }
+            Ok(m) => self.0.delivered(due_us as u64, m.payload_len() as u64),
+            Err((e, _)) => self.0.failure(e),
         }
     }
 }
@@ -75,6 +79,7 @@ pub fn new_producer(args: &ProduceArgs, deliveries: &Arc<Deliveries>) -> Result<
     config
         .set("acks", &args.acks)
         .set("linger.ms", args.linger_ms.to_string())
+        .set("batch.size", args.batch_size.to_string())
         .set("compression.type", &args.compression);
     config.create_with_context(Context(Arc::clone(deliveries))).map_err(|e| format!("producer: {e}"))
 }
@@ -152,6 +157,11 @@ pub fn run(args: &ProduceArgs) -> Result<Vec<Report>, String> {
     for h in handles {
         h.join().map_err(|_| "a producer thread panicked".to_string())??;
     }
+    report(args, &deliveries)
+}
+
+/// The produce report from the delivery counters (both clients).
+pub fn report(args: &ProduceArgs, deliveries: &Deliveries) -> Result<Vec<Report>, String> {
     if let Some(e) = deliveries.first_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return Err(format!("{} records failed; first error: {e}", deliveries.failed.load(Ordering::Relaxed)));
     }
@@ -165,7 +175,8 @@ pub fn run(args: &ProduceArgs) -> Result<Vec<Report>, String> {
         params: json!({
             "bootstrap": args.target.bootstrap_server, "topic": args.target.topic,
             "record_size": args.record_size, "partitions": args.target.partitions, "acks": args.acks,
-            "compression": args.compression, "linger_ms": args.linger_ms, "producers": producers,
+            "compression": args.compression, "linger_ms": args.linger_ms, "producers": args.producers.max(1), "batch_size": args.batch_size,
+            "client": format!("{:?}", args.client).to_lowercase(),
             "rate": args.rate, "duration": args.duration,
         }),
     }])

@@ -1,4 +1,4 @@
-//! strom-client's producer against a Strom broker: every send mode, Java-compatible key
+//! strom-client's producer against a Strom broker: every send mode, every codec, Java-compatible key
 //! partitioning, sticky spreading of keyless records, bad input, and idempotent delivery across
 //! a broker restart.
 
@@ -55,7 +55,7 @@ fn every_send_mode_delivers() {
         create(&broker, "modes", 3).await;
         let p = Producer::new(&props(&broker).set("linger.ms", "1")).await.expect("producer");
         let meta = p.send_and_wait(ProducerRecord::new("modes").key("sync").value("1")).await.expect("sync send");
-        assert_eq!(meta.topic, "modes");
+        assert_eq!(&*meta.topic, "modes");
         assert!(meta.offset >= 0);
         let future = p.send(ProducerRecord::new("modes").key("future").value("2")).await.expect("queued");
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -74,6 +74,63 @@ fn every_send_mode_delivers() {
         let mut values: Vec<Vec<u8>> = read_all(&broker, "modes", 3, 4).await.into_iter().map(|r| r.3).collect();
         values.sort();
         assert_eq!(values, vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]);
+    });
+}
+
+#[test]
+fn every_codec_round_trips_keys_headers_nulls_and_timestamps() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            let topic = format!("codec-{codec}");
+            create(&broker, &topic, 1).await;
+            let p = Producer::new(&props(&broker).set("compression.type", codec).set("linger.ms", "20"))
+                .await
+                .expect("producer");
+            let mut futures = Vec::new();
+            for i in 0..50i64 {
+                let mut r = ProducerRecord::new(topic.as_str()).timestamp(1_700_000_000_000 + (i % 7) * 1000 - 3000);
+                if i % 5 != 0 {
+                    r = r.key(format!("k{i}")).value(format!("value-{i}").repeat(1 + i as usize % 3));
+                }
+                if i % 2 == 0 {
+                    r = r.header("a", format!("h{i}"));
+                    r.headers.push(("null-header".into(), None));
+                }
+                futures.push(p.send(r).await.expect("queued"));
+            }
+            let mut offsets = Vec::new();
+            for f in futures {
+                offsets.push(f.await.expect("delivered").offset);
+            }
+            assert_eq!(offsets, (0..50).collect::<Vec<i64>>(), "{codec}: offsets in send order");
+            p.close().await.expect("close");
+            let mut c = Consumer::new(&props(&broker).set("auto.offset.reset", "earliest")).await.expect("consumer");
+            c.assign(&[TopicPartition::new(topic.as_str(), 0)]).expect("assign");
+            let mut got = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while got.len() < 50 && std::time::Instant::now() < deadline {
+                got.extend(c.poll(Duration::from_millis(200)).await.expect("poll"));
+            }
+            assert_eq!(got.len(), 50, "{codec}");
+            for (i, r) in got.iter().enumerate() {
+                let i = i as i64;
+                assert_eq!(r.offset, i);
+                assert_eq!(r.timestamp, 1_700_000_000_000 + (i % 7) * 1000 - 3000, "{codec} #{i}");
+                if i % 5 == 0 {
+                    assert_eq!((&r.key, &r.value), (&None, &None), "{codec} #{i}: null key and value");
+                } else {
+                    assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+                    assert_eq!(r.value.as_deref(), Some(format!("value-{i}").repeat(1 + i as usize % 3).as_bytes()));
+                }
+                let expected: Vec<(String, Option<bytes::Bytes>)> = if i % 2 == 0 {
+                    vec![("a".into(), Some(format!("h{i}").into())), ("null-header".into(), None)]
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(r.headers, expected, "{codec} #{i}");
+            }
+        }
     });
 }
 

@@ -27,9 +27,11 @@ mod builder;
 mod records;
 #[doc(hidden)]
 pub mod testing;
+mod writer;
 
 pub use builder::{BatchRecord, BatchSpec};
 pub use records::{Record, RecordHeader, RecordIter};
+pub use writer::{put_varlong, varlong_size, BatchFields, BatchWriter};
 
 /// Size of the fixed v2 batch header; the records start right after it.
 pub const BATCH_HEADER_LEN: usize = 61;

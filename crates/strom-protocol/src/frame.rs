@@ -69,7 +69,9 @@ pub fn encode_response<R: Encodable>(
     let header_version = api_key.response_header_version(api_version);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    let mut buf = BytesMut::with_capacity(64);
+    // Sized up front: a fetch response of megabytes must not be copied while the buffer grows.
+    let size = body.compute_size(api_version).map_err(|e| FrameError::Encode(e.to_string()))?;
+    let mut buf = BytesMut::with_capacity(FRAME_LENGTH_BYTES + 16 + size);
     buf.put_i32(0);
     header.encode(&mut buf, header_version).map_err(|e| FrameError::Encode(e.to_string()))?;
     body.encode(&mut buf, api_version).map_err(|e| FrameError::Encode(format!("{api_key:?} v{api_version}: {e}")))?;
@@ -82,7 +84,10 @@ pub fn encode_response<R: Encodable>(
 pub fn encode_request<R: Encodable>(header: &RequestHeader, body: &R) -> Result<BytesMut, FrameError> {
     let api_key =
         ApiKey::try_from(header.request_api_key).map_err(|_| FrameError::UnknownApiKey(header.request_api_key))?;
-    let mut buf = BytesMut::with_capacity(64);
+    // Sized up front: a produce request of megabytes must not be copied while the buffer grows.
+    let size = body.compute_size(header.request_api_version).map_err(|e| FrameError::Encode(e.to_string()))?;
+    let header_size = header.client_id.as_ref().map_or(0, |c| c.len()) + 16;
+    let mut buf = BytesMut::with_capacity(FRAME_LENGTH_BYTES + header_size + size);
     buf.put_i32(0);
     header
         .encode(&mut buf, api_key.request_header_version(header.request_api_version))

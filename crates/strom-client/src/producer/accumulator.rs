@@ -32,19 +32,44 @@ pub struct Appended {
 }
 
 impl Accumulator {
-    pub fn append(&mut self, tp: &TopicPartition, record: PendingRecord, size: usize, batch_size: usize) -> Appended {
+    /// Adds a record to the partition's last batch, or to a new one if it does not fit there.
+    /// `reserved` is the buffer.memory it holds until its batch completes.
+    pub fn append(
+        &mut self,
+        tp: &TopicPartition,
+        record: PendingRecord,
+        reserved: usize,
+        batch_size: usize,
+    ) -> Appended {
+        if let Some(queue) = self.queues.get_mut(tp) {
+            return Self::append_to(queue, tp, record, reserved, batch_size);
+        }
         let queue = self.queues.entry(tp.clone()).or_default();
-        let fits = queue.batches.back().is_some_and(|b| b.encoded.is_none() && !b.full && b.size + size <= batch_size);
-        let new_batch = !fits;
+        Self::append_to(queue, tp, record, reserved, batch_size)
+    }
+
+    fn append_to(
+        queue: &mut PartitionQueue,
+        tp: &TopicPartition,
+        record: PendingRecord,
+        reserved: usize,
+        batch_size: usize,
+    ) -> Appended {
+        let fits = queue
+            .batches
+            .back()
+            .and_then(|b| Some(b.size() + record.size_in(b.writer()?) <= batch_size))
+            .unwrap_or(false);
         if !fits {
-            queue.batches.push_back(ProducerBatch::new(tp.clone()));
+            // As Kafka: room for batch.size, or for the one record that is larger.
+            let capacity = batch_size.max(reserved);
+            queue.batches.push_back(ProducerBatch::new(tp.clone(), capacity));
         }
         let batch = queue.batches.back_mut().expect("pushed above");
-        batch.records.push(record);
-        batch.size += size;
-        batch.reserved += size;
-        batch.full = batch.size + size > batch_size;
-        Appended { batch_full: batch.full, new_batch }
+        let size = batch.writer().map_or(0, |w| record.size_in(w));
+        batch.append(record, reserved);
+        batch.full = batch.size() + size > batch_size;
+        Appended { batch_full: batch.full, new_batch: !fits }
     }
 
     /// Batches that may be sent now: for each partition without a batch in flight, its first
@@ -59,7 +84,7 @@ impl Accumulator {
                     return None;
                 }
                 let ready = b.full
-                    || b.size >= batch_size
+                    || b.size() >= batch_size
                     || q.batches.len() > 1
                     || now.duration_since(b.created) >= linger
                     || self.flushing > 0

@@ -3,11 +3,12 @@
 use super::record::RecordMetadata;
 use crate::error::{ClientError, Result};
 use crate::TopicPartition;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+use kafka_protocol::records::Compression;
+use std::sync::Arc;
 use std::time::Instant;
+use strom_protocol::batch::{BatchFields, BatchWriter, BATCH_HEADER_LEN};
 use tokio::sync::oneshot;
 
 /// How the sender of a record hears the outcome.
@@ -33,6 +34,7 @@ impl Completion {
     }
 }
 
+/// A record on its way into a batch.
 pub struct PendingRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
@@ -41,11 +43,21 @@ pub struct PendingRecord {
     pub completion: Completion,
 }
 
+impl PendingRecord {
+    /// Its exact size in `batch`, as the next record there.
+    pub fn size_in(&self, batch: &BatchWriter) -> usize {
+        batch.record_size(self.timestamp, self.key.as_deref(), self.value.as_deref(), &self.headers)
+    }
+}
+
+/// A batch of records for one partition: its records are encoded as they are appended (Kafka's
+/// MemoryRecordsBuilder), so a queued record costs its encoded bytes plus its completion.
 pub struct ProducerBatch {
     pub tp: TopicPartition,
-    pub records: Vec<PendingRecord>,
-    /// Estimated encoded size, for batch.size and max.request.size.
-    pub size: usize,
+    /// The records so far; taken when the batch is encoded for its first attempt.
+    writer: Option<BatchWriter>,
+    /// Per record, in order: how its sender hears the outcome, and its timestamp.
+    completions: Vec<(Completion, i64)>,
     /// buffer.memory this batch holds, released when it completes.
     pub reserved: usize,
     pub created: Instant,
@@ -61,11 +73,11 @@ pub struct ProducerBatch {
 }
 
 impl ProducerBatch {
-    pub fn new(tp: TopicPartition) -> ProducerBatch {
+    pub fn new(tp: TopicPartition, capacity: usize) -> ProducerBatch {
         ProducerBatch {
             tp,
-            records: Vec::new(),
-            size: 61,
+            writer: Some(BatchWriter::new(capacity)),
+            completions: Vec::new(),
             reserved: 0,
             created: Instant::now(),
             base_sequence: -1,
@@ -76,59 +88,91 @@ impl ProducerBatch {
         }
     }
 
-    /// The v2 record batch, compressed as configured.
+    /// The open batch's writer, while records may still be added.
+    pub fn writer(&self) -> Option<&BatchWriter> {
+        self.writer.as_ref().filter(|_| !self.full)
+    }
+
+    /// Bytes on the wire, header included.
+    pub fn size(&self) -> usize {
+        match (&self.writer, &self.encoded) {
+            (Some(w), _) => w.size(),
+            (None, Some(b)) => b.len(),
+            (None, None) => BATCH_HEADER_LEN,
+        }
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.completions.len()
+    }
+
+    /// Encodes the record into the batch. The caller checked that it belongs here.
+    pub fn append(&mut self, record: PendingRecord, reserved: usize) {
+        let Some(writer) = self.writer.as_mut() else { return };
+        writer.append(record.timestamp, record.key.as_deref(), record.value.as_deref(), &record.headers);
+        self.completions.push((record.completion, record.timestamp));
+        self.reserved += reserved;
+    }
+
+    /// The v2 record batch, compressed as configured; the same bytes on every attempt.
     pub fn encode(&mut self, producer_id: i64, producer_epoch: i16, compression: Compression) -> Result<Bytes> {
         if let Some(b) = &self.encoded {
             return Ok(b.clone());
         }
-        let records: Vec<Record> = self
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: if self.base_sequence < 0 { -1 } else { self.base_sequence.wrapping_add(i as i32) },
-                timestamp: r.timestamp,
-                key: r.key.clone(),
-                value: r.value.clone(),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                    .collect::<IndexMap<_, _>>(),
-            })
-            .collect();
-        let mut buf = BytesMut::with_capacity(self.size);
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
-            .map_err(|e| ClientError::Protocol(format!("encoding a batch for {}: {e}", self.tp)))?;
-        let bytes = buf.freeze();
+        let writer = self.writer.take().unwrap_or_else(|| BatchWriter::new(0));
+        let fields = BatchFields {
+            attributes: compression as i16,
+            producer_id,
+            producer_epoch,
+            base_sequence: self.base_sequence,
+            ..BatchFields::default()
+        };
+        let bytes = match compression {
+            Compression::None => writer.finish(&fields),
+            codec => writer
+                .finish_with(&fields, |records, out| compress(codec, records, out))
+                .map_err(|e| ClientError::Protocol(format!("compressing a batch for {}: {e}", self.tp)))?,
+        };
         self.encoded = Some(bytes.clone());
         Ok(bytes)
     }
 
     /// Completes every record: offsets follow the base offset in order.
     pub fn succeed(self, base_offset: i64, log_append_time: i64) {
-        for (i, r) in self.records.into_iter().enumerate() {
+        let topic: Arc<str> = Arc::from(self.tp.topic.as_str());
+        for (i, (completion, timestamp)) in self.completions.into_iter().enumerate() {
             let meta = RecordMetadata {
-                topic: self.tp.topic.clone(),
+                topic: Arc::clone(&topic),
                 partition: self.tp.partition,
                 offset: if base_offset < 0 { -1 } else { base_offset + i as i64 },
-                timestamp: if log_append_time >= 0 { log_append_time } else { r.timestamp },
+                timestamp: if log_append_time >= 0 { log_append_time } else { timestamp },
             };
-            r.completion.complete(Ok(meta));
+            completion.complete(Ok(meta));
         }
     }
 
     pub fn fail(self, error: ClientError) {
-        for r in self.records {
-            r.completion.complete(Err(error.clone()));
+        for (completion, _) in self.completions {
+            completion.complete(Err(error.clone()));
         }
     }
+}
+
+/// Compresses `records` into `out` with the codec (Kafka's framing of each codec).
+fn compress(codec: Compression, records: &[u8], out: &mut BytesMut) -> std::result::Result<(), String> {
+    let put = |tmp: &mut BytesMut| {
+        tmp.put_slice(records);
+        Ok(())
+    };
+    match codec {
+        Compression::None => {
+            out.put_slice(records);
+            Ok(())
+        }
+        Compression::Gzip => Gzip::compress(out, put),
+        Compression::Snappy => Snappy::compress(out, put),
+        Compression::Lz4 => Lz4::compress(out, put),
+        Compression::Zstd => Zstd::compress(out, put),
+    }
+    .map_err(|e| e.to_string())
 }

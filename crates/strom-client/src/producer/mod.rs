@@ -86,7 +86,7 @@ impl Inner {
                 q.in_flight = false;
                 if result.is_err()
                     && batch.base_sequence >= 0
-                    && q.next_sequence == batch.base_sequence.wrapping_add(batch.records.len() as i32)
+                    && q.next_sequence == batch.base_sequence.wrapping_add(batch.record_count() as i32)
                 {
                     // The broker refused the batch: its sequence numbers were not used.
                     q.next_sequence = batch.base_sequence;
@@ -214,15 +214,15 @@ impl Producer {
         if size + 61 > cfg.max_request_size || size > cfg.buffer_memory {
             return Err(ClientError::RecordTooLarge { size, max: cfg.max_request_size.min(cfg.buffer_memory) });
         }
-        if inner.lock_acc().closed {
-            return Err(ClientError::Closed);
-        }
         // Fast path: the topic is in the current snapshot (no copy of its partition list).
         let snapshot = inner.cluster.snapshot();
         let fetched;
         let topic = match snapshot.topics.get(&record.topic) {
             Some(t) => t,
             None => {
+                if inner.lock_acc().closed {
+                    return Err(ClientError::Closed);
+                }
                 fetched = inner.cluster.wait_for_topic(&record.topic, cfg.max_block).await?;
                 &fetched
             }
@@ -251,7 +251,6 @@ impl Producer {
                 .map_err(|_| ClientError::Timeout { what: "buffer.memory to free up".into(), after: cfg.max_block })?
                 .map_err(|_| ClientError::Closed)?,
         };
-        permits.forget();
         let partition_count = topic.partition_count();
         let tp = TopicPartition::new(record.topic, partition);
         let pending = PendingRecord {
@@ -261,7 +260,14 @@ impl Producer {
             timestamp: record.timestamp.unwrap_or_else(now_ms),
             completion,
         };
-        let appended = inner.lock_acc().append(&tp, pending, size, cfg.batch_size);
+        let appended = {
+            let mut acc = inner.lock_acc();
+            if acc.closed {
+                return Err(ClientError::Closed); // the permits go back as they drop
+            }
+            permits.forget();
+            acc.append(&tp, pending, size, cfg.batch_size)
+        };
         if appended.batch_full && record.partition.is_none() {
             inner.partitioner.on_new_batch(&tp.topic, partition_count, partition);
         }

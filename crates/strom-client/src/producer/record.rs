@@ -1,6 +1,7 @@
 //! What the producer sends and what it gets back.
 
 use bytes::Bytes;
+use std::sync::Arc;
 
 /// A record to send. Build it with [`ProducerRecord::new`] and the setters.
 #[derive(Debug, Clone, Default)]
@@ -57,7 +58,8 @@ impl ProducerRecord {
 /// Where a record was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    pub topic: String,
+    /// Shared by every record of the batch (no copy per record).
+    pub topic: Arc<str>,
     pub partition: i32,
     /// -1 with acks=0, where the broker does not say.
     pub offset: i64,

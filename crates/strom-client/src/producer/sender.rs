@@ -54,16 +54,16 @@ pub async fn run(inner: Arc<Inner>) {
                 for tp in tps {
                     let Some(q) = acc.queues.get_mut(&tp) else { continue };
                     let Some(front) = q.batches.front() else { continue };
-                    if !batches.is_empty() && bytes + front.size > inner.config.max_request_size {
+                    if !batches.is_empty() && bytes + front.size() > inner.config.max_request_size {
                         break;
                     }
                     let mut batch = q.batches.pop_front().expect("front exists");
                     q.in_flight = true;
                     if inner.config.idempotence && batch.base_sequence < 0 {
                         batch.base_sequence = q.next_sequence;
-                        q.next_sequence = q.next_sequence.wrapping_add(batch.records.len() as i32);
+                        q.next_sequence = q.next_sequence.wrapping_add(batch.record_count() as i32);
                     }
-                    bytes += batch.size;
+                    bytes += batch.size();
                     batches.push(batch);
                 }
                 if !batches.is_empty() {

@@ -1,7 +1,7 @@
 //! Encodes uncompressed v2 record batches: used by the broker for the records it writes itself
 //! (consumer offsets, group metadata) and by tests to send exactly the bytes a client would.
 
-use super::{compute_crc, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+use super::writer::{BatchFields, BatchWriter};
 
 /// (key, value) of one record; `None` is null (a null value is a tombstone).
 pub type BatchRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
@@ -39,28 +39,6 @@ impl Default for BatchSpec<'_> {
     }
 }
 
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    loop {
-        if z < 0x80 {
-            out.push(z as u8);
-            return;
-        }
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-}
-
-fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => put_varlong(out, -1),
-        Some(b) => {
-            put_varlong(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 impl BatchSpec<'_> {
     /// Encodes the batch with a correct CRC.
     ///
@@ -77,38 +55,19 @@ impl BatchSpec<'_> {
                 }
             }
         };
-        let base_timestamp = if n == 0 { 0 } else { ts(0) };
-        let max_timestamp = (0..n).map(&ts).max().unwrap_or(base_timestamp);
-        let mut records = Vec::new();
+        let mut writer = BatchWriter::new(0);
+        let no_headers: [(&[u8], Option<&[u8]>); 0] = [];
         for (i, (key, value)) in self.records.iter().enumerate() {
-            let mut body = vec![0u8]; // attributes
-            put_varlong(&mut body, ts(i) - base_timestamp);
-            put_varlong(&mut body, i as i64);
-            put_nullable(&mut body, *key);
-            put_nullable(&mut body, *value);
-            put_varlong(&mut body, 0); // no headers
-            put_varlong(&mut records, body.len() as i64);
-            records.extend_from_slice(&body);
+            writer.append(ts(i), *key, *value, &no_headers);
         }
-        let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len());
-        out.extend_from_slice(&self.base_offset.to_be_bytes());
-        let batch_length = (BATCH_HEADER_LEN - LOG_OVERHEAD + records.len()) as i32;
-        out.extend_from_slice(&batch_length.to_be_bytes());
-        out.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
-        out.push(MAGIC_V2 as u8);
-        out.extend_from_slice(&[0u8; 4]); // CRC, filled below
-        out.extend_from_slice(&self.attributes.to_be_bytes());
-        let last_offset_delta = n.saturating_sub(1) as i32;
-        out.extend_from_slice(&last_offset_delta.to_be_bytes());
-        out.extend_from_slice(&base_timestamp.to_be_bytes());
-        out.extend_from_slice(&max_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.producer_id.to_be_bytes());
-        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        out.extend_from_slice(&self.base_sequence.to_be_bytes());
-        out.extend_from_slice(&(n as i32).to_be_bytes());
-        out.extend_from_slice(&records);
-        let crc = compute_crc(&out);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
-        out
+        let fields = BatchFields {
+            base_offset: self.base_offset,
+            partition_leader_epoch: self.partition_leader_epoch,
+            attributes: self.attributes,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+        };
+        writer.finish(&fields).to_vec()
     }
 }
