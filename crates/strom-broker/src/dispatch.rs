@@ -2,6 +2,7 @@
 //! decodes the body, runs the handler, encodes the response with the request's correlation id.
 
 use crate::handlers::{self, api_versions};
+use crate::net::zero_copy::{self, ResponsePart};
 use crate::server::Broker;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
@@ -12,6 +13,8 @@ use strom_protocol::frame::{decode_request_header, encode_response, peek_key_ver
 /// What the connection does after a request.
 pub enum Outcome {
     Respond(BytesMut),
+    /// A response in parts, some of them sent from files (Fetch).
+    RespondParts(Vec<ResponsePart>),
     /// Produce with acks=0: Kafka sends nothing back.
     NoResponse,
     /// The request could not be understood; Kafka closes the connection.
@@ -74,7 +77,13 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
                 None => Outcome::NoResponse,
             }
         }
-        ApiKey::Fetch => call!(FetchRequest, handlers::fetch::handle),
+        ApiKey::Fetch => {
+            let req = match FetchRequest::decode(&mut frame, version) {
+                Ok(req) => req,
+                Err(e) => return Outcome::Close(format!("malformed Fetch v{version} request: {e}")),
+            };
+            zero_copy::respond_fetch(version, correlation_id, handlers::fetch::handle(broker, &ctx, req).await)
+        }
         ApiKey::ListOffsets => call!(ListOffsetsRequest, handlers::list_offsets::handle),
         ApiKey::CreateTopics => call!(CreateTopicsRequest, handlers::create_topics::handle),
         ApiKey::DeleteTopics => call!(DeleteTopicsRequest, handlers::delete_topics::handle),

@@ -13,5 +13,6 @@
 
 pub mod batch;
 pub mod frame;
+pub mod spliced;
 
 pub use kafka_protocol;

@@ -58,7 +58,7 @@ pub use config::{LogConfig, TopicPartition};
 pub use error::{Result, StorageError};
 pub use log::Log;
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE};
-pub use outcome::{AppendInfo, AppendOutcome, LoadSummary, ReadOutcome, RetentionOutcome};
+pub use outcome::{AppendInfo, AppendOutcome, FileRegion, LoadSummary, ReadOutcome, RegionRead, RetentionOutcome};
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, MAX_CACHED_BATCHES};
 pub use segment::{file_stem, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 pub use snapshot::{SNAPSHOTS_TO_KEEP, SNAPSHOT_SUFFIX};

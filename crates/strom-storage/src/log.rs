@@ -13,13 +13,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use strom_protocol::batch::{set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader, BatchIter};
 
 use crate::checkpoint::sync_dir;
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, Result, StorageError};
-use crate::outcome::{AppendInfo, AppendOutcome, LoadSummary, ReadOutcome};
+use crate::outcome::{AppendInfo, AppendOutcome, LoadSummary, ReadOutcome, RegionRead};
 use crate::producer_state::{ProducerStateManager, Verdict};
 use crate::segment::Segment;
 use crate::snapshot;
@@ -153,6 +152,17 @@ impl Log {
     /// always make progress), and never a batch starting at or beyond `max_offset_exclusive` (the
     /// high watermark or last stable offset).
     pub fn read(&self, offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<ReadOutcome> {
+        let found = self.read_region(offset, max_bytes, max_offset_exclusive)?;
+        Ok(ReadOutcome {
+            records: found.region.map(|r| r.read()).transpose()?.unwrap_or_default(),
+            log_start_offset: found.log_start_offset,
+            log_end_offset: found.log_end_offset,
+        })
+    }
+
+    /// What [`Log::read`] would return, as a region of one segment file to be read (or sent)
+    /// later, without holding whoever guards this log. Only batch headers are read here.
+    pub fn read_region(&self, offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<RegionRead> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
                 requested: offset,
@@ -160,11 +170,8 @@ impl Log {
                 log_end: self.log_end_offset,
             });
         }
-        let mut outcome = ReadOutcome {
-            records: Bytes::new(),
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.log_end_offset,
-        };
+        let mut outcome =
+            RegionRead { region: None, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset };
         if offset == self.log_end_offset || offset >= max_offset_exclusive {
             return Ok(outcome);
         }
@@ -195,7 +202,7 @@ impl Log {
                 pos += size;
             }
             if let Some((start, end)) = range {
-                outcome.records = Bytes::from(segment.read_bytes(start, (end - start) as usize)?);
+                outcome.region = Some(segment.region(start, (end - start) as usize));
                 return Ok(outcome);
             }
             if reached_limit {

@@ -1,6 +1,10 @@
 //! What the log's operations report back to the broker.
 
+use crate::error::Result;
 use bytes::Bytes;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Offsets and timestamps of an append, as the Produce response needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,36 @@ impl AppendOutcome {
             AppendOutcome::Appended(info) | AppendOutcome::Duplicate(info) => info,
         }
     }
+}
+
+/// A byte range of a segment file, read after the log's lock is released: by `sendfile` straight
+/// into a socket, or into memory with [`FileRegion::read`]. The file stays readable even if
+/// retention deletes the segment meanwhile (the open handle keeps it); a truncation meanwhile
+/// makes the read come up short, which is reported as an error.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+    pub path: PathBuf,
+}
+
+impl FileRegion {
+    /// The region's bytes, read into memory.
+    pub fn read(&self) -> Result<Bytes> {
+        let mut buf = vec![0u8; self.len];
+        crate::segment::read_exact_at(&self.file, &mut buf, self.position, &self.path)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// Result of [`crate::Log::read_region`]: where the batches are, not yet read.
+#[derive(Debug, Clone)]
+pub struct RegionRead {
+    /// Zero or more complete batches of one segment; `None` when there is nothing to read.
+    pub region: Option<FileRegion>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
 }
 
 /// Result of [`crate::Log::read`]: whole stored batches, byte for byte as they are on disk.

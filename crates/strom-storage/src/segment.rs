@@ -13,11 +13,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use strom_protocol::batch::{BatchError, BatchHeader, BATCH_HEADER_LEN, NO_TIMESTAMP};
 
 use crate::error::{IoContext, Result, StorageError};
 use crate::index::OffsetIndex;
+use crate::outcome::FileRegion;
 use crate::time_index::TimeIndex;
 
 /// Suffix of segment data files.
@@ -51,7 +53,8 @@ pub(crate) struct RecoveryResult {
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
-    file: File,
+    /// Shared with fetches that send a region of it after the log's lock is released.
+    file: Arc<File>,
     size: u64,
     index: OffsetIndex,
     time_index: TimeIndex,
@@ -89,7 +92,7 @@ impl Segment {
         Ok(Segment {
             base_offset,
             log_path,
-            file,
+            file: Arc::new(file),
             size: 0,
             index,
             time_index,
@@ -127,7 +130,7 @@ impl Segment {
         let segment = Segment {
             base_offset,
             log_path,
-            file,
+            file: Arc::new(file),
             size,
             index,
             time_index,
@@ -309,7 +312,7 @@ impl Segment {
         assert!(batches[0].0.base_offset >= self.next_offset, "offsets must increase");
         assert!(last.0.last_offset() - self.base_offset <= i64::from(u32::MAX), "relative offset overflow");
         let start = self.size;
-        if let Err(e) = self.file.write_all(bytes) {
+        if let Err(e) = (&*self.file).write_all(bytes) {
             let _ = self.file.set_len(start);
             return Err(StorageError::Io { context: format!("append to {}", self.log_path.display()), source: e });
         }
@@ -335,6 +338,11 @@ impl Segment {
     }
 
     /// Reads `len` bytes at `pos`.
+    /// `len` bytes at `pos`, to be read later (by a fetch, outside the log's lock).
+    pub(crate) fn region(&self, pos: u64, len: usize) -> FileRegion {
+        FileRegion { file: Arc::clone(&self.file), position: pos, len, path: self.log_path.clone() }
+    }
+
     pub(crate) fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
         read_exact_at(&self.file, &mut buf, pos, &self.log_path)?;

@@ -9,29 +9,45 @@ use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::purgatory::FetchPurgatory;
 use crate::server::Broker;
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use std::time::Duration;
+use strom_storage::FileRegion;
 use tokio::time::Instant;
 
 /// Upper bound on how long a fetch may wait, whatever the client asks.
 const MAX_WAIT_CAP_MS: u64 = 30_000;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+/// A fetch response whose record data stays in segment files until it is written: the records
+/// field of each partition named in `regions` is an empty placeholder for that file region.
+pub struct FetchAnswer {
+    pub response: FetchResponse,
+    /// (topic index, partition index in that topic, region), in response order.
+    pub regions: Vec<(usize, usize, FileRegion)>,
+}
+
+impl FetchAnswer {
+    fn without_data(response: FetchResponse) -> FetchAnswer {
+        FetchAnswer { response, regions: Vec::new() }
+    }
+}
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchAnswer {
     if req.session_id != 0 && req.session_epoch != -1 {
         let mut resp = FetchResponse::default();
         resp.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return resp;
+        return FetchAnswer::without_data(resp);
     }
     let deadline = Instant::now() + Duration::from_millis((req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
     let min_bytes = req.min_bytes.max(0) as usize;
     loop {
         let mut wakeups = broker.fetch_purgatory.subscribe();
-        let (resp, bytes, has_error) = read_once(broker, ctx, &req);
+        let (answer, bytes, has_error) = read_once(broker, ctx, &req);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
-            return resp;
+            return answer;
         }
         if !FetchPurgatory::wait(&mut wakeups, deadline).await {
             // Deadline passed with nothing new: answer with what there is (possibly nothing).
@@ -40,21 +56,22 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     }
 }
 
-/// One pass over the requested partitions. Returns the response, the record bytes in it, and
+/// One pass over the requested partitions. Returns the answer, the record bytes in it, and
 /// whether any partition carries an error (errors are answered at once).
-fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (FetchAnswer, usize, bool) {
     let use_ids = ctx.api_version >= 13;
     let image = broker.metadata.image();
     let mut resp = FetchResponse::default();
     let mut budget = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut has_error = false;
-    for ft in &req.topics {
+    let mut regions = Vec::new();
+    for (topic_index, ft) in req.topics.iter().enumerate() {
         let topic = if use_ids { image.topic_by_id(&ft.topic_id) } else { image.topic(ft.topic.0.as_str()) };
         let mut topic_resp = FetchableTopicResponse::default();
         topic_resp.topic = ft.topic.clone();
         topic_resp.topic_id = ft.topic_id;
-        for fp in &ft.partitions {
+        for (partition_index, fp) in ft.partitions.iter().enumerate() {
             let mut pd = PartitionData::default();
             pd.partition_index = fp.partition;
             pd.high_watermark = -1;
@@ -83,15 +100,18 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
                 if limit == 0 && total > 0 {
                     return Ok(());
                 }
-                let read = partition.read(fp.fetch_offset, limit.max(1))?;
+                let read = partition.read_region(fp.fetch_offset, limit.max(1))?;
                 pd.high_watermark = read.high_watermark;
                 pd.last_stable_offset = read.high_watermark;
                 if ctx.api_version >= 5 {
                     pd.log_start_offset = read.log_start_offset;
                 }
-                total += read.records.len();
-                budget = budget.saturating_sub(read.records.len());
-                pd.records = Some(read.records);
+                pd.records = Some(Bytes::new());
+                if let Some(region) = read.region {
+                    total += region.len;
+                    budget = budget.saturating_sub(region.len);
+                    regions.push((topic_index, partition_index, region));
+                }
                 Ok(())
             })();
             if let Err(e) = result {
@@ -105,7 +125,7 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
         }
         resp.responses.push(topic_resp);
     }
-    (resp, total, has_error)
+    (FetchAnswer { response: resp, regions }, total, has_error)
 }
 
 /// KIP-320: a client that knows a newer epoch than ours talks to a stale leader; one that knows an

@@ -6,6 +6,7 @@
 //! decoded closes this connection with a log line; every other connection goes on.
 
 use crate::dispatch::{dispatch, Outcome};
+use crate::net::zero_copy::write_parts;
 use crate::server::Broker;
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -45,6 +46,16 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
             Outcome::Respond(response) => {
                 if let Err(e) = writer.write_all(&response).await {
                     tracing::debug!(%peer, "connection write failed: {e}");
+                    break;
+                }
+            }
+            Outcome::RespondParts(parts) => {
+                if let Err(e) = write_parts(&mut writer, parts).await {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        tracing::warn!(%peer, "closing connection: {e}");
+                    } else {
+                        tracing::debug!(%peer, "connection write failed: {e}");
+                    }
                     break;
                 }
             }

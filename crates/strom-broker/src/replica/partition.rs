@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use strom_storage::{AppendOutcome, LoadSummary, Log, LogConfig, StorageError};
+use strom_storage::{AppendOutcome, FileRegion, LoadSummary, Log, LogConfig, StorageError};
 use uuid::Uuid;
 
 pub struct Partition {
@@ -18,6 +18,14 @@ pub struct Partition {
 /// What a fetch read from one partition.
 pub struct PartitionRead {
     pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// What a fetch will send from one partition: a region of a segment file, read after the log's
+/// lock is released (by sendfile into the socket).
+pub struct PartitionRegion {
+    pub region: Option<FileRegion>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
 }
@@ -62,6 +70,16 @@ impl Partition {
             let hw = log.log_end_offset();
             let out = log.read(offset, max_bytes, hw)?;
             Ok(PartitionRead { records: out.records, high_watermark: hw, log_start_offset: log.log_start_offset() })
+        })
+    }
+
+    /// Where the committed data (below the high watermark) from `offset` lies; reads only
+    /// batch headers under the lock.
+    pub fn read_region(&self, offset: i64, max_bytes: usize) -> Result<PartitionRegion, StorageError> {
+        self.with_log(|log| {
+            let hw = log.log_end_offset();
+            let out = log.read_region(offset, max_bytes, hw)?;
+            Ok(PartitionRegion { region: out.region, high_watermark: hw, log_start_offset: log.log_start_offset() })
         })
     }
 
