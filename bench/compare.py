@@ -3,7 +3,12 @@
 each, alternating round by round, on loopback. Prints a table with ratios and writes the raw
 results as JSON.
 
-Usage: bench/install.sh && bench/.venv/bin/python bench/compare.py [--rounds 3] [--quick]
+Usage: bench/install.sh && bench/.venv/bin/python bench/compare.py [--rounds 3] [--load rdkafka_performance]
+
+The load is strom-bench (default) or librdkafka's own rdkafka_performance (--load
+rdkafka_performance; built by bench/install.sh from the rdkafka-sys sources), the tool the Apache
+Kafka reference figures were taken with. rdkafka_performance has no end-to-end mode at a fixed
+rate, so e2e always runs on strom-bench.
 
 For each broker and scenario it records the strom-bench result (throughput, latency
 percentiles) and, from /proc, the broker's CPU time per MB moved and its peak resident memory.
@@ -12,6 +17,7 @@ percentiles) and, from /proc, the broker's CPU time per MB moved and its peak re
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -112,7 +118,69 @@ class Broker:
         self.log.close()
 
 
-def run_bench(broker, scenario, args, topic, duration):
+# rdkafka_performance's summary lines (MB = 10^6 bytes).
+RKP_PRODUCED = re.compile(r"^% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset -?\d+, (\d+) failed\) "
+                          r"in (\d+)ms: (\d+) msgs/s and ([\d.]+) MB/s")
+RKP_CONSUMED = re.compile(r"^% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms: (\d+) msgs/s \(([\d.]+) MB/s\)")
+# Records per produce scenario with rdkafka_performance, which stops by count, not by time.
+RKP_COUNTS = {"produce-1k": 2_000_000, "produce-100": 10_000_000}
+
+
+def rkp_command(scenario, args, addr, topic):
+    """The rdkafka_performance command for a scenario, or None if it has no equivalent."""
+    rkp = os.path.join(ROOT, "bench/bin/rdkafka_performance")
+    common = ["-t", topic, "-b", addr, "-q"]
+    if scenario.startswith("produce"):
+        size = args[args.index("--record-size") + 1]
+        return [rkp, "-P", "-s", size, "-a", "1", "-X", "linger.ms=5", "-c", str(RKP_COUNTS[scenario])] + common
+    if scenario == "consume-group":
+        return [rkp, "-G", f"{topic}-group", "-e"] + common
+    if scenario == "consume-assigned":
+        return [rkp, "-C", "-o", "beginning", "-e"] + [x for p in range(6) for x in ("-p", str(p))] + common
+    return None
+
+
+def create_topic(addr, topic, partitions=6):
+    strom = os.path.join(ROOT, "target/release/strom")
+    subprocess.run([strom, "topics", "--bootstrap-server", addr, "--create", "--if-not-exists", "--topic", topic,
+                    "--partitions", str(partitions), "--replication-factor", "1"],
+                   capture_output=True, text=True, timeout=60, check=True)
+
+
+def run_rkp(broker, scenario, cmd, topic):
+    addr = f"127.0.0.1:{broker.port}"
+    if scenario.startswith("produce"):
+        create_topic(addr, topic)
+    cpu_before = broker.cpu_seconds()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cpu = broker.cpu_seconds() - cpu_before
+    result = None
+    for line in out.stdout.splitlines():
+        m = RKP_PRODUCED.match(line)
+        if m and int(m.group(4)) == 0:
+            delivered, nbytes, ms = int(m.group(3)), int(m.group(2)), int(m.group(5))
+            result = {"records": delivered, "bytes": nbytes * delivered // max(int(m.group(1)), 1),
+                      "seconds": ms / 1000, "records_per_sec": float(m.group(6)), "mb_per_sec": float(m.group(7))}
+        m = RKP_CONSUMED.match(line)
+        if m and int(m.group(1)) > 0:
+            result = {"records": int(m.group(1)), "bytes": int(m.group(2)), "seconds": int(m.group(3)) / 1000,
+                      "records_per_sec": float(m.group(4)), "mb_per_sec": float(m.group(5))}
+    if result is None:
+        return {"scenario": scenario, "error": (out.stdout + out.stderr).strip()[-500:]}
+    result.update({"scenario": scenario, "load": "rdkafka_performance", "params": {"command": cmd[1:]}})
+    mb = result["bytes"] / 1e6
+    result["broker_cpu_s"] = cpu
+    result["broker_cpu_ms_per_mb"] = cpu * 1000 / mb if mb else None
+    result["broker_rss_mb"] = broker.rss_mb()
+    result["broker_peak_rss_mb"] = broker.peak_rss_mb()
+    return result
+
+
+def run_bench(broker, scenario, args, topic, duration, load="strom-bench"):
+    if load == "rdkafka_performance":
+        cmd = rkp_command(scenario, args, f"127.0.0.1:{broker.port}", topic)
+        if cmd is not None:
+            return run_rkp(broker, scenario, cmd, topic)
     bench = os.path.join(ROOT, "target/release/strom-bench")
     args = [a.replace("GROUP", f"{topic}-group") for a in args]
     cmd = [bench] + args + ["--bootstrap-server", f"127.0.0.1:{broker.port}", "--topic", topic, "--json"]
@@ -171,6 +239,8 @@ def main():
     p.add_argument("--peer", default="tansu", choices=["tansu", "none"])
     p.add_argument("--scenarios", default=",".join(n for n, _ in SCENARIOS))
     p.add_argument("--out", default=None, help="JSON file for the raw results")
+    p.add_argument("--load", default="strom-bench", choices=["strom-bench", "rdkafka_performance"],
+                   help="the load generator for produce and consume (e2e always uses strom-bench)")
     a = p.parse_args()
     wanted = set(a.scenarios.split(","))
     brokers = ["strom"] + ([a.peer] if a.peer != "none" else [])
@@ -188,7 +258,7 @@ def main():
                             continue
                         source = "produce-1k" if name.startswith("consume") else name
                         topic = f"bench-{source}-r{round_no}"
-                        r = run_bench(broker, name, args, topic, a.duration)
+                        r = run_bench(broker, name, args, topic, a.duration, a.load)
                         r["broker"], r["round"] = b, round_no
                         results.append(r)
                         print(f"round {round_no} {b:6} {name:17} {fmt(r, name) if 'error' not in r else 'ERROR ' + r['error']}",

@@ -62,8 +62,32 @@ pub struct BrokerConfig {
     /// Requests of one connection processed at once before reading more (pipelining bound).
     pub max_inflight_requests_per_connection: usize,
     pub max_connections: usize,
+    /// Strom's own `fetch.zero.copy`: how Fetch sends record data (see [`ZeroCopy`]).
+    pub fetch_zero_copy: ZeroCopy,
     /// The raw key/value pairs as given, for DescribeConfigs on the broker.
     pub raw: BTreeMap<String, String>,
+}
+
+/// How Fetch sends record data. With sendfile the broker never copies records (Kafka always does
+/// this on plaintext listeners); but when the consumer is on the same host, the kernel pays for
+/// both ends, and the consumer's receive from page-backed socket buffers costs more than the
+/// broker's saved copy (measured in docs/decisions.md), so `auto` copies for loopback peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroCopy {
+    /// sendfile unless the peer is a loopback address (the default).
+    Auto,
+    Always,
+    Never,
+}
+
+impl ZeroCopy {
+    pub fn applies_to(self, peer: std::net::IpAddr) -> bool {
+        match self {
+            ZeroCopy::Auto => !peer.is_loopback(),
+            ZeroCopy::Always => true,
+            ZeroCopy::Never => false,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -101,6 +125,7 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             max_inflight_requests_per_connection: 64,
             max_connections: 10_000,
+            fetch_zero_copy: ZeroCopy::Auto,
             raw: BTreeMap::new(),
         }
     }
@@ -208,6 +233,14 @@ impl BrokerConfig {
                 }
                 "socket.request.max.bytes" => c.socket_request_max_bytes = positive(k, value)?,
                 "max.connections" => c.max_connections = positive(k, value)?,
+                "fetch.zero.copy" => {
+                    c.fetch_zero_copy = match value.as_str() {
+                        "auto" => ZeroCopy::Auto,
+                        "true" => ZeroCopy::Always,
+                        "false" => ZeroCopy::Never,
+                        _ => return Err(invalid(k, value, "expected auto, true or false")),
+                    }
+                }
                 "group.min.session.timeout.ms" => c.group_min_session_timeout_ms = positive(k, value)?,
                 "group.max.session.timeout.ms" => c.group_max_session_timeout_ms = positive(k, value)?,
                 "group.initial.rebalance.delay.ms" => {
@@ -342,5 +375,16 @@ mod tests {
         assert!(load("auto.create.topics.enable=maybe").is_err());
         assert!(load("listeners=localhost:9092").is_err());
         assert!(BrokerConfig::load(None, &["novalue".into()]).is_err());
+        assert!(load("fetch.zero.copy=sometimes").expect_err("invalid").to_string().contains("fetch.zero.copy"));
+    }
+
+    #[test]
+    fn zero_copy_is_for_remote_peers_unless_told() {
+        let loopback: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+        let remote: std::net::IpAddr = "10.1.2.3".parse().expect("ip");
+        let auto = BrokerConfig::default().fetch_zero_copy;
+        assert!(!auto.applies_to(loopback) && auto.applies_to(remote));
+        assert!(load("fetch.zero.copy=true").expect("valid").fetch_zero_copy.applies_to(loopback));
+        assert!(!load("fetch.zero.copy=false").expect("valid").fetch_zero_copy.applies_to(remote));
     }
 }

@@ -78,7 +78,7 @@ fn every_send_mode_delivers() {
 }
 
 #[test]
-fn every_codec_round_trips_keys_headers_nulls_and_timestamps() {
+fn every_codec_round_trips_keys_repeated_headers_nulls_and_timestamps() {
     let broker = TestBroker::start(&[]);
     runtime().block_on(async {
         for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
@@ -96,6 +96,7 @@ fn every_codec_round_trips_keys_headers_nulls_and_timestamps() {
                 if i % 2 == 0 {
                     r = r.header("a", format!("h{i}"));
                     r.headers.push(("null-header".into(), None));
+                    r = r.header("a", "repeated key");
                 }
                 futures.push(p.send(r).await.expect("queued"));
             }
@@ -124,7 +125,11 @@ fn every_codec_round_trips_keys_headers_nulls_and_timestamps() {
                     assert_eq!(r.value.as_deref(), Some(format!("value-{i}").repeat(1 + i as usize % 3).as_bytes()));
                 }
                 let expected: Vec<(String, Option<bytes::Bytes>)> = if i % 2 == 0 {
-                    vec![("a".into(), Some(format!("h{i}").into())), ("null-header".into(), None)]
+                    vec![
+                        ("a".into(), Some(format!("h{i}").into())),
+                        ("null-header".into(), None),
+                        ("a".into(), Some("repeated key".into())),
+                    ]
                 } else {
                     Vec::new()
                 };

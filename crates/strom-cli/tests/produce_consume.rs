@@ -1,5 +1,6 @@
 //! librdkafka against a real `strom server`: keyed messages with headers, idempotence, acks=all
-//! and every codec make the round trip intact and in order per partition.
+//! and every codec make the round trip intact and in order per partition, with fetches copied or
+//! sent with sendfile.
 
 mod support;
 
@@ -14,7 +15,18 @@ fn key_of(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_keyed_messages_round_trip_in_order() {
-    let broker = TestBroker::start(&[]);
+    // A loopback consumer: fetches copy the records through the connection's buffer.
+    keyed_messages_round_trip_in_order(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_keyed_messages_round_trip_in_order_with_sendfile() {
+    // Fetches send the records with sendfile, across many small segments.
+    keyed_messages_round_trip_in_order(&["fetch.zero.copy=true", "log.segment.bytes=262144"]).await;
+}
+
+async fn keyed_messages_round_trip_in_order(overrides: &[&str]) {
+    let broker = TestBroker::start(overrides);
     broker.create_topic("orders", 6, &[]).await;
     let producer = broker.producer(&[
         ("acks", "all"),

@@ -109,6 +109,7 @@
 //! ```
 
 pub mod admin;
+mod codec;
 pub mod config;
 pub mod conn;
 pub mod consumer;

@@ -60,8 +60,13 @@ impl FileRegion {
     /// The region's bytes, read into memory.
     pub fn read(&self) -> Result<Bytes> {
         let mut buf = vec![0u8; self.len];
-        crate::segment::read_exact_at(&self.file, &mut buf, self.position, &self.path)?;
+        self.read_into(&mut buf)?;
         Ok(Bytes::from(buf))
+    }
+
+    /// Reads the region into `buf`, which must be `len` bytes long.
+    pub fn read_into(&self, buf: &mut [u8]) -> Result<()> {
+        crate::segment::read_exact_at(&self.file, buf, self.position, &self.path)
     }
 }
 

@@ -20,6 +20,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max = broker.config.socket_request_max_bytes;
+    let sendfile = broker.config.fetch_zero_copy.applies_to(peer.ip());
+    let mut copy_buffer = Vec::new();
     loop {
         let mut len = [0u8; 4];
         match reader.read_exact(&mut len).await {
@@ -50,8 +52,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 }
             }
             Outcome::RespondParts(parts) => {
-                if let Err(e) = write_parts(&mut writer, parts).await {
-                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                if let Err(e) = write_parts(&mut writer, parts, sendfile, &mut copy_buffer).await {
+                    if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other) {
                         tracing::warn!(%peer, "closing connection: {e}");
                     } else {
                         tracing::debug!(%peer, "connection write failed: {e}");

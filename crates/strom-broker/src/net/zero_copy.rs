@@ -1,19 +1,22 @@
 //! Fetch responses whose record data goes from the segment file to the socket with sendfile(2):
 //! the frame is encoded around the data (strom-protocol's spliced frames), the bytes between the
 //! data are written as usual, and each file region is handed to the kernel, so the broker never
-//! reads the records into memory (Kafka's FileRecords.writeTo / transferTo).
+//! reads the records into memory (Kafka's FileRecords.writeTo / transferTo). Whether a fetch
+//! uses it is `fetch.zero.copy` (see [`crate::config::ZeroCopy`]). Either way the records are
+//! read outside the partition's lock.
 
 use crate::dispatch::Outcome;
 use crate::handlers::fetch::FetchAnswer;
 use bytes::Bytes;
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, FetchResponse};
 use kafka_protocol::ResponseError;
-use std::io;
+use std::io::{self, IoSlice};
 use strom_protocol::frame::encode_response;
 use strom_protocol::spliced::{encode_response_spliced, FramePart};
 use strom_storage::FileRegion;
 use tokio::io::{AsyncWriteExt, BufWriter, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
 
 /// A piece of a response, in wire order.
 pub enum ResponsePart {
@@ -21,65 +24,117 @@ pub enum ResponsePart {
     File(FileRegion),
 }
 
-/// The Fetch response as parts: encoded bytes around file regions. Should splicing fail (it
-/// cannot for a well-formed response), the regions are read into memory and sent as one frame.
+/// The Fetch response as parts: encoded bytes around file regions, which the connection sends
+/// with sendfile or copies through its buffer (see [`write_parts`]). Should splicing fail (it
+/// cannot for a well-formed response), the data is read and encoded into one frame.
 pub fn respond_fetch(version: i16, correlation_id: i32, answer: FetchAnswer) -> Outcome {
     let FetchAnswer { mut response, regions } = answer;
-    if !regions.is_empty() {
-        let lens: Vec<usize> = regions.iter().map(|(_, _, r)| r.len).collect();
-        let slots: Vec<(usize, usize)> = regions.iter().map(|(t, p, _)| (*t, *p)).collect();
-        let set = |r: &mut kafka_protocol::messages::FetchResponse, empty: bool| {
-            for &(t, p) in &slots {
-                r.responses[t].partitions[p].records = if empty { Some(Bytes::new()) } else { None };
-            }
-        };
-        match encode_response_spliced(ApiKey::Fetch, version, correlation_id, &mut response, set, &lens) {
-            Ok(frame) => {
-                let mut files: Vec<Option<FileRegion>> = regions.into_iter().map(|(_, _, r)| Some(r)).collect();
-                let parts: Option<Vec<ResponsePart>> = frame
-                    .into_iter()
-                    .map(|part| match part {
-                        FramePart::Bytes(b) => Some(ResponsePart::Bytes(b)),
-                        FramePart::Records(n) => files.get_mut(n).and_then(Option::take).map(ResponsePart::File),
-                    })
-                    .collect();
-                if let Some(parts) = parts {
-                    return Outcome::RespondParts(parts);
-                }
-                return Outcome::Close("internal error: a spliced Fetch response named a region twice".into());
-            }
+    if regions.is_empty() {
+        return encoded(version, correlation_id, &response);
+    }
+    let lens: Vec<usize> = regions.iter().map(|(_, _, r)| r.len).collect();
+    let slots: Vec<(usize, usize)> = regions.iter().map(|(t, p, _)| (*t, *p)).collect();
+    let set = |r: &mut FetchResponse, empty: bool| {
+        for &(t, p) in &slots {
+            r.responses[t].partitions[p].records = if empty { Some(Bytes::new()) } else { None };
+        }
+    };
+    let frame = match encode_response_spliced(ApiKey::Fetch, version, correlation_id, &mut response, set, &lens) {
+        Ok(frame) => frame,
+        Err(e) => {
+            tracing::error!("cannot splice a Fetch v{version} response ({e}); encoding it whole");
+            read_into(&mut response, regions);
+            return encoded(version, correlation_id, &response);
+        }
+    };
+    let mut files: Vec<Option<FileRegion>> = regions.into_iter().map(|(_, _, r)| Some(r)).collect();
+    let parts: Option<Vec<ResponsePart>> = frame
+        .into_iter()
+        .map(|part| match part {
+            FramePart::Bytes(b) => Some(ResponsePart::Bytes(b)),
+            FramePart::Records(n) => files.get_mut(n).and_then(Option::take).map(ResponsePart::File),
+        })
+        .collect();
+    match parts {
+        Some(parts) => Outcome::RespondParts(parts),
+        None => Outcome::Close("internal error: a spliced Fetch response named a region twice".into()),
+    }
+}
+
+/// Puts each region's data into its partition's records, or KAFKA_STORAGE_ERROR if unreadable.
+fn read_into(response: &mut FetchResponse, regions: Vec<(usize, usize, FileRegion)>) {
+    for (t, p, region) in regions {
+        let pd = &mut response.responses[t].partitions[p];
+        match region.read() {
+            Ok(bytes) => pd.records = Some(bytes),
             Err(e) => {
-                tracing::error!("cannot splice a Fetch v{version} response ({e}); sending it from memory");
-                for (t, p, region) in regions {
-                    let pd = &mut response.responses[t].partitions[p];
-                    match region.read() {
-                        Ok(bytes) => pd.records = Some(bytes),
-                        Err(e) => {
-                            tracing::error!("fetch read failed: {e}");
-                            pd.records = None;
-                            pd.error_code = ResponseError::KafkaStorageError.code();
-                        }
-                    }
-                }
+                tracing::error!("fetch read failed: {e}");
+                pd.records = None;
+                pd.error_code = ResponseError::KafkaStorageError.code();
             }
         }
     }
-    match encode_response(ApiKey::Fetch, version, correlation_id, &response) {
+}
+
+fn encoded(version: i16, correlation_id: i32, response: &FetchResponse) -> Outcome {
+    match encode_response(ApiKey::Fetch, version, correlation_id, response) {
         Ok(buf) => Outcome::Respond(buf),
         Err(e) => Outcome::Close(e.to_string()),
     }
 }
 
-/// Writes the parts in order: bytes through the buffer, file regions with sendfile once the
-/// buffer is flushed. A region that comes up short (its segment was truncated meanwhile) is an
-/// error: the frame's length was promised, so the connection must close.
-pub async fn write_parts(writer: &mut BufWriter<OwnedWriteHalf>, parts: Vec<ResponsePart>) -> io::Result<()> {
-    // Corked, the pieces leave in full-sized segments instead of one send per piece; measured on
-    // loopback, sendfile uncorked costs the sender ~0.65 ms of CPU per MB, corked ~0.5.
-    let socket: &tokio::net::TcpStream = writer.get_ref().as_ref();
-    let _ = rustix::net::sockopt::set_tcp_cork(socket, true);
-    let result = write_corked(writer, parts).await;
-    let _ = rustix::net::sockopt::set_tcp_cork(writer.get_ref().as_ref() as &tokio::net::TcpStream, false);
+/// A connection's copy buffer is kept between responses up to this size (no page faults for
+/// the next response's data); a larger one is freed after use.
+const KEEP_COPY_BUFFER: usize = 8 << 20;
+
+/// Writes the parts in order. With `sendfile`: bytes through the buffer, each file region by
+/// sendfile once the buffer is flushed, the socket corked meanwhile so that the pieces leave in
+/// full-sized segments (measured on loopback: uncorked sendfile costs the sender ~0.65 ms of CPU
+/// per MB, corked ~0.5). Without: the regions are read into `copy_buffer` (reused, so no fresh
+/// pages per response) and everything goes out in one writev. A region that comes up short (its
+/// segment was truncated meanwhile) is an error: the frame's length was promised, so the
+/// connection must close.
+pub async fn write_parts(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    parts: Vec<ResponsePart>,
+    sendfile: bool,
+    copy_buffer: &mut Vec<u8>,
+) -> io::Result<()> {
+    if sendfile {
+        let socket: &TcpStream = writer.get_ref().as_ref();
+        let _ = rustix::net::sockopt::set_tcp_cork(socket, true);
+        let result = write_corked(writer, parts).await;
+        let socket: &TcpStream = writer.get_ref().as_ref();
+        let _ = rustix::net::sockopt::set_tcp_cork(socket, false);
+        return result;
+    }
+    let total: usize = parts.iter().map(|p| if let ResponsePart::File(r) = p { r.len } else { 0 }).sum();
+    if copy_buffer.len() < total {
+        copy_buffer.resize(total, 0);
+    }
+    let mut at = 0;
+    for part in &parts {
+        if let ResponsePart::File(region) = part {
+            region.read_into(&mut copy_buffer[at..at + region.len]).map_err(io::Error::other)?;
+            at += region.len;
+        }
+    }
+    let mut slices = Vec::with_capacity(parts.len());
+    let mut at = 0;
+    for part in &parts {
+        match part {
+            ResponsePart::Bytes(b) => slices.push(&b[..]),
+            ResponsePart::File(region) => {
+                slices.push(&copy_buffer[at..at + region.len]);
+                at += region.len;
+            }
+        }
+    }
+    writer.flush().await?;
+    let result = write_all_vectored(writer.get_mut(), slices).await;
+    if copy_buffer.len() > KEEP_COPY_BUFFER {
+        *copy_buffer = Vec::new();
+    }
     result
 }
 
@@ -96,11 +151,31 @@ async fn write_corked(writer: &mut BufWriter<OwnedWriteHalf>, parts: Vec<Respons
     writer.flush().await
 }
 
+/// writev until every slice is out.
+async fn write_all_vectored(socket: &mut OwnedWriteHalf, mut slices: Vec<&[u8]>) -> io::Result<()> {
+    let mut first = 0;
+    while first < slices.len() {
+        let batch: Vec<IoSlice<'_>> = slices[first..].iter().take(64).map(|s| IoSlice::new(s)).collect();
+        let mut written = socket.write_vectored(&batch).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while first < slices.len() && written >= slices[first].len() {
+            written -= slices[first].len();
+            first += 1;
+        }
+        if written > 0 {
+            slices[first] = &slices[first][written..];
+        }
+    }
+    Ok(())
+}
+
 async fn send_region(socket: &mut OwnedWriteHalf, region: &FileRegion) -> io::Result<()> {
     let mut offset = region.position;
     let end = region.position + region.len as u64;
     while offset < end {
-        let stream: &tokio::net::TcpStream = socket.as_ref();
+        let stream: &TcpStream = socket.as_ref();
         stream.writable().await?;
         let remaining = (end - offset) as usize;
         let sent = stream.try_io(Interest::WRITABLE, || {

@@ -2,14 +2,14 @@
 //! decoded (and decompressed) from the returned batches, positions moved past them.
 
 use super::config::ConsumerConfig;
+use super::decode::decode;
 use crate::conn::Cluster;
 use crate::error::{ClientError, Result};
 use crate::TopicPartition;
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::RecordBatchDecoder;
 use std::collections::{BTreeMap, HashMap};
 
 /// A record as the consumer returns it.
@@ -88,7 +88,10 @@ pub async fn fetch(
                         let tp = TopicPartition::new(topic.clone(), p.partition_index);
                         let Some(position) = position_of.get(&tp).copied() else { continue };
                         let outcome = match p.error_code {
-                            0 => decode(&tp, position, p.records.unwrap_or_default(), p.high_watermark)?,
+                            0 => {
+                                let (records, next_position) = decode(&tp, position, p.records.unwrap_or_default())?;
+                                FetchOutcome::Records { records, next_position, high_watermark: p.high_watermark }
+                            }
                             1 => FetchOutcome::OutOfRange,
                             code => {
                                 let e = ClientError::kafka(code, Some(format!("fetching {tp}")));
@@ -138,56 +141,6 @@ fn fetch_request(cfg: &ConsumerConfig, parts: &[(&TopicPartition, i64)]) -> Fetc
     req
 }
 
-/// Decodes the complete batches of a partition's record set (a fetch may end in a partial batch)
-/// into records at or after `position`, skipping control records.
-fn decode(tp: &TopicPartition, position: i64, mut data: Bytes, high_watermark: i64) -> Result<FetchOutcome> {
-    let complete = complete_batches_len(&data);
-    data.truncate(complete);
-    let mut records = Vec::new();
-    let mut next_position = position;
-    while data.has_remaining() {
-        let set = RecordBatchDecoder::decode(&mut data)
-            .map_err(|e| ClientError::Protocol(format!("corrupt record batch from {tp}: {e}")))?;
-        for r in set.records {
-            next_position = next_position.max(r.offset + 1);
-            if r.control || r.offset < position {
-                continue;
-            }
-            records.push(ConsumerRecord {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                offset: r.offset,
-                timestamp: r.timestamp,
-                timestamp_type: match r.timestamp_type {
-                    kafka_protocol::records::TimestampType::LogAppend => TimestampType::LogAppendTime,
-                    kafka_protocol::records::TimestampType::Creation => TimestampType::CreateTime,
-                },
-                key: r.key,
-                value: r.value,
-                headers: r.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            });
-        }
-    }
-    Ok(FetchOutcome::Records { records, next_position, high_watermark })
-}
-
-/// The length of the prefix of `data` made of whole batches (baseOffset:8, batchLength:4, ...).
-fn complete_batches_len(data: &[u8]) -> usize {
-    let mut at = 0;
-    while data.len() >= at + 12 {
-        let len = i32::from_be_bytes([data[at + 8], data[at + 9], data[at + 10], data[at + 11]]);
-        if len < 0 {
-            break;
-        }
-        let end = at + 12 + len as usize;
-        if end > data.len() {
-            break;
-        }
-        at = end;
-    }
-    at
-}
-
 /// Runs futures concurrently on the current task (no extra dependency for one join_all).
 async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut set = Vec::new();
@@ -213,19 +166,4 @@ async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Ite
     })
     .await;
     out.into_iter().map(|o| o.expect("every future completed")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_partial_trailing_batch_is_left_out() {
-        let mut data = vec![0u8; 12];
-        data[11] = 4;
-        data.extend_from_slice(&[1, 2, 3, 4]);
-        let whole = data.len();
-        data.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 100, 1]);
-        assert_eq!(complete_batches_len(&data), whole);
-    }
 }

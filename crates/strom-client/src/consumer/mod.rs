@@ -24,6 +24,7 @@
 
 pub mod assignor;
 pub mod config;
+mod decode;
 pub mod fetcher;
 mod group;
 pub mod listener;

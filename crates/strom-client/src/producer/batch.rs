@@ -3,8 +3,7 @@
 use super::record::RecordMetadata;
 use crate::error::{ClientError, Result};
 use crate::TopicPartition;
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,7 +129,7 @@ impl ProducerBatch {
         let bytes = match compression {
             Compression::None => writer.finish(&fields),
             codec => writer
-                .finish_with(&fields, |records, out| compress(codec, records, out))
+                .finish_with(&fields, |records, out| crate::codec::compress(codec, records, out))
                 .map_err(|e| ClientError::Protocol(format!("compressing a batch for {}: {e}", self.tp)))?,
         };
         self.encoded = Some(bytes.clone());
@@ -156,23 +155,4 @@ impl ProducerBatch {
             completion.complete(Err(error.clone()));
         }
     }
-}
-
-/// Compresses `records` into `out` with the codec (Kafka's framing of each codec).
-fn compress(codec: Compression, records: &[u8], out: &mut BytesMut) -> std::result::Result<(), String> {
-    let put = |tmp: &mut BytesMut| {
-        tmp.put_slice(records);
-        Ok(())
-    };
-    match codec {
-        Compression::None => {
-            out.put_slice(records);
-            Ok(())
-        }
-        Compression::Gzip => Gzip::compress(out, put),
-        Compression::Snappy => Snappy::compress(out, put),
-        Compression::Lz4 => Lz4::compress(out, put),
-        Compression::Zstd => Zstd::compress(out, put),
-    }
-    .map_err(|e| e.to_string())
 }
