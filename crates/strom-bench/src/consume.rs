@@ -70,6 +70,7 @@ pub fn run(args: &ConsumeArgs) -> Result<Vec<Report>, String> {
     }
     let seconds = first.map_or(0.0, |f| (last - f).as_secs_f64());
     Ok(vec![Report {
+        client_cpu_seconds: crate::report::process_cpu_seconds(),
         scenario: if args.group.is_some() { "consume-group" } else { "consume-assigned" },
         records,
         bytes,

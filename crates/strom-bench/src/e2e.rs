@@ -65,6 +65,7 @@ pub fn run(args: &ProduceArgs) -> Result<Vec<Report>, String> {
     producer_thread.join().map_err(|_| "the producer thread panicked".to_string())??;
     let seconds = deliveries.last_ack_us.load(Ordering::Relaxed) as f64 / 1e6;
     Ok(vec![Report {
+        client_cpu_seconds: crate::report::process_cpu_seconds(),
         scenario: "e2e",
         records,
         bytes,

@@ -167,6 +167,7 @@ pub fn report(args: &ProduceArgs, deliveries: &Deliveries) -> Result<Vec<Report>
     }
     let latency = deliveries.latency.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(vec![Report {
+        client_cpu_seconds: crate::report::process_cpu_seconds(),
         scenario: "produce",
         records: deliveries.acked.load(Ordering::Relaxed),
         bytes: deliveries.bytes.load(Ordering::Relaxed),

@@ -18,6 +18,14 @@ pub struct Report {
     pub latency: Histogram<u64>,
     /// The parameters, echoed into the JSON.
     pub params: serde_json::Value,
+    /// CPU time of this process (the load generator, i.e. the client) for the run.
+    pub client_cpu_seconds: f64,
+}
+
+/// CPU seconds this process has used so far (all threads, user and system).
+pub fn process_cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 impl Report {
@@ -28,6 +36,11 @@ impl Report {
     /// MB/s with MB = 10^6 bytes, as librdkafka's rdkafka_performance counts.
     pub fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.seconds.max(1e-9)
+    }
+
+    /// The client's CPU milliseconds per MB moved.
+    pub fn client_cpu_ms_per_mb(&self) -> f64 {
+        self.client_cpu_seconds * 1000.0 / (self.bytes as f64 / 1e6).max(1e-9)
     }
 
     fn ms(&self, quantile: f64) -> f64 {
@@ -47,6 +60,8 @@ impl Report {
                 "records_per_sec": self.records_per_sec(),
                 "mb_per_sec": self.mb_per_sec(),
                 "params": self.params,
+                "client_cpu_seconds": self.client_cpu_seconds,
+                "client_cpu_ms_per_mb": self.client_cpu_ms_per_mb(),
             });
             if !self.latency.is_empty() {
                 v["latency_ms"] = json!({
@@ -70,12 +85,13 @@ impl Report {
                 )
             };
             println!(
-                "{:<8} {:>10} records {:>8.2} s {:>12.0} records/s {:>9.1} MB/s{latency}",
+                "{:<8} {:>10} records {:>8.2} s {:>12.0} records/s {:>9.1} MB/s  client CPU {:.2} ms/MB{latency}",
                 self.scenario,
                 self.records,
                 self.seconds,
                 self.records_per_sec(),
-                self.mb_per_sec()
+                self.mb_per_sec(),
+                self.client_cpu_ms_per_mb()
             );
         }
     }
