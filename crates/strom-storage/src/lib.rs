@@ -26,7 +26,7 @@
 //! let mut log = Log::open(dir.path().join("orders-0"), TopicPartition::new("orders", 0),
 //!                         LogConfig::default(), 0, 0, true).unwrap();
 //! let mut batch = simple_batch(3, 1_000);
-//! let info = *log.append(&mut batch, 0, 1_000).unwrap().info();
+//! let info = *log.append(&batch, 0, 1_000).unwrap().info();
 //! assert_eq!((info.base_offset, info.last_offset), (0, 2));
 //! let read = log.read(1, 1 << 20, log.log_end_offset()).unwrap();
 //! assert_eq!(read.records.len(), batch.len());

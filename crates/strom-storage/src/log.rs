@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use strom_protocol::batch::{set_base_offset, set_partition_leader_epoch, BatchError, BatchHeader, BatchIter};
+use strom_protocol::batch::{BatchError, BatchHeader, BatchIter};
 
 use crate::checkpoint::sync_dir;
 use crate::config::{LogConfig, TopicPartition};
@@ -67,10 +67,11 @@ impl Log {
     /// Appends the batches of one produce request for this partition, all or nothing.
     ///
     /// `batches` must have passed `validate_produce_batches`. Each batch gets the next offsets
-    /// (written into its `baseOffset`, with `leader_epoch` into `partitionLeaderEpoch`; the bytes
-    /// are otherwise stored as they came). Idempotent producers' sequences are checked first; a
-    /// retried batch is answered from the producer state without writing.
-    pub fn append(&mut self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendOutcome> {
+    /// (its `baseOffset` and, with `leader_epoch`, its `partitionLeaderEpoch` are written to the
+    /// file in place of what came; the bytes are otherwise stored as they came, and never copied
+    /// on the way). Idempotent producers' sequences are checked first; a retried batch is answered
+    /// from the producer state without writing.
+    pub fn append(&mut self, batches: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendOutcome> {
         let mut parsed: Vec<(BatchHeader, usize)> = Vec::new();
         for item in BatchIter::new(batches) {
             let (header, _) = item?;
@@ -108,10 +109,7 @@ impl Log {
         let mut next = self.log_end_offset;
         let mut max_timestamp = (i64::MIN, next);
         let mut record_count = 0u64;
-        for (header, start) in parsed.iter_mut() {
-            let bytes = &mut batches[*start..*start + header.total_size()];
-            set_base_offset(bytes, next);
-            set_partition_leader_epoch(bytes, leader_epoch);
+        for (header, _) in parsed.iter_mut() {
             header.base_offset = next;
             header.partition_leader_epoch = leader_epoch;
             next = header.next_offset();

@@ -10,7 +10,7 @@
 //! its size, so neither path needs a `stat` or a seek.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,6 +66,39 @@ pub(crate) struct Segment {
     next_offset: i64,
     /// When the segment started, for `segment.ms` rolls: the first append's time.
     rolling_base_ms: Option<i64>,
+}
+
+/// Writes `bytes` (whole batches at the given positions) with each batch's first 16 bytes
+/// (`baseOffset`, `batchLength`, `partitionLeaderEpoch`) taken from its header instead, in one
+/// vectored write per 1,024 pieces: the record data goes from the request to the page cache
+/// without another copy.
+fn write_with_headers(file: &File, bytes: &[u8], batches: &[(BatchHeader, usize)]) -> std::io::Result<()> {
+    const PATCHED: usize = 16;
+    let prefixes: Vec<[u8; PATCHED]> = batches
+        .iter()
+        .map(|(h, _)| {
+            let mut p = [0u8; PATCHED];
+            p[..8].copy_from_slice(&h.base_offset.to_be_bytes());
+            p[8..12].copy_from_slice(&h.batch_length.to_be_bytes());
+            p[12..].copy_from_slice(&h.partition_leader_epoch.to_be_bytes());
+            p
+        })
+        .collect();
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * batches.len());
+    for ((h, at), prefix) in batches.iter().zip(&prefixes) {
+        slices.push(IoSlice::new(prefix));
+        slices.push(IoSlice::new(&bytes[at + PATCHED..at + h.total_size()]));
+    }
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = rest.len().min(1024);
+        let written = (&*file).write_vectored(&rest[..n])?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, written);
+    }
+    Ok(())
 }
 
 pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], pos: u64, path: &Path) -> Result<()> {
@@ -312,7 +345,7 @@ impl Segment {
         assert!(batches[0].0.base_offset >= self.next_offset, "offsets must increase");
         assert!(last.0.last_offset() - self.base_offset <= i64::from(u32::MAX), "relative offset overflow");
         let start = self.size;
-        if let Err(e) = (&*self.file).write_all(bytes) {
+        if let Err(e) = write_with_headers(&self.file, bytes, batches) {
             let _ = self.file.set_len(start);
             return Err(StorageError::Io { context: format!("append to {}", self.log_path.display()), source: e });
         }

@@ -69,8 +69,8 @@ pub fn append(
     let partition = partition_of(broker, group);
     let log = broker.replicas.get(OFFSETS_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
     let recs: Vec<_> = entries.iter().map(|(k, v)| (Some(k.as_slice()), v.as_deref())).collect();
-    let mut batch = BatchSpec { records: &recs, timestamps: &[now_ms], ..Default::default() }.encode();
-    log.append(&mut batch, now_ms)?;
+    let batch = BatchSpec { records: &recs, timestamps: &[now_ms], ..Default::default() }.encode();
+    log.append(&batch, now_ms)?;
     Ok(())
 }
 

@@ -41,8 +41,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches")
                 })?;
                 validate_produce_batches(&records)?;
-                let mut batches = records.to_vec();
-                let outcome = partition.append(&mut batches, now_ms())?;
+                let outcome = partition.append(&records, now_ms())?;
                 let (start, _) = partition.offsets()?;
                 Ok((outcome, start))
             });

