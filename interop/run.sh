@@ -2,6 +2,7 @@
 # The interop suite: real third-party clients against a freshly started `strom server`.
 #   kcat: list metadata, produce and consume 10,000 messages
 #   kafka-python and confluent-kafka: produce and consume with keys and headers
+#   kafkajs: admin, an idempotent gzip producer, a consumer group and its committed offsets
 # Usage: interop/run.sh [path/to/strom]   (default: target/debug/strom)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,5 +50,6 @@ check kafka-python "$PY" interop/clients.py kafka-python "$B"
 check confluent-kafka "$PY" interop/clients.py confluent-kafka "$B"
 check kafka-python-group "$PY" interop/clients.py kafka-python-group "$B"
 check confluent-kafka-group "$PY" interop/clients.py confluent-kafka-group "$B"
+check kafkajs node interop/kafkajs/clients.js "$B"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
