@@ -1,9 +1,10 @@
-//! Fetch responses whose record data goes from the segment file to the socket with sendfile(2):
-//! the frame is encoded around the data (strom-protocol's spliced frames), the bytes between the
-//! data are written as usual, and each file region is handed to the kernel, so the broker never
-//! reads the records into memory (Kafka's FileRecords.writeTo / transferTo). Whether a fetch
-//! uses it is `fetch.zero.copy` (see [`crate::config::ZeroCopy`]). Either way the records are
-//! read outside the partition's lock.
+//! Fetch responses whose record data is written straight from the segment files: the frame is
+//! encoded around the data (strom-protocol's spliced frames), and each file region is then either
+//! handed to the kernel with sendfile(2) — the broker never reads the records (Kafka's
+//! FileRecords.writeTo / transferTo) — or, for consumers on this host, read into a buffer the
+//! connection reuses and written with the frame's bytes in one writev (cheaper on loopback; see
+//! [`crate::config::ZeroCopy`] and `fetch.zero.copy`). Either way the records are read outside
+//! the partition's lock and never copied into the frame.
 
 use crate::dispatch::Outcome;
 use crate::handlers::fetch::FetchAnswer;
