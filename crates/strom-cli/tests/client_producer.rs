@@ -140,6 +140,36 @@ fn every_codec_round_trips_keys_repeated_headers_nulls_and_timestamps() {
 }
 
 #[test]
+fn flush_and_close_return_after_every_callback_ran() {
+    let broker = TestBroker::start(&[]);
+    runtime().block_on(async {
+        create(&broker, "flushed", 3).await;
+        let p = Producer::new(&props(&broker).set("acks", "1").set("linger.ms", "2")).await.expect("producer");
+        for round in 0..3 {
+            let called = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for i in 0..3000 {
+                let called = std::sync::Arc::clone(&called);
+                p.send_with_callback(ProducerRecord::new("flushed").value(format!("{round}-{i}")), move |r| {
+                    r.expect("delivered");
+                    // Slow callbacks widen the window in which a batch's partition is free but its
+                    // callbacks have not all run yet.
+                    std::thread::sleep(Duration::from_micros(20));
+                    called.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                })
+                .await
+                .expect("queued");
+            }
+            if round < 2 {
+                p.flush().await.expect("flush");
+            } else {
+                p.close().await.expect("close");
+            }
+            assert_eq!(called.load(std::sync::atomic::Ordering::SeqCst), 3000, "round {round}");
+        }
+    });
+}
+
+#[test]
 fn keys_land_where_java_puts_them_and_keyless_records_spread() {
     let broker = TestBroker::start(&[]);
     runtime().block_on(async {

@@ -78,26 +78,28 @@ impl Inner {
         *n = n.saturating_add_signed(delta);
     }
 
-    /// The batch is done (written or failed for good): free its partition and its memory.
+    /// The batch is done (written or failed for good): report every record's outcome, then free
+    /// its partition and its memory. In that order, so that flush() (which waits for the queues
+    /// to empty) returns only after every callback has run, as Kafka's does.
     fn finish(&self, batch: ProducerBatch, result: Result<(i64, i64)>) {
-        {
-            let mut acc = self.lock_acc();
-            if let Some(q) = acc.queues.get_mut(&batch.tp) {
-                q.in_flight = false;
-                if result.is_err()
-                    && batch.base_sequence >= 0
-                    && q.next_sequence == batch.base_sequence.wrapping_add(batch.record_count() as i32)
-                {
-                    // The broker refused the batch: its sequence numbers were not used.
-                    q.next_sequence = batch.base_sequence;
-                }
-            }
-        }
-        self.memory.add_permits(batch.reserved);
+        let tp = batch.tp.clone();
+        let (base_sequence, count, reserved) = (batch.base_sequence, batch.record_count(), batch.reserved);
+        let refused = result.is_err();
         match result {
             Ok((offset, append_time)) => batch.succeed(offset, append_time),
             Err(e) => batch.fail(e),
         }
+        {
+            let mut acc = self.lock_acc();
+            if let Some(q) = acc.queues.get_mut(&tp) {
+                q.in_flight = false;
+                if refused && base_sequence >= 0 && q.next_sequence == base_sequence.wrapping_add(count as i32) {
+                    // The broker refused the batch: its sequence numbers were not used.
+                    q.next_sequence = base_sequence;
+                }
+            }
+        }
+        self.memory.add_permits(reserved);
         self.idle.notify_waiters();
         self.wake.notify_one();
     }
