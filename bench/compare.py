@@ -168,6 +168,11 @@ def run_rkp(broker, scenario, cmd, topic):
     if result is None:
         return {"scenario": scenario, "error": (out.stdout + out.stderr).strip()[-500:]}
     result.update({"scenario": scenario, "load": "rdkafka_performance", "params": {"command": cmd[1:]}})
+    return with_broker_figures(result, broker, cpu)
+
+
+def with_broker_figures(result, broker, cpu):
+    """Adds the broker's CPU seconds, CPU per MB moved, and resident memory to a result."""
     mb = result["bytes"] / 1e6
     result["broker_cpu_s"] = cpu
     result["broker_cpu_ms_per_mb"] = cpu * 1000 / mb if mb else None
@@ -193,12 +198,7 @@ def run_bench(broker, scenario, args, topic, duration, load="strom-bench"):
         return {"scenario": scenario, "error": out.stderr.strip()[-500:]}
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["scenario"] = scenario
-    mb = result["bytes"] / 1e6
-    result["broker_cpu_s"] = cpu
-    result["broker_cpu_ms_per_mb"] = cpu * 1000 / mb if mb else None
-    result["broker_rss_mb"] = broker.rss_mb()
-    result["broker_peak_rss_mb"] = broker.peak_rss_mb()
-    return result
+    return with_broker_figures(result, broker, cpu)
 
 
 def summarize(results, brokers):

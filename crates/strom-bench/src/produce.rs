@@ -97,6 +97,30 @@ pub fn payload(size: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// When each record is due: at `rate` records/s from the start (open loop), or now when unthrottled.
+pub struct Pace {
+    start: Instant,
+    deadline: Duration,
+    rate: f64,
+}
+
+impl Pace {
+    pub fn new(args: &ProduceArgs, deliveries: &Deliveries, rate: f64) -> Pace {
+        Pace { start: deliveries.start, deadline: Duration::from_secs_f64(args.duration), rate }
+    }
+
+    /// Record `i`'s due time since the start and how long to wait for it; `None` once the
+    /// duration is over.
+    pub fn next(&self, i: u64) -> Option<(Duration, Duration)> {
+        let now = self.start.elapsed();
+        if now >= self.deadline {
+            return None;
+        }
+        let due = if self.rate > 0.0 { Duration::from_secs_f64(i as f64 / self.rate) } else { now };
+        Some((due, due.saturating_sub(now)))
+    }
+}
+
 /// Sends until the duration or the record budget runs out; `stamp` writes the due time into the
 /// first 8 bytes of each value (for end-to-end latency).
 pub fn send_loop(
@@ -108,16 +132,12 @@ pub fn send_loop(
     stamp: bool,
 ) -> Result<(), String> {
     let mut value = payload(args.record_size.max(if stamp { 8 } else { 0 }), budget ^ 0x9e37_79b9);
-    let deadline = Duration::from_secs_f64(args.duration);
+    let pace = Pace::new(args, deliveries, rate);
     let mut i = 0u64;
     while i < budget {
-        let now = deliveries.start.elapsed();
-        if now >= deadline {
-            break;
-        }
-        let due = if rate > 0.0 { Duration::from_secs_f64(i as f64 / rate) } else { now };
-        if due > now {
-            std::thread::sleep(due - now);
+        let Some((due, wait)) = pace.next(i) else { break };
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
         }
         let due_us = due.as_micros() as usize;
         if stamp {

@@ -2,13 +2,13 @@
 //! settings, rate control and delivery accounting as `produce`, so the two clients can be compared
 //! against one broker in one run (`--client strom`).
 
-use crate::produce::{payload, report, Deliveries};
+use crate::produce::{payload, report, Deliveries, Pace};
 use crate::report::Report;
 use crate::topic::ensure_topic;
 use crate::ProduceArgs;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use strom_client::producer::{Producer, ProducerRecord};
 use strom_client::Properties;
 
@@ -61,16 +61,12 @@ async fn send_loop(
     rate: f64,
 ) -> Result<(), String> {
     let value = Bytes::from(payload(args.record_size, budget ^ 0x9e37_79b9));
-    let deadline = Duration::from_secs_f64(args.duration);
+    let pace = Pace::new(args, deliveries, rate);
     let mut i = 0u64;
     while i < budget {
-        let now = deliveries.start.elapsed();
-        if now >= deadline {
-            break;
-        }
-        let due = if rate > 0.0 { Duration::from_secs_f64(i as f64 / rate) } else { now };
-        if due > now {
-            tokio::time::sleep(due - now).await;
+        let Some((due, wait)) = pace.next(i) else { break };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         let due_us = due.as_micros() as u64;
         let (d, bytes) = (Arc::clone(deliveries), value.len() as u64);
