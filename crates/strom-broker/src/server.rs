@@ -207,6 +207,9 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 if let Err(e) = p.housekeeping(now, retention_due) {
                     tracing::warn!(topic = %p.topic, partition = p.index, "log maintenance failed: {e}");
                 }
+                if let Err(e) = p.flush_rolled_segments() {
+                    tracing::warn!(topic = %p.topic, partition = p.index, "flushing rolled segments failed: {e}");
+                }
             }
             if checkpoint_due {
                 if let Err(e) = b.replicas.write_checkpoints() {

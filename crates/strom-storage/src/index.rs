@@ -14,6 +14,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{IoContext, Result};
 
@@ -21,7 +22,8 @@ use crate::error::{IoContext, Result};
 #[derive(Debug)]
 pub(crate) struct IndexFile {
     path: PathBuf,
-    file: File,
+    /// Shared with a background flush (see `Segment::file_handles`).
+    file: Arc<File>,
 }
 
 impl IndexFile {
@@ -35,7 +37,7 @@ impl IndexFile {
             .ctx(|| format!("open index {}", path.display()))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).ctx(|| format!("read index {}", path.display()))?;
-        Ok((IndexFile { path: path.to_path_buf(), file }, bytes))
+        Ok((IndexFile { path: path.to_path_buf(), file: Arc::new(file) }, bytes))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -43,7 +45,7 @@ impl IndexFile {
     }
 
     pub(crate) fn append(&mut self, entry: &[u8]) -> Result<()> {
-        self.file.write_all(entry).ctx(|| format!("append to index {}", self.path.display()))
+        (&*self.file).write_all(entry).ctx(|| format!("append to index {}", self.path.display()))
     }
 
     /// Cuts the file to `len` bytes (appends continue at the new end: the file is in append mode).
@@ -53,6 +55,10 @@ impl IndexFile {
 
     pub(crate) fn sync(&self) -> Result<()> {
         self.file.sync_data().ctx(|| format!("fsync index {}", self.path.display()))
+    }
+
+    pub(crate) fn handle(&self) -> (Arc<File>, PathBuf) {
+        (Arc::clone(&self.file), self.path.clone())
     }
 }
 
@@ -153,6 +159,10 @@ impl OffsetIndex {
 
     pub(crate) fn sync(&self) -> Result<()> {
         self.file.sync()
+    }
+
+    pub(crate) fn file_handle(&self) -> (Arc<File>, PathBuf) {
+        self.file.handle()
     }
 
     pub(crate) fn path(&self) -> &Path {

@@ -35,6 +35,7 @@
 mod checkpoint;
 mod config;
 mod error;
+mod flush;
 mod index;
 mod log;
 mod lookup;
@@ -56,6 +57,7 @@ pub use checkpoint::{
 };
 pub use config::{LogConfig, TopicPartition};
 pub use error::{Result, StorageError};
+pub use flush::PendingFlush;
 pub use log::Log;
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE};
 pub use outcome::{AppendInfo, AppendOutcome, FileRegion, LoadSummary, ReadOutcome, RegionRead, RetentionOutcome};

@@ -40,6 +40,8 @@ pub struct Log {
     pub(crate) last_flush_ms: i64,
     /// New files were created since the last flush, so the directory needs an fsync too.
     pub(crate) dir_dirty: bool,
+    /// A roll happened: the segments below this offset are to be flushed in the background.
+    pub(crate) flush_after_roll: Option<i64>,
     pub(crate) load_summary: LoadSummary,
 }
 
@@ -237,6 +239,7 @@ impl Log {
         self.segments.insert(new_base, segment);
         self.dir_dirty = true;
         snapshot::write(&self.dir, &self.producers, new_base)?;
+        self.flush_after_roll = Some(new_base);
         tracing::debug!(partition = %self.tp, base_offset = new_base, "rolled new segment");
         Ok(())
     }

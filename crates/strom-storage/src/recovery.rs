@@ -143,6 +143,7 @@ pub(crate) fn load(
         unflushed_messages: 0,
         last_flush_ms: wall_clock_ms(),
         dir_dirty,
+        flush_after_roll: None,
         load_summary: summary,
     };
     log.log_end_offset = log.active().next_offset();

@@ -447,6 +447,15 @@ impl Segment {
     }
 
     /// fsyncs the log and both indexes.
+    /// Handles on the segment's files, to fsync them without holding the log.
+    pub(crate) fn file_handles(&self) -> Vec<(Arc<File>, PathBuf)> {
+        vec![
+            (Arc::clone(&self.file), self.log_path.clone()),
+            self.index.file_handle(),
+            self.time_index.file_handle(),
+        ]
+    }
+
     pub(crate) fn flush(&self) -> Result<()> {
         self.file.sync_data().ctx(|| format!("fsync {}", self.log_path.display()))?;
         self.index.sync()?;

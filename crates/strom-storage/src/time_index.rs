@@ -118,6 +118,10 @@ impl TimeIndex {
         self.file.sync()
     }
 
+    pub(crate) fn file_handle(&self) -> (std::sync::Arc<std::fs::File>, std::path::PathBuf) {
+        self.file.handle()
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }

@@ -119,6 +119,19 @@ impl Partition {
         })
     }
 
+    /// Kafka's flush after a roll: fsyncs the rolled segments without holding the log (appends and
+    /// fetches go on), then moves the recovery point past them.
+    pub fn flush_rolled_segments(&self) -> Result<(), StorageError> {
+        let Some(pending) = self.with_log(|log| Ok(log.take_flush_after_roll()))? else {
+            return Ok(());
+        };
+        pending.sync()?;
+        self.with_log(|log| {
+            log.mark_flushed(pending.up_to);
+            Ok(())
+        })
+    }
+
     /// (recovery point, log start offset) for the checkpoint files.
     pub fn checkpoint_offsets(&self) -> Option<(i64, i64)> {
         let guard = self.log().ok()?;

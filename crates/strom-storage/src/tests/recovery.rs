@@ -94,6 +94,32 @@ fn crash_recovery_scans_only_from_the_recovery_point() {
 }
 
 #[test]
+fn a_roll_lets_the_rolled_segments_be_flushed_outside_the_log_and_moves_the_recovery_point() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(root.path(), small_config(), 0, true);
+    assert!(log.take_flush_after_roll().is_none(), "nothing rolled yet");
+    fill(&mut log, 30);
+    let active_base = *log.segment_base_offsets().last().expect("segments");
+    let pending = log.take_flush_after_roll().expect("rolled");
+    assert_eq!(pending.up_to, active_base);
+    assert!(log.take_flush_after_roll().is_none(), "taken once");
+    assert_eq!(log.recovery_point(), 0, "not before the files are synced");
+    append_simple(&mut log, 2, 1000); // appends go on meanwhile
+    pending.sync().expect("fsync");
+    log.mark_flushed(pending.up_to);
+    assert_eq!(log.recovery_point(), active_base);
+    log.mark_flushed(1);
+    assert_eq!(log.recovery_point(), active_base, "never backwards");
+    let segments = log.segment_count();
+    let end = log.log_end_offset();
+    drop(log);
+    // A crash now scans only the active segment.
+    let log = open_log(root.path(), small_config(), active_base, false);
+    assert_eq!(log.load_summary().segments_recovered, 1, "{:?} of {segments}", log.load_summary());
+    assert_eq!(log.log_end_offset(), end);
+}
+
+#[test]
 fn corruption_in_an_earlier_segment_drops_later_segments() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut log = open_log(root.path(), small_config(), 0, true);
