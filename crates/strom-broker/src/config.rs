@@ -83,7 +83,7 @@ pub enum ZeroCopy {
 impl ZeroCopy {
     pub fn applies_to(self, peer: std::net::IpAddr) -> bool {
         match self {
-            ZeroCopy::Auto => !peer.is_loopback(),
+            ZeroCopy::Auto => !peer.to_canonical().is_loopback(),
             ZeroCopy::Always => true,
             ZeroCopy::Never => false,
         }
@@ -382,8 +382,9 @@ mod tests {
     fn zero_copy_is_for_remote_peers_unless_told() {
         let loopback: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
         let remote: std::net::IpAddr = "10.1.2.3".parse().expect("ip");
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().expect("ip");
         let auto = BrokerConfig::default().fetch_zero_copy;
-        assert!(!auto.applies_to(loopback) && auto.applies_to(remote));
+        assert!(!auto.applies_to(loopback) && !auto.applies_to(mapped) && auto.applies_to(remote));
         assert!(load("fetch.zero.copy=true").expect("valid").fetch_zero_copy.applies_to(loopback));
         assert!(!load("fetch.zero.copy=false").expect("valid").fetch_zero_copy.applies_to(remote));
     }

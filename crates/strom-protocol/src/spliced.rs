@@ -25,7 +25,9 @@ pub enum FramePart {
 
 /// Encodes a response whose records fields at the placeholders carry `lens[n]` bytes each that
 /// the caller writes itself. `set_placeholders(body, empty)` sets every placeholder records field,
-/// in encoding order, to null (`empty == false`) or to empty bytes (`empty == true`).
+/// in encoding order, to null (`empty == false`) or to empty bytes (`empty == true`). For APIs
+/// whose body is flexible exactly when their response header is (all but ApiVersions; in
+/// practice Fetch).
 pub fn encode_response_spliced<R: Encodable>(
     api_key: ApiKey,
     api_version: i16,

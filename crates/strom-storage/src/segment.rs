@@ -92,7 +92,11 @@ fn write_with_headers(file: &File, bytes: &[u8], batches: &[(BatchHeader, usize)
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
         let n = rest.len().min(1024);
-        let written = (&*file).write_vectored(&rest[..n])?;
+        let written = match (&*file).write_vectored(&rest[..n]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -449,11 +453,7 @@ impl Segment {
     /// fsyncs the log and both indexes.
     /// Handles on the segment's files, to fsync them without holding the log.
     pub(crate) fn file_handles(&self) -> Vec<(Arc<File>, PathBuf)> {
-        vec![
-            (Arc::clone(&self.file), self.log_path.clone()),
-            self.index.file_handle(),
-            self.time_index.file_handle(),
-        ]
+        vec![(Arc::clone(&self.file), self.log_path.clone()), self.index.file_handle(), self.time_index.file_handle()]
     }
 
     pub(crate) fn flush(&self) -> Result<()> {

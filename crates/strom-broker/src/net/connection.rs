@@ -21,7 +21,6 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max = broker.config.socket_request_max_bytes;
     let sendfile = broker.config.fetch_zero_copy.applies_to(peer.ip());
-    let mut copy_buffer = Vec::new();
     loop {
         let mut len = [0u8; 4];
         match reader.read_exact(&mut len).await {
@@ -64,7 +63,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
                 }
             }
             Outcome::RespondParts(parts) => {
-                if let Err(e) = write_parts(&mut writer, parts, sendfile, &mut copy_buffer).await {
+                if let Err(e) = write_parts(&mut writer, parts, sendfile).await {
                     if matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other) {
                         tracing::warn!(%peer, "closing connection: {e}");
                     } else {

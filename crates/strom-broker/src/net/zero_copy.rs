@@ -12,6 +12,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, FetchResponse};
 use kafka_protocol::ResponseError;
 use std::io::{self, IoSlice};
+use std::sync::Mutex;
 use strom_protocol::frame::encode_response;
 use strom_protocol::spliced::{encode_response_spliced, FramePart};
 use strom_storage::FileRegion;
@@ -84,22 +85,37 @@ fn encoded(version: i16, correlation_id: i32, response: &FetchResponse) -> Outco
     }
 }
 
-/// A connection's copy buffer is kept between responses up to this size (no page faults for
-/// the next response's data); a larger one is freed after use.
+/// Copy buffers kept for the next response (no fresh pages, so no page faults, per response):
+/// at most this many, of at most `KEEP_COPY_BUFFER` bytes each, shared by all connections, so
+/// idle connections hold none.
+const KEPT_COPY_BUFFERS: usize = 4;
 const KEEP_COPY_BUFFER: usize = 8 << 20;
+static COPY_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+fn take_copy_buffer() -> Vec<u8> {
+    COPY_BUFFERS.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default()
+}
+
+fn give_back_copy_buffer(buffer: Vec<u8>) {
+    if buffer.len() <= KEEP_COPY_BUFFER {
+        let mut kept = COPY_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() < KEPT_COPY_BUFFERS {
+            kept.push(buffer);
+        }
+    }
+}
 
 /// Writes the parts in order. With `sendfile`: bytes through the buffer, each file region by
 /// sendfile once the buffer is flushed, the socket corked meanwhile so that the pieces leave in
 /// full-sized segments (measured on loopback: uncorked sendfile costs the sender ~0.65 ms of CPU
-/// per MB, corked ~0.5). Without: the regions are read into `copy_buffer` (reused, so no fresh
-/// pages per response) and everything goes out in one writev. A region that comes up short (its
-/// segment was truncated meanwhile) is an error: the frame's length was promised, so the
-/// connection must close.
+/// per MB, corked ~0.5). Without: the regions are read into a pooled buffer (reused, so no
+/// fresh pages per response) and everything goes out in one writev. A region that comes up
+/// short (its segment was truncated meanwhile) is an error: the frame's length was promised, so
+/// the connection must close.
 pub async fn write_parts(
     writer: &mut BufWriter<OwnedWriteHalf>,
     parts: Vec<ResponsePart>,
     sendfile: bool,
-    copy_buffer: &mut Vec<u8>,
 ) -> io::Result<()> {
     if sendfile {
         let socket: &TcpStream = writer.get_ref().as_ref();
@@ -110,11 +126,22 @@ pub async fn write_parts(
         return result;
     }
     let total: usize = parts.iter().map(|p| if let ResponsePart::File(r) = p { r.len } else { 0 }).sum();
+    let mut copy_buffer = take_copy_buffer();
     if copy_buffer.len() < total {
         copy_buffer.resize(total, 0);
     }
+    let result = write_copied(writer, &parts, &mut copy_buffer).await;
+    give_back_copy_buffer(copy_buffer);
+    result
+}
+
+async fn write_copied(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    parts: &[ResponsePart],
+    copy_buffer: &mut [u8],
+) -> io::Result<()> {
     let mut at = 0;
-    for part in &parts {
+    for part in parts {
         if let ResponsePart::File(region) = part {
             region.read_into(&mut copy_buffer[at..at + region.len]).map_err(io::Error::other)?;
             at += region.len;
@@ -122,7 +149,7 @@ pub async fn write_parts(
     }
     let mut slices = Vec::with_capacity(parts.len());
     let mut at = 0;
-    for part in &parts {
+    for part in parts {
         match part {
             ResponsePart::Bytes(b) => slices.push(&b[..]),
             ResponsePart::File(region) => {
@@ -132,11 +159,7 @@ pub async fn write_parts(
         }
     }
     writer.flush().await?;
-    let result = write_all_vectored(writer.get_mut(), slices).await;
-    if copy_buffer.len() > KEEP_COPY_BUFFER {
-        *copy_buffer = Vec::new();
-    }
-    result
+    write_all_vectored(writer.get_mut(), slices).await
 }
 
 async fn write_corked(writer: &mut BufWriter<OwnedWriteHalf>, parts: Vec<ResponsePart>) -> io::Result<()> {
@@ -190,7 +213,7 @@ async fn send_region(socket: &mut OwnedWriteHalf, region: &FileRegion) -> io::Re
                 ))
             }
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) if offset == region.position && is_unsupported(&e) => {
                 // A file system without sendfile: send the region from memory instead.
                 let bytes = region.read().map_err(io::Error::other)?;
@@ -250,8 +273,7 @@ mod tests {
             });
             let (_, write_half) = TcpStream::connect(addr).await.expect("connect").into_split();
             let mut writer = BufWriter::new(write_half);
-            let mut copy_buffer = Vec::new();
-            write_parts(&mut writer, parts, sendfile, &mut copy_buffer).await.expect("written");
+            write_parts(&mut writer, parts, sendfile).await.expect("written");
             writer.shutdown().await.expect("shutdown");
             drop(writer);
             assert!(reader.await.expect("reader") == expected, "sendfile={sendfile}");
@@ -274,7 +296,7 @@ mod tests {
         let (_, write_half) = TcpStream::connect(addr).await.expect("connect").into_split();
         let mut writer = BufWriter::new(write_half);
         for sendfile in [true, false] {
-            let err = write_parts(&mut writer, vec![ResponsePart::File(region.clone())], sendfile, &mut Vec::new())
+            let err = write_parts(&mut writer, vec![ResponsePart::File(region.clone())], sendfile)
                 .await
                 .expect_err("short region");
             assert!(

@@ -84,7 +84,14 @@ impl Inner {
     fn finish(&self, batch: ProducerBatch, result: Result<(i64, i64)>) {
         let tp = batch.tp.clone();
         let (base_sequence, count, reserved) = (batch.base_sequence, batch.record_count(), batch.reserved);
-        let refused = result.is_err();
+        // Only a batch that was never sent, or that the broker answered with an error, surely
+        // did not land; after a timeout or a lost connection it may have, and reusing its
+        // sequence numbers would make the broker take the next batch for a duplicate of it.
+        let never_written = match &result {
+            Ok(_) => false,
+            Err(ClientError::Kafka { .. }) => true,
+            Err(_) => batch.encoded.is_none(),
+        };
         match result {
             Ok((offset, append_time)) => batch.succeed(offset, append_time),
             Err(e) => batch.fail(e),
@@ -93,8 +100,8 @@ impl Inner {
             let mut acc = self.lock_acc();
             if let Some(q) = acc.queues.get_mut(&tp) {
                 q.in_flight = false;
-                if refused && base_sequence >= 0 && q.next_sequence == base_sequence.wrapping_add(count as i32) {
-                    // The broker refused the batch: its sequence numbers were not used.
+                if never_written && base_sequence >= 0 && q.next_sequence == base_sequence.wrapping_add(count as i32) {
+                    // Its sequence numbers were not used: the next batch takes them.
                     q.next_sequence = base_sequence;
                 }
             }
