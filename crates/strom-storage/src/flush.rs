@@ -19,6 +19,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct PendingFlush {
     pub up_to: i64,
+    /// The log's truncation count when this was taken.
+    truncations: u64,
     files: Vec<(Arc<File>, PathBuf)>,
     /// The log directory, when files were created in it since the last full flush.
     dir: Option<PathBuf>,
@@ -48,14 +50,22 @@ impl Log {
         }
         let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
         let files = self.segments.range(from..up_to).flat_map(|(_, s)| s.file_handles()).collect();
-        Some(PendingFlush { up_to, files, dir: self.dir_dirty.then(|| self.dir.clone()) })
+        Some(PendingFlush {
+            up_to,
+            truncations: self.truncations,
+            files,
+            dir: self.dir_dirty.then(|| self.dir.clone()),
+        })
     }
 
-    /// Everything below `up_to` is on disk: move the recovery point there (never backwards, and
-    /// never past data that was truncated meanwhile).
-    pub fn mark_flushed(&mut self, up_to: i64) {
-        if up_to > self.recovery_point && up_to <= self.log_end_offset {
-            self.recovery_point = up_to;
+    /// `flushed` was synced: everything below its `up_to` is on disk, so the recovery point moves
+    /// there — never backwards, and not at all if the log was truncated since it was taken.
+    pub fn mark_flushed(&mut self, flushed: &PendingFlush) {
+        if flushed.truncations == self.truncations
+            && flushed.up_to > self.recovery_point
+            && flushed.up_to <= self.log_end_offset
+        {
+            self.recovery_point = flushed.up_to;
         }
     }
 }

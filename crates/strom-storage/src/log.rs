@@ -42,6 +42,9 @@ pub struct Log {
     pub(crate) dir_dirty: bool,
     /// A roll happened: the segments below this offset are to be flushed in the background.
     pub(crate) flush_after_roll: Option<i64>,
+    /// How many times the log was truncated: a background flush taken before a truncation must
+    /// not move the recovery point after it (the offsets may hold other, unsynced data by then).
+    pub(crate) truncations: u64,
     pub(crate) load_summary: LoadSummary,
 }
 

@@ -144,6 +144,7 @@ pub(crate) fn load(
         last_flush_ms: wall_clock_ms(),
         dir_dirty,
         flush_after_roll: None,
+        truncations: 0,
         load_summary: summary,
     };
     log.log_end_offset = log.active().next_offset();
@@ -231,6 +232,7 @@ impl Log {
             }
         }
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.truncations += 1;
         self.reload_producer_state()?;
         tracing::info!(partition = %self.tp, log_end = self.log_end_offset, "truncated log");
         Ok(())

@@ -127,7 +127,7 @@ impl Partition {
         };
         pending.sync()?;
         self.with_log(|log| {
-            log.mark_flushed(pending.up_to);
+            log.mark_flushed(&pending);
             Ok(())
         })
     }

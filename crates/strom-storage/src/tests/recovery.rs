@@ -106,17 +106,25 @@ fn a_roll_lets_the_rolled_segments_be_flushed_outside_the_log_and_moves_the_reco
     assert_eq!(log.recovery_point(), 0, "not before the files are synced");
     append_simple(&mut log, 2, 1000); // appends go on meanwhile
     pending.sync().expect("fsync");
-    log.mark_flushed(pending.up_to);
+    log.mark_flushed(&pending);
     assert_eq!(log.recovery_point(), active_base);
-    log.mark_flushed(1);
-    assert_eq!(log.recovery_point(), active_base, "never backwards");
     let segments = log.segment_count();
     let end = log.log_end_offset();
     drop(log);
     // A crash now scans only the active segment.
-    let log = open_log(root.path(), small_config(), active_base, false);
+    let mut log = open_log(root.path(), small_config(), active_base, false);
     assert_eq!(log.load_summary().segments_recovered, 1, "{:?} of {segments}", log.load_summary());
     assert_eq!(log.log_end_offset(), end);
+
+    // A flush taken before a truncation does not count after it.
+    fill(&mut log, 30);
+    let pending = log.take_flush_after_roll().expect("rolled again");
+    let before = log.recovery_point();
+    log.truncate_to(active_base + 1).expect("truncate");
+    fill(&mut log, 30);
+    pending.sync().expect("fsync");
+    log.mark_flushed(&pending);
+    assert!(log.recovery_point() <= before.max(active_base + 1), "{} vs {before}", log.recovery_point());
 }
 
 #[test]
