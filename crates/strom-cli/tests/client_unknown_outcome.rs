@@ -48,7 +48,7 @@ async fn proxy(listener: TcpListener, broker: u16, mode: Arc<AtomicU8>) {
         let keys = Arc::clone(&api_keys);
         tokio::spawn(async move {
             while let Some(frame) = read_frame(&mut client_read).await {
-                keys.lock().unwrap().push_back(i16::from_be_bytes([frame[4], frame[5]]));
+                keys.lock().expect("lock").push_back(i16::from_be_bytes([frame[4], frame[5]]));
                 if broker_write.write_all(&frame).await.is_err() {
                     return;
                 }
@@ -57,7 +57,7 @@ async fn proxy(listener: TcpListener, broker: u16, mode: Arc<AtomicU8>) {
         let mode = Arc::clone(&mode);
         tokio::spawn(async move {
             while let Some(frame) = read_frame(&mut broker_read).await {
-                let key = api_keys.lock().unwrap().pop_front().unwrap_or(-1);
+                let key = api_keys.lock().expect("lock").pop_front().unwrap_or(-1);
                 if key == 0 && mode.load(Ordering::SeqCst) == LOSE_NEXT_PRODUCE_ANSWER {
                     mode.store(REFUSE, Ordering::SeqCst);
                     return; // both halves drop: the client sees the connection go
