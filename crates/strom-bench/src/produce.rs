@@ -97,6 +97,11 @@ pub fn payload(size: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Producer `n`'s part of a record budget split over `producers` (the remainder to the first).
+pub fn share_of(budget: u64, producers: usize, n: usize) -> u64 {
+    budget / producers as u64 + u64::from((n as u64) < budget % producers as u64)
+}
+
 /// When each record is due: at `rate` records/s from the start (open loop), or now when unthrottled.
 pub struct Pace {
     start: Instant,
@@ -170,7 +175,7 @@ pub fn run(args: &ProduceArgs) -> Result<Vec<Report>, String> {
     for (n, producer) in per_producer.into_iter().enumerate() {
         let args = args.clone();
         let deliveries = Arc::clone(&deliveries);
-        let share = budget / producers as u64 + u64::from((n as u64) < budget % producers as u64);
+        let share = share_of(budget, producers, n);
         let rate = args.rate / producers as f64;
         handles.push(std::thread::spawn(move || send_loop(&producer, &args, &deliveries, share, rate, false)));
     }

@@ -2,9 +2,9 @@
 //! settings, rate control and delivery accounting as `produce`, so the two clients can be compared
 //! against one broker in one run (`--client strom`).
 
-use crate::produce::{payload, report, Deliveries, Pace};
+use crate::produce::{payload, report, share_of, Deliveries, Pace};
 use crate::report::Report;
-use crate::topic::ensure_topic;
+use crate::topic::{ensure_topic, extra_properties};
 use crate::ProduceArgs;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -20,8 +20,7 @@ pub fn run(args: &ProduceArgs) -> Result<Vec<Report>, String> {
         .set("linger.ms", args.linger_ms.to_string())
         .set("batch.size", args.batch_size.to_string())
         .set("compression.type", args.compression.as_str());
-    for kv in &args.target.extra {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set '{kv}' is not KEY=VALUE"))?;
+    for (k, v) in extra_properties(&args.target)? {
         props.insert(k, v);
     }
     // Two worker threads: librdkafka likewise runs its own threads beside the sending one.
@@ -40,7 +39,7 @@ pub fn run(args: &ProduceArgs) -> Result<Vec<Report>, String> {
         let budget = args.records.unwrap_or(u64::MAX);
         let mut tasks = Vec::new();
         for (n, producer) in clients.into_iter().enumerate() {
-            let share = budget / producers as u64 + u64::from((n as u64) < budget % producers as u64);
+            let share = share_of(budget, producers, n);
             let (args, deliveries) = (args.clone(), Arc::clone(&deliveries));
             tasks.push(tokio::spawn(async move {
                 send_loop(&producer, &args, &deliveries, share, args.rate / producers as f64).await

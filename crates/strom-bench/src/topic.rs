@@ -6,12 +6,16 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::types::RDKafkaErrorCode;
 
+/// The user's extra properties (`--set KEY=VALUE`), for either client.
+pub fn extra_properties(target: &Target) -> Result<Vec<(&str, &str)>, String> {
+    target.extra.iter().map(|kv| kv.split_once('=').ok_or_else(|| format!("--set '{kv}' is not KEY=VALUE"))).collect()
+}
+
 /// A librdkafka config with the bootstrap server and the user's extra properties.
 pub fn client_config(target: &Target) -> Result<ClientConfig, String> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &target.bootstrap_server);
-    for kv in &target.extra {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("--set '{kv}' is not KEY=VALUE"))?;
+    for (k, v) in extra_properties(target)? {
         c.set(k, v);
     }
     Ok(c)

@@ -9,7 +9,6 @@ mod support;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use strom_client::admin::{Admin, NewTopic};
 use strom_client::consumer::Consumer;
 use strom_client::producer::{Producer, ProducerRecord};
 use strom_client::{Properties, TopicPartition};
@@ -82,11 +81,7 @@ fn a_batch_of_unknown_outcome_does_not_give_its_sequence_numbers_to_the_next() {
         let mode = Arc::new(AtomicU8::new(FORWARD));
         tokio::spawn(proxy(listener, broker.port, Arc::clone(&mode)));
         let props = Properties::new().set("bootstrap.servers", format!("127.0.0.1:{proxy_port}"));
-        let admin = Admin::new(&props).await.expect("admin");
-        admin.create_topics(&[NewTopic::new("lost-answer", 1, 1)], false).await.expect("create")[0]
-            .1
-            .as_ref()
-            .expect("created");
+        broker.create_topic("lost-answer", 1, &[]).await;
         let producer = Producer::new(
             &props
                 .clone()

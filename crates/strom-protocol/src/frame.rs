@@ -9,6 +9,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Size of the length prefix in front of every frame.
 pub const FRAME_LENGTH_BYTES: usize = 4;
@@ -48,6 +49,22 @@ pub fn peek_key_version_correlation(frame: &[u8]) -> Result<(i16, i16, i32), Fra
     }
     let mut b = &frame[..8];
     Ok((b.get_i16(), b.get_i16(), b.get_i32()))
+}
+
+/// Reads a frame body of `size` bytes (after its length prefix) into a buffer that is not zeroed
+/// first: zeroing a megabyte per produce request or fetch response cost ~5% of a broker's CPU.
+/// A stream that ends early is an `UnexpectedEof` error saying how much arrived.
+pub async fn read_frame_body<R: AsyncRead + Unpin>(reader: &mut R, size: usize) -> std::io::Result<BytesMut> {
+    let mut frame = BytesMut::with_capacity(size);
+    while frame.len() < size {
+        if (&mut *reader).take((size - frame.len()) as u64).read_buf(&mut frame).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("stream ended after {} of {size} frame bytes", frame.len()),
+            ));
+        }
+    }
+    Ok(frame)
 }
 
 /// Decodes the request header and leaves `frame` positioned at the start of the body.

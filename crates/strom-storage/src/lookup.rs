@@ -31,7 +31,7 @@ fn search_batch(
     if header.timestamp_type() == TimestampType::LogAppendTime {
         return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
     }
-    let bytes = segment.read_bytes(pos, header.total_size())?;
+    let bytes = segment.region(pos, header.total_size()).read()?;
     for record in RecordIter::new(&bytes[BATCH_HEADER_LEN..]) {
         let record = record.map_err(StorageError::InvalidBatch)?;
         let offset = header.base_offset + i64::from(record.offset_delta);

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use bytes::Bytes;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Offsets and timestamps of an append, as the Produce response needs them.
@@ -53,7 +53,7 @@ pub struct FileRegion {
     pub file: Arc<File>,
     pub position: u64,
     pub len: usize,
-    pub path: PathBuf,
+    pub path: Arc<Path>,
 }
 
 impl FileRegion {

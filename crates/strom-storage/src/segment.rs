@@ -52,7 +52,8 @@ pub(crate) struct RecoveryResult {
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
-    log_path: PathBuf,
+    /// Shared with the file regions that fetches read (for their error messages).
+    log_path: Arc<Path>,
     /// Shared with fetches that send a region of it after the log's lock is released.
     file: Arc<File>,
     size: u64,
@@ -128,7 +129,7 @@ impl Segment {
         let (time_index, _) = TimeIndex::open(&segment_path(dir, base_offset, TIME_INDEX_SUFFIX), base_offset)?;
         Ok(Segment {
             base_offset,
-            log_path,
+            log_path: log_path.into(),
             file: Arc::new(file),
             size: 0,
             index,
@@ -166,7 +167,7 @@ impl Segment {
         };
         let segment = Segment {
             base_offset,
-            log_path,
+            log_path: log_path.into(),
             file: Arc::new(file),
             size,
             index,
@@ -309,7 +310,7 @@ impl Segment {
     }
 
     fn corrupt(&self, pos: u64, e: BatchError) -> StorageError {
-        StorageError::Corrupt { path: self.log_path.clone(), reason: format!("at position {pos}: {e}") }
+        StorageError::Corrupt { path: self.log_path.to_path_buf(), reason: format!("at position {pos}: {e}") }
     }
 
     /// Updates the in-memory maximum timestamp with one batch.
@@ -380,12 +381,6 @@ impl Segment {
         FileRegion { file: Arc::clone(&self.file), position: pos, len, path: self.log_path.clone() }
     }
 
-    pub(crate) fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        read_exact_at(&self.file, &mut buf, pos, &self.log_path)?;
-        Ok(buf)
-    }
-
     /// File position to start scanning from for `offset` (the index's floor entry).
     pub(crate) fn lookup_position(&self, offset: i64) -> u64 {
         self.index.lookup(offset).1
@@ -453,7 +448,11 @@ impl Segment {
     /// fsyncs the log and both indexes.
     /// Handles on the segment's files, to fsync them without holding the log.
     pub(crate) fn file_handles(&self) -> Vec<(Arc<File>, PathBuf)> {
-        vec![(Arc::clone(&self.file), self.log_path.clone()), self.index.file_handle(), self.time_index.file_handle()]
+        vec![
+            (Arc::clone(&self.file), self.log_path.to_path_buf()),
+            self.index.file_handle(),
+            self.time_index.file_handle(),
+        ]
     }
 
     pub(crate) fn flush(&self) -> Result<()> {
@@ -464,7 +463,8 @@ impl Segment {
 
     /// Removes the segment's files.
     pub(crate) fn delete(self) -> Result<()> {
-        let paths = [self.log_path.clone(), self.index.path().to_path_buf(), self.time_index.path().to_path_buf()];
+        let paths =
+            [self.log_path.to_path_buf(), self.index.path().to_path_buf(), self.time_index.path().to_path_buf()];
         drop(self);
         for path in paths {
             match fs::remove_file(&path) {

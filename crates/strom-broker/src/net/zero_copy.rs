@@ -140,26 +140,22 @@ async fn write_copied(
     parts: &[ResponsePart],
     copy_buffer: &mut [u8],
 ) -> io::Result<()> {
-    let mut at = 0;
-    for part in parts {
-        if let ResponsePart::File(region) = part {
-            region.read_into(&mut copy_buffer[at..at + region.len]).map_err(io::Error::other)?;
-            at += region.len;
-        }
-    }
     let mut slices = Vec::with_capacity(parts.len());
-    let mut at = 0;
+    let mut free = copy_buffer;
     for part in parts {
         match part {
-            ResponsePart::Bytes(b) => slices.push(&b[..]),
+            ResponsePart::Bytes(b) if b.is_empty() => {}
+            ResponsePart::Bytes(b) => slices.push(IoSlice::new(b)),
             ResponsePart::File(region) => {
-                slices.push(&copy_buffer[at..at + region.len]);
-                at += region.len;
+                let (chunk, rest) = std::mem::take(&mut free).split_at_mut(region.len);
+                region.read_into(chunk).map_err(io::Error::other)?;
+                slices.push(IoSlice::new(chunk));
+                free = rest;
             }
         }
     }
     writer.flush().await?;
-    write_all_vectored(writer.get_mut(), slices).await
+    write_all_vectored(writer.get_mut(), &mut slices).await
 }
 
 async fn write_corked(writer: &mut BufWriter<OwnedWriteHalf>, parts: Vec<ResponsePart>) -> io::Result<()> {
@@ -176,21 +172,15 @@ async fn write_corked(writer: &mut BufWriter<OwnedWriteHalf>, parts: Vec<Respons
 }
 
 /// writev until every slice is out.
-async fn write_all_vectored(socket: &mut OwnedWriteHalf, mut slices: Vec<&[u8]>) -> io::Result<()> {
-    let mut first = 0;
-    while first < slices.len() {
-        let batch: Vec<IoSlice<'_>> = slices[first..].iter().take(64).map(|s| IoSlice::new(s)).collect();
-        let mut written = socket.write_vectored(&batch).await?;
+async fn write_all_vectored(socket: &mut OwnedWriteHalf, slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    let mut rest = slices;
+    while !rest.is_empty() {
+        let n = rest.len().min(64);
+        let written = socket.write_vectored(&rest[..n]).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        while first < slices.len() && written >= slices[first].len() {
-            written -= slices[first].len();
-            first += 1;
-        }
-        if written > 0 {
-            slices[first] = &slices[first][written..];
-        }
+        IoSlice::advance_slices(&mut rest, written);
     }
     Ok(())
 }
@@ -248,7 +238,7 @@ mod tests {
             file: Arc::clone(&shared),
             position,
             len,
-            path: file.path().to_path_buf(),
+            path: file.path().into(),
         };
         for sendfile in [false, true] {
             let mut parts = Vec::new();
@@ -288,7 +278,7 @@ mod tests {
             file: Arc::new(file.reopen().expect("reopen")),
             position: 500,
             len: 1000,
-            path: file.path().to_path_buf(),
+            path: file.path().into(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use strom_protocol::frame::{decode_response, encode_request};
+use strom_protocol::frame::{decode_response, encode_request, read_frame_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -204,25 +204,10 @@ async fn read_loop(mut reader: tokio::net::tcp::OwnedReadHalf, shared: Arc<Share
         if size < 4 || size as usize > MAX_RESPONSE_BYTES {
             break format!("invalid response size {size}");
         }
-        let size = size as usize;
-        let mut frame = BytesMut::with_capacity(size);
-        let mut failed = None;
-        while frame.len() < size {
-            match (&mut reader).take((size - frame.len()) as u64).read_buf(&mut frame).await {
-                Ok(0) => {
-                    failed = Some(format!("connection closed after {} of {size} response bytes", frame.len()));
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if let Some(e) = failed {
-            break e;
-        }
+        let frame = match read_frame_body(&mut reader, size as usize).await {
+            Ok(frame) => frame,
+            Err(e) => break e.to_string(),
+        };
         let frame = frame.freeze();
         let correlation = (&frame[..4]).get_i32();
         let Some((expected, tx)) = shared.lock_waiting().pop_front() else {

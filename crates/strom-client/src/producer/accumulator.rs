@@ -55,21 +55,21 @@ impl Accumulator {
         reserved: usize,
         batch_size: usize,
     ) -> Appended {
-        let fits = queue
-            .batches
-            .back()
-            .and_then(|b| Some(b.size() + record.size_in(b.writer()?) <= batch_size))
-            .unwrap_or(false);
-        if !fits {
-            // As Kafka: room for batch.size, or for the one record that is larger.
-            let capacity = batch_size.max(reserved);
-            queue.batches.push_back(ProducerBatch::new(tp.clone(), capacity));
+        let record = match queue.batches.back_mut() {
+            Some(last) => match last.try_append(record, reserved, batch_size) {
+                Ok(()) => return Appended { batch_full: last.full, new_batch: false },
+                Err(record) => record,
+            },
+            None => record,
+        };
+        // As Kafka: room for batch.size, or for the one record that is larger.
+        let mut batch = ProducerBatch::new(tp.clone(), batch_size.max(reserved));
+        if batch.try_append(record, reserved, batch_size).is_err() {
+            unreachable!("an empty batch takes any record");
         }
-        let batch = queue.batches.back_mut().expect("pushed above");
-        let size = batch.writer().map_or(0, |w| record.size_in(w));
-        batch.append(record, reserved);
-        batch.full = batch.size() + size > batch_size;
-        Appended { batch_full: batch.full, new_batch: !fits }
+        let batch_full = batch.full;
+        queue.batches.push_back(batch);
+        Appended { batch_full, new_batch: true }
     }
 
     /// Batches that may be sent now: for each partition without a batch in flight, its first

@@ -42,13 +42,6 @@ pub struct PendingRecord {
     pub completion: Completion,
 }
 
-impl PendingRecord {
-    /// Its exact size in `batch`, as the next record there.
-    pub fn size_in(&self, batch: &BatchWriter) -> usize {
-        batch.record_size(self.timestamp, self.key.as_deref(), self.value.as_deref(), &self.headers)
-    }
-}
-
 /// A batch of records for one partition: its records are encoded as they are appended (Kafka's
 /// MemoryRecordsBuilder), so a queued record costs its encoded bytes plus its completion.
 pub struct ProducerBatch {
@@ -87,11 +80,6 @@ impl ProducerBatch {
         }
     }
 
-    /// The open batch's writer, while records may still be added.
-    pub fn writer(&self) -> Option<&BatchWriter> {
-        self.writer.as_ref().filter(|_| !self.full)
-    }
-
     /// Bytes on the wire, header included.
     pub fn size(&self) -> usize {
         match (&self.writer, &self.encoded) {
@@ -105,12 +93,27 @@ impl ProducerBatch {
         self.completions.len()
     }
 
-    /// Encodes the record into the batch. The caller checked that it belongs here.
-    pub fn append(&mut self, record: PendingRecord, reserved: usize) {
-        let Some(writer) = self.writer.as_mut() else { return };
-        writer.append(record.timestamp, record.key.as_deref(), record.value.as_deref(), &record.headers);
+    /// Encodes the record into this batch if it is still open and the record fits in
+    /// `batch_size` (an empty batch takes any record, as Kafka's does); otherwise hands it back.
+    /// `reserved` is the buffer.memory the record holds until the batch completes.
+    pub fn try_append(
+        &mut self,
+        record: PendingRecord,
+        reserved: usize,
+        batch_size: usize,
+    ) -> Result<(), PendingRecord> {
+        let Some(writer) = self.writer.as_mut().filter(|_| !self.full) else { return Err(record) };
+        let (key, value) = (record.key.as_deref(), record.value.as_deref());
+        let size = writer.record_size(record.timestamp, key, value, &record.headers);
+        if writer.count() > 0 && writer.size() + size > batch_size {
+            return Err(record);
+        }
+        writer.append(record.timestamp, key, value, &record.headers);
         self.completions.push((record.completion, record.timestamp));
         self.reserved += reserved;
+        // No further record of this size would fit: send without waiting for linger.ms.
+        self.full = writer.size() + size > batch_size;
+        Ok(())
     }
 
     /// The v2 record batch, compressed as configured; the same bytes on every attempt.

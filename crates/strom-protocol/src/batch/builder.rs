@@ -8,35 +8,15 @@ pub type BatchRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// What goes into a batch; `Default` is an uncompressed, non-idempotent batch at offset 0 with
 /// timestamp 0.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BatchSpec<'a> {
-    pub base_offset: i64,
-    pub partition_leader_epoch: i32,
-    /// Raw attribute bits (compression, timestamp type, transactional, control). Compression bits
-    /// only label the batch: the records are written uncompressed regardless.
-    pub attributes: i16,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
+    /// The header fields. Compression bits in `attributes` only label the batch: the records are
+    /// written uncompressed regardless.
+    pub fields: BatchFields,
     /// One timestamp per record, or a single one used for all records; empty means 0.
     pub timestamps: &'a [i64],
     /// (key, value) per record; `None` is null.
     pub records: &'a [BatchRecord<'a>],
-}
-
-impl Default for BatchSpec<'_> {
-    fn default() -> Self {
-        BatchSpec {
-            base_offset: 0,
-            partition_leader_epoch: -1,
-            attributes: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-            timestamps: &[],
-            records: &[],
-        }
-    }
 }
 
 impl BatchSpec<'_> {
@@ -60,14 +40,6 @@ impl BatchSpec<'_> {
         for (i, (key, value)) in self.records.iter().enumerate() {
             writer.append(ts(i), *key, *value, &no_headers);
         }
-        let fields = BatchFields {
-            base_offset: self.base_offset,
-            partition_leader_epoch: self.partition_leader_epoch,
-            attributes: self.attributes,
-            producer_id: self.producer_id,
-            producer_epoch: self.producer_epoch,
-            base_sequence: self.base_sequence,
-        };
-        writer.finish(&fields).to_vec()
+        writer.finish(&self.fields).to_vec()
     }
 }

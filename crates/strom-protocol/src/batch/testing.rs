@@ -2,6 +2,7 @@
 //! without pulling a client library into unit tests.
 
 pub use super::builder::{BatchRecord as TestRecord, BatchSpec as TestBatch};
+pub use super::writer::BatchFields;
 
 /// Encodes an uncompressed v2 batch with the given records. `timestamps` holds one timestamp per
 /// record or a single one for all. A non-idempotent batch uses producer id -1, epoch -1, sequence -1.
@@ -14,8 +15,8 @@ pub fn encode_test_batch(
     timestamps: &[i64],
     records: &[TestRecord<'_>],
 ) -> Vec<u8> {
-    TestBatch { base_offset, producer_id, producer_epoch, base_sequence, timestamps, records, ..TestBatch::default() }
-        .encode()
+    let fields = BatchFields { base_offset, producer_id, producer_epoch, base_sequence, ..BatchFields::default() };
+    TestBatch { fields, timestamps, records }.encode()
 }
 
 /// Shorthand: a non-idempotent batch of `n` records with values "v0", "v1", … and timestamp `ts`.

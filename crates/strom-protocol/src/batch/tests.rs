@@ -32,13 +32,23 @@ fn parses_header_fields() {
 #[test]
 fn attribute_bits() {
     let recs = [kv("k", "v")];
-    let batch = TestBatch { attributes: 4 | 0x08 | 0x10, records: &recs, ..TestBatch::default() }.encode();
+    let batch = TestBatch {
+        fields: BatchFields { attributes: 4 | 0x08 | 0x10, ..BatchFields::default() },
+        records: &recs,
+        ..TestBatch::default()
+    }
+    .encode();
     let h = BatchHeader::parse(&batch).expect("valid");
     assert_eq!(h.compression(), Compression::Zstd);
     assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
     assert!(h.is_transactional());
     assert!(!h.is_control());
-    let bad = TestBatch { attributes: 6, records: &recs, ..TestBatch::default() }.encode();
+    let bad = TestBatch {
+        fields: BatchFields { attributes: 6, ..BatchFields::default() },
+        records: &recs,
+        ..TestBatch::default()
+    }
+    .encode();
     assert_eq!(BatchHeader::parse(&bad), Err(BatchError::UnknownCompression(6)));
 }
 
@@ -132,7 +142,12 @@ fn validate_produce_rejects_bad_requests() {
     let empty = simple_batch(0, 0);
     assert!(matches!(validate_produce_batches(&empty), Err(BatchError::Malformed(_))));
     let recs = [kv("k", "v")];
-    let control = TestBatch { attributes: 0x20, records: &recs, ..TestBatch::default() }.encode();
+    let control = TestBatch {
+        fields: BatchFields { attributes: 0x20, ..BatchFields::default() },
+        records: &recs,
+        ..TestBatch::default()
+    }
+    .encode();
     assert_eq!(validate_produce_batches(&control), Err(BatchError::ControlBatchFromClient));
 
     // recordsCount inconsistent with lastOffsetDelta (CRC recomputed so only the count is wrong).

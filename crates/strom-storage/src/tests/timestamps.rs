@@ -1,4 +1,4 @@
-use strom_protocol::batch::testing::{encode_test_batch, TestBatch, TestRecord};
+use strom_protocol::batch::testing::{encode_test_batch, BatchFields, TestBatch, TestRecord};
 
 use super::*;
 
@@ -52,7 +52,12 @@ fn compressed_batches_answer_with_the_batch_start() {
     let vals = values(3);
     let records: Vec<TestRecord<'_>> = vals.iter().map(|v| (None, Some(v.as_slice()))).collect();
     // Labelled gzip: the lookup must not try to read its records.
-    let gz = TestBatch { attributes: 1, timestamps: &[30, 40, 50], records: &records, ..TestBatch::default() }.encode();
+    let gz = TestBatch {
+        fields: BatchFields { attributes: 1, ..BatchFields::default() },
+        timestamps: &[30, 40, 50],
+        records: &records,
+    }
+    .encode();
     append(&mut log, gz, 0);
     assert_eq!(log.offset_for_timestamp(45).expect("lookup"), Some((2, 50)));
     assert_eq!(log.offset_for_timestamp(15).expect("lookup"), Some((1, 20)));
