@@ -7,8 +7,8 @@
 //! which versions the broker speaks.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use crate::codec::{Decodable, Encodable};
+use crate::messages::{ApiKey, RequestHeader, ResponseHeader};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Size of the length prefix in front of every frame.
@@ -130,8 +130,8 @@ pub fn decode_response<R: Decodable>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataRequest};
-    use kafka_protocol::protocol::StrBytes;
+    use crate::codec::StrBytes;
+    use crate::messages::{ApiVersionsRequest, ApiVersionsResponse, MetadataRequest};
 
     #[test]
     fn request_round_trip_keeps_header_and_body() {

@@ -1,5 +1,5 @@
 //! Response frames whose record data is written separately — from a file with `sendfile`, without
-//! ever being copied into the frame. The frame is encoded with kafka-protocol as usual, with each
+//! ever being copied into the frame. The frame is encoded as usual, with each
 //! such records field left as a placeholder; this module finds the placeholders and splits the
 //! frame around them, so that no encoder has to be written by hand for any version.
 //!
@@ -11,8 +11,8 @@
 
 use crate::frame::{encode_response, FrameError, FRAME_LENGTH_BYTES};
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::ApiKey;
-use kafka_protocol::protocol::Encodable;
+use crate::codec::Encodable;
+use crate::messages::ApiKey;
 
 /// A piece of a response frame, in wire order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,9 +106,9 @@ fn put_unsigned_varint(out: &mut BytesMut, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::messages::{FetchResponse, TopicName};
-    use kafka_protocol::protocol::StrBytes;
+    use crate::codec::StrBytes;
+    use crate::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use crate::messages::{FetchResponse, TopicName};
 
     /// A fetch response with `records` per partition (None: an error partition with null records).
     fn response(records: &[Option<Bytes>]) -> FetchResponse {

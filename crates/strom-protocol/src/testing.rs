@@ -1,0 +1,73 @@
+//! Random valid messages, for the differential tests against another codec and for fuzzing
+//! (feature `testing`). Values are small so that many messages are cheap.
+
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// A message or struct that can be filled with random values valid for a version.
+pub trait Random {
+    fn random(rng: &mut Rng, version: i16) -> Self;
+}
+
+/// xorshift64*: deterministic per seed, so a failing case can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// True one time in `n`.
+    pub fn chance(&mut self, n: u64) -> bool {
+        self.next() % n == 0
+    }
+
+    pub fn bool(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+
+    /// A finite float.
+    pub fn float(&mut self) -> f64 {
+        (self.next() % 1_000_000) as f64 / 8.0
+    }
+
+    pub fn uuid(&mut self) -> uuid::Uuid {
+        uuid::Uuid::from_u64_pair(self.next(), self.next())
+    }
+
+    /// An element count for an array.
+    pub fn len(&mut self) -> usize {
+        (self.next() % 4) as usize
+    }
+
+    pub fn string(&mut self) -> crate::codec::StrBytes {
+        const CHARS: &[u8] = b"abcxyz-_.0123456789\xc3\xa9";
+        let n = (self.next() % 12) as usize;
+        let mut s = String::new();
+        for _ in 0..n {
+            let c = CHARS[(self.next() % (CHARS.len() as u64 - 2)) as usize] as char;
+            s.push(c);
+        }
+        if self.chance(5) {
+            s.push('é');
+        }
+        crate::codec::StrBytes::from_string(s)
+    }
+
+    pub fn bytes(&mut self) -> Bytes {
+        let n = (self.next() % 40) as usize;
+        (0..n).map(|_| self.next() as u8).collect::<Vec<u8>>().into()
+    }
+
+    /// Unknown tagged fields, with tags far above any Kafka assigns, so they sort after known ones.
+    pub fn unknown_tagged_fields(&mut self) -> BTreeMap<i32, Bytes> {
+        (0..1 + self.next() % 2).map(|_| (90 + (self.next() % 10) as i32, self.bytes())).collect()
+    }
+}
