@@ -5,10 +5,10 @@ use crate::handlers::{self, api_versions};
 use crate::net::zero_copy::{self, ResponsePart};
 use crate::server::Broker;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::Decodable;
 use std::net::SocketAddr;
 use strom_protocol::frame::{decode_request_header, encode_response, peek_key_version_correlation};
+use strom_protocol::messages::*;
+use strom_protocol::Decodable;
 
 /// What the connection does after a request.
 pub enum Outcome {
@@ -107,16 +107,10 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
         ApiKey::DescribeGroups => call!(DescribeGroupsRequest, handlers::describe_groups::handle),
         ApiKey::DeleteGroups => call!(DeleteGroupsRequest, handlers::delete_groups::handle),
         ApiKey::OffsetDelete => call!(OffsetDeleteRequest, handlers::offset_delete::handle),
-        other => Outcome::Close(format!("{other:?} is advertised but has no handler")),
     }
 }
 
-fn respond<R: kafka_protocol::protocol::Encodable>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &R,
-) -> Outcome {
+fn respond<R: strom_protocol::Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &R) -> Outcome {
     match encode_response(api_key, version, correlation_id, body) {
         Ok(buf) => Outcome::Respond(buf),
         Err(e) => {

@@ -1,9 +1,9 @@
 //! The one place where Strom's internal errors become Kafka error codes (and, where the API has
 //! a message field, a human sentence).
 
-use kafka_protocol::ResponseError;
 use strom_metadata::MetadataError;
 use strom_protocol::batch::BatchError;
+use strom_protocol::ResponseError;
 use strom_storage::StorageError;
 
 /// A Kafka error code with the sentence to send where the API has an error message field.

@@ -7,9 +7,9 @@
 mod groups;
 mod support;
 
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use strom_protocol::batch::testing::TestBatch;
+use strom_protocol::messages::*;
+use strom_protocol::StrBytes;
 use support::raw::RawClient;
 use support::TestBroker;
 

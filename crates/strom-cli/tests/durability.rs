@@ -2,9 +2,6 @@
 
 mod support;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -12,6 +9,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use strom_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use strom_protocol::StrBytes;
 use support::raw::RawClient;
 use support::{files_with_suffix, TestBroker};
 

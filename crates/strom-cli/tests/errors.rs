@@ -4,10 +4,6 @@
 
 mod support;
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -15,6 +11,10 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::TopicPartitionList;
 use std::time::Duration;
 use strom_protocol::batch::testing::TestBatch;
+use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse};
+use strom_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use strom_protocol::StrBytes;
 use support::raw::RawClient;
 use support::TestBroker;
 
@@ -112,7 +112,7 @@ async fn produce_errors_carry_kafka_codes() {
 
     // Illegal topic name in Metadata.
     let mut req = MetadataRequest::default();
-    let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+    let mut t = strom_protocol::messages::metadata_request::MetadataRequestTopic::default();
     t.name = Some(TopicName(StrBytes::from_static_str("bad/name")));
     req.topics = Some(vec![t]);
     let resp: MetadataResponse = raw.call(ApiKey::Metadata, 12, &req);

@@ -5,9 +5,9 @@
 mod support;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use std::time::{Duration, Instant};
+use strom_protocol::messages::*;
+use strom_protocol::StrBytes;
 use support::raw::RawClient;
 use support::TestBroker;
 

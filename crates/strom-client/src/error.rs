@@ -1,8 +1,8 @@
 //! The client's one error type. Kafka error codes keep Kafka's names so that a user can look
 //! them up in Kafka's documentation.
 
-use kafka_protocol::ResponseError;
 use std::time::Duration;
+use strom_protocol::ResponseError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {

@@ -109,7 +109,6 @@
 //! ```
 
 pub mod admin;
-mod codec;
 pub mod config;
 pub mod conn;
 pub mod consumer;

@@ -197,7 +197,9 @@ fn read_value(ty: &Ty, buf: &str, compact: &str, what: &str, nullable: Option<&s
         },
         Ty::Struct(n) => match nullable {
             None => format!("{n}::decode({buf}, version)?"),
-            Some(c) => format!("nullable(get_struct_marker({buf})?.then(|| {n}::decode({buf}, version)).transpose()?, {c}, {what:?})?"),
+            Some(c) => format!(
+                "nullable(get_struct_marker({buf})?.then(|| {n}::decode({buf}, version)).transpose()?, {c}, {what:?})?"
+            ),
         },
         Ty::Array(inner) => {
             let elem = read_value(inner, "b", compact, what, None);
@@ -228,9 +230,14 @@ fn emit_struct(out: &mut String, m: &Message, s: &StructDef) -> Result<(), Strin
     let has_flexible = !flexible.is_empty();
     let compact_expr = cond_expr(m.flexible, s.versions);
     let _ = writeln!(out, "/// `{}`, versions {} (flexible {}).", s.name, s.versions, m.flexible);
-    let _ = writeln!(out, "#[derive(Debug, Clone, PartialEq)]\npub struct {} {{", s.name);
+    let _ = writeln!(out, "#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub struct {} {{", s.name);
     for f in s.fields {
-        let _ = writeln!(out, "    /// Versions {}{}.", f.versions, if f.nullable.is_empty() { String::new() } else { format!(", null in {}", f.nullable) });
+        let _ = writeln!(
+            out,
+            "    /// Versions {}{}.",
+            f.versions,
+            if f.nullable.is_empty() { String::new() } else { format!(", null in {}", f.nullable) }
+        );
         let _ = writeln!(out, "    pub {}: {},", ident(&f.name), rust_ty(f));
     }
     let _ = writeln!(out, "    /// Tagged fields this version of Strom does not know, kept so they can be passed on.");
@@ -317,14 +324,20 @@ fn emit_struct(out: &mut String, m: &Message, s: &StructDef) -> Result<(), Strin
         for f in &tagged {
             let (tag, _) = f.tagged.expect("tagged");
             let write = write_field(s, f, "true");
-            let _ = writeln!(out, "            put_unknown_tagged_fields(out, &self.unknown_tagged_fields, {from}, {tag})?;");
+            let _ = writeln!(
+                out,
+                "            put_unknown_tagged_fields(out, &self.unknown_tagged_fields, {from}, {tag})?;"
+            );
             let _ = writeln!(
                 out,
                 "            if tag_{tag} {{ put_uvarint(out, {tag}); let size = {{ let out = &mut SizeCounter::default(); {write} out.size() }}; put_uvarint(out, size as u32); {write} }}"
             );
             from = tag + 1;
         }
-        let _ = writeln!(out, "            put_unknown_tagged_fields(out, &self.unknown_tagged_fields, {from}, u32::MAX)?;");
+        let _ = writeln!(
+            out,
+            "            put_unknown_tagged_fields(out, &self.unknown_tagged_fields, {from}, u32::MAX)?;"
+        );
         let _ = writeln!(out, "        }}");
     }
     let _ = writeln!(out, "        Ok(())\n    }}\n}}\n");
@@ -354,7 +367,12 @@ fn emit_struct(out: &mut String, m: &Message, s: &StructDef) -> Result<(), Strin
                 let _ = writeln!(out, "        let {mutable}{} = {read};", ident(&f.name));
             }
             Some(c) => {
-                let _ = writeln!(out, "        let {mutable}{} = if {c} {{ {read} }} else {{ {} }};", ident(&f.name), default_expr(f));
+                let _ = writeln!(
+                    out,
+                    "        let {mutable}{} = if {c} {{ {read} }} else {{ {} }};",
+                    ident(&f.name),
+                    default_expr(f)
+                );
             }
         }
     }
@@ -388,18 +406,33 @@ fn emit_struct(out: &mut String, m: &Message, s: &StructDef) -> Result<(), Strin
 
     // Random values for tests
     let _ = writeln!(out, "#[cfg(feature = \"testing\")]\nimpl crate::testing::Random for {} {{", s.name);
-    let _ = writeln!(out, "    fn random(rng: &mut crate::testing::Rng, version: i16) -> Self {{\n        let mut v = Self::default();");
+    let _ = writeln!(
+        out,
+        "    fn random(rng: &mut crate::testing::Rng, version: i16) -> Self {{\n        let mut v = Self::default();"
+    );
     for f in s.fields {
         let null = if f.nullable.is_empty() {
             String::new()
         } else {
-            format!(" if ({}) && rng.chance(8) {{ v.{} = None; }} else", cond_expr(f.nullable, s.versions), ident(&f.name))
+            format!(
+                " if ({}) && rng.chance(8) {{ v.{} = None; }} else",
+                cond_expr(f.nullable, s.versions),
+                ident(&f.name)
+            )
         };
         let value = if f.nullable.is_empty() { random_value(&f.ty) } else { format!("Some({})", random_value(&f.ty)) };
-        let _ = writeln!(out, "        if {} {{{null} {{ v.{} = {value}; }} }}", cond_expr(f.versions, s.versions), ident(&f.name));
+        let _ = writeln!(
+            out,
+            "        if {} {{{null} {{ v.{} = {value}; }} }}",
+            cond_expr(f.versions, s.versions),
+            ident(&f.name)
+        );
     }
     if has_flexible {
-        let _ = writeln!(out, "        if ({compact_expr}) && rng.chance(4) {{ v.unknown_tagged_fields = rng.unknown_tagged_fields(); }}");
+        let _ = writeln!(
+            out,
+            "        if ({compact_expr}) && rng.chance(4) {{ v.unknown_tagged_fields = rng.unknown_tagged_fields(); }}"
+        );
     }
     let _ = writeln!(out, "        let _ = (rng, version);\n        v\n    }}\n}}\n");
     Ok(())
@@ -408,23 +441,28 @@ fn emit_struct(out: &mut String, m: &Message, s: &StructDef) -> Result<(), Strin
 fn random_value(ty: &Ty) -> String {
     match ty {
         Ty::Bool => "rng.bool()".into(),
-        Ty::Int8 => "rng.next() as i8".into(),
-        Ty::Int16 => "rng.next() as i16".into(),
-        Ty::Uint16 => "rng.next() as u16".into(),
-        Ty::Int32 => "rng.next() as i32".into(),
-        Ty::Uint32 => "rng.next() as u32".into(),
-        Ty::Int64 => "rng.next() as i64".into(),
+        Ty::Int8 => "rng.u64() as i8".into(),
+        Ty::Int16 => "rng.u64() as i16".into(),
+        Ty::Uint16 => "rng.u64() as u16".into(),
+        Ty::Int32 => "rng.u64() as i32".into(),
+        Ty::Uint32 => "rng.u64() as u32".into(),
+        Ty::Int64 => "rng.u64() as i64".into(),
         Ty::Float64 => "rng.float()".into(),
         Ty::Uuid => "rng.uuid()".into(),
         Ty::String => "rng.string()".into(),
         Ty::Bytes | Ty::Records => "rng.bytes()".into(),
         Ty::Entity(b, e) => format!("{}({})", e.name(), random_value(b)),
         Ty::Struct(n) => format!("<{n} as crate::testing::Random>::random(rng, version)"),
-        Ty::Array(inner) => format!("(0..rng.len()).map(|_| {}).collect()", random_value(inner)),
+        Ty::Array(inner) => format!("(0..rng.count()).map(|_| {}).collect()", random_value(inner)),
     }
 }
 
-fn collect<'a>(m: &'a Message, fields: &'a [Field], within: Versions, out: &mut Vec<StructDef<'a>>) -> Result<(), String> {
+fn collect<'a>(
+    m: &'a Message,
+    fields: &'a [Field],
+    within: Versions,
+    out: &mut Vec<StructDef<'a>>,
+) -> Result<(), String> {
     for f in fields {
         let name = match &f.ty {
             Ty::Struct(n) => Some(n),
@@ -438,7 +476,10 @@ fn collect<'a>(m: &'a Message, fields: &'a [Field], within: Versions, out: &mut 
         let versions = f.versions.intersect(within);
         if f.fields.is_empty() {
             if !m.common.iter().any(|(n, ..)| n == name) {
-                return Err(format!("{}: line {}: struct `{name}` has no fields and is no common struct", m.name, f.line));
+                return Err(format!(
+                    "{}: line {}: struct `{name}` has no fields and is no common struct",
+                    m.name, f.line
+                ));
             }
             continue;
         }
@@ -462,7 +503,8 @@ pub fn emit_message(m: &Message) -> Result<String, String> {
     }
     let mut out = String::new();
     let module = snake(&m.name);
-    let _ = writeln!(out, "pub mod {module} {{\n    //! `{}`: versions {}, flexible {}.", m.name, m.versions, m.flexible);
+    let _ =
+        writeln!(out, "pub mod {module} {{\n    //! `{}`: versions {}, flexible {}.", m.name, m.versions, m.flexible);
     let _ = writeln!(out, "    #[allow(unused_imports)]\n    use crate::codec::*;\n    #[allow(unused_imports)]\n    use crate::messages::{{BrokerId, GroupId, ProducerId, TopicName, TransactionalId}};");
     let _ = writeln!(out, "    #[allow(unused_imports)]\n    use bytes::Bytes;\n    use std::collections::BTreeMap;\n    #[allow(unused_imports)]\n    use uuid::Uuid;\n");
     for s in &structs {
@@ -495,8 +537,14 @@ pub fn emit_index(messages: &[Message]) -> String {
         let _ = writeln!(out, "    {n} = {k},");
     }
     let _ = writeln!(out, "}}\n\nimpl ApiKey {{");
-    let _ = writeln!(out, "    /// Every API the codec knows, in api key order.\n    pub const ALL: &'static [ApiKey] = &[{}];", apis.values().map(|n| format!("ApiKey::{n}")).collect::<Vec<_>>().join(", "));
-    for (f, suffix) in [("request_header_version", "Request"), ("response_header_version", "Response"), ("valid_versions", "")] {
+    let _ = writeln!(
+        out,
+        "    /// Every API the codec knows, in api key order.\n    pub const ALL: &'static [ApiKey] = &[{}];",
+        apis.values().map(|n| format!("ApiKey::{n}")).collect::<Vec<_>>().join(", ")
+    );
+    for (f, suffix) in
+        [("request_header_version", "Request"), ("response_header_version", "Response"), ("valid_versions", "")]
+    {
         if suffix.is_empty() {
             let _ = writeln!(out, "    /// The versions the codec can encode and decode.\n    pub fn valid_versions(&self) -> (i16, i16) {{\n        match self {{");
             for n in apis.values() {
@@ -505,7 +553,10 @@ pub fn emit_index(messages: &[Message]) -> String {
         } else {
             let _ = writeln!(out, "    pub fn {f}(&self, version: i16) -> i16 {{\n        match self {{");
             for n in apis.values() {
-                let _ = writeln!(out, "            ApiKey::{n} => <{n}{suffix} as crate::codec::Message>::header_version(version),");
+                let _ = writeln!(
+                    out,
+                    "            ApiKey::{n} => <{n}{suffix} as crate::codec::Message>::header_version(version),"
+                );
             }
         }
         let _ = writeln!(out, "        }}\n    }}");

@@ -294,7 +294,9 @@ fn parse_fields(file: &str, all: &[(usize, usize, &str)], pos: &mut usize, depth
             (None, None) => {}
             _ => return Err(err(n, "tag= and tagged= go together".into())),
         }
-        if !f.nullable.is_empty() && !matches!(f.ty.base(), Ty::String | Ty::Bytes | Ty::Records | Ty::Array(_) | Ty::Struct(_)) {
+        if !f.nullable.is_empty()
+            && !matches!(f.ty.base(), Ty::String | Ty::Bytes | Ty::Records | Ty::Array(_) | Ty::Struct(_))
+        {
             return Err(err(n, "only strings, bytes, records, arrays and structs can be nullable".into()));
         }
         f.fields = parse_fields(file, all, pos, depth + 1)?;

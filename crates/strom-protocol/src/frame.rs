@@ -6,9 +6,9 @@
 //! ApiVersions, whose response header is always v0 so that a client can read it before it knows
 //! which versions the broker speaks.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::codec::{Decodable, Encodable};
 use crate::messages::{ApiKey, RequestHeader, ResponseHeader};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Size of the length prefix in front of every frame.
@@ -84,8 +84,7 @@ pub fn encode_response<R: Encodable>(
     body: &R,
 ) -> Result<BytesMut, FrameError> {
     let header_version = api_key.response_header_version(api_version);
-    let mut header = ResponseHeader::default();
-    header.correlation_id = correlation_id;
+    let header = ResponseHeader { correlation_id, ..Default::default() };
     // Sized up front: a fetch response of megabytes must not be copied while the buffer grows.
     let size = body.compute_size(api_version).map_err(|e| FrameError::Encode(e.to_string()))?;
     let mut buf = BytesMut::with_capacity(FRAME_LENGTH_BYTES + 16 + size);
@@ -128,6 +127,7 @@ pub fn decode_response<R: Decodable>(
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)] // as clients outside this crate must (non_exhaustive)
 mod tests {
     use super::*;
     use crate::codec::StrBytes;

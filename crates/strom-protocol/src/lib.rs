@@ -15,6 +15,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod compression;
 pub mod error_codes;
 pub mod frame;
 pub mod messages;

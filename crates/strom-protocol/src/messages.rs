@@ -63,6 +63,9 @@ newtype! {
     ProducerId(i64),
 }
 
+impl Copy for BrokerId {}
+impl Copy for ProducerId {}
+
 #[allow(clippy::all, clippy::pedantic, unused_mut, unused_variables, unused_parens)]
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/messages.rs"));

@@ -9,10 +9,10 @@
 //! varint since), and both encodings have the same size, so the bytes that differ are exactly
 //! the placeholders' length prefixes, in encoding order.
 
-use crate::frame::{encode_response, FrameError, FRAME_LENGTH_BYTES};
-use bytes::{BufMut, Bytes, BytesMut};
 use crate::codec::Encodable;
+use crate::frame::{encode_response, FrameError, FRAME_LENGTH_BYTES};
 use crate::messages::ApiKey;
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// A piece of a response frame, in wire order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +104,7 @@ fn put_unsigned_varint(out: &mut BytesMut, mut v: u64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)] // as clients outside this crate must (non_exhaustive)
 mod tests {
     use super::*;
     use crate::codec::StrBytes;

@@ -17,7 +17,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -26,33 +26,33 @@ impl Rng {
 
     /// True one time in `n`.
     pub fn chance(&mut self, n: u64) -> bool {
-        self.next() % n == 0
+        self.u64().is_multiple_of(n)
     }
 
     pub fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
+        self.u64() & 1 == 1
     }
 
     /// A finite float.
     pub fn float(&mut self) -> f64 {
-        (self.next() % 1_000_000) as f64 / 8.0
+        (self.u64() % 1_000_000) as f64 / 8.0
     }
 
     pub fn uuid(&mut self) -> uuid::Uuid {
-        uuid::Uuid::from_u64_pair(self.next(), self.next())
+        uuid::Uuid::from_u64_pair(self.u64(), self.u64())
     }
 
     /// An element count for an array.
-    pub fn len(&mut self) -> usize {
-        (self.next() % 4) as usize
+    pub fn count(&mut self) -> usize {
+        (self.u64() % 4) as usize
     }
 
     pub fn string(&mut self) -> crate::codec::StrBytes {
         const CHARS: &[u8] = b"abcxyz-_.0123456789\xc3\xa9";
-        let n = (self.next() % 12) as usize;
+        let n = (self.u64() % 12) as usize;
         let mut s = String::new();
         for _ in 0..n {
-            let c = CHARS[(self.next() % (CHARS.len() as u64 - 2)) as usize] as char;
+            let c = CHARS[(self.u64() % (CHARS.len() as u64 - 2)) as usize] as char;
             s.push(c);
         }
         if self.chance(5) {
@@ -62,12 +62,12 @@ impl Rng {
     }
 
     pub fn bytes(&mut self) -> Bytes {
-        let n = (self.next() % 40) as usize;
-        (0..n).map(|_| self.next() as u8).collect::<Vec<u8>>().into()
+        let n = (self.u64() % 40) as usize;
+        (0..n).map(|_| self.u64() as u8).collect::<Vec<u8>>().into()
     }
 
     /// Unknown tagged fields, with tags far above any Kafka assigns, so they sort after known ones.
     pub fn unknown_tagged_fields(&mut self) -> BTreeMap<i32, Bytes> {
-        (0..1 + self.next() % 2).map(|_| (90 + (self.next() % 10) as i32, self.bytes())).collect()
+        (0..1 + self.u64() % 2).map(|_| (90 + (self.u64() % 10) as i32, self.bytes())).collect()
     }
 }

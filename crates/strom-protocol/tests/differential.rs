@@ -27,8 +27,9 @@ where
             message.encode(&mut ours, version).unwrap_or_else(|e| panic!("{name} v{version} seed {seed}: encode: {e}"));
             assert_eq!(message.compute_size(version).expect("size"), ours.len(), "{name} v{version}: compute_size");
             let mut input = ours.clone().freeze();
-            let theirs = K::decode(&mut input, version)
-                .unwrap_or_else(|e| panic!("{name} v{version} seed {seed}: kafka-protocol cannot decode {message:?}: {e}"));
+            let theirs = K::decode(&mut input, version).unwrap_or_else(|e| {
+                panic!("{name} v{version} seed {seed}: kafka-protocol cannot decode {message:?}: {e}")
+            });
             assert!(input.is_empty(), "{name} v{version} seed {seed}: kafka-protocol left {} bytes", input.len());
             let mut again = BytesMut::new();
             theirs.encode(&mut again, version).expect("kafka-protocol re-encodes");
@@ -38,8 +39,9 @@ where
                 "{name} v{version} seed {seed}: kafka-protocol's bytes differ from Strom's for {message:?}"
             );
             let mut back: Bytes = again.freeze();
-            let decoded = S::decode(&mut back, version)
-                .unwrap_or_else(|e| panic!("{name} v{version} seed {seed}: Strom cannot decode kafka-protocol's bytes: {e}"));
+            let decoded = S::decode(&mut back, version).unwrap_or_else(|e| {
+                panic!("{name} v{version} seed {seed}: Strom cannot decode kafka-protocol's bytes: {e}")
+            });
             assert!(back.is_empty(), "{name} v{version} seed {seed}: Strom left {} bytes", back.len());
             assert_eq!(decoded, message, "{name} v{version} seed {seed}");
             checked += 1;

@@ -12,11 +12,11 @@ use super::store;
 use crate::config::BrokerConfig;
 use crate::server::{now_ms, Broker};
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use strom_protocol::ResponseError;
 use tokio::sync::{oneshot, Notify};
 
 /// Who commits: a group member (generation ≥ 0) or a standalone consumer (generation -1).
@@ -454,8 +454,8 @@ impl GroupManager {
 
 /// Topics the members of a "consumer" group subscribe to (from their ConsumerProtocolSubscription).
 fn subscribed_topics(d: &GroupDescription) -> Vec<String> {
-    use kafka_protocol::messages::ConsumerProtocolSubscription;
-    use kafka_protocol::protocol::Decodable;
+    use strom_protocol::messages::ConsumerProtocolSubscription;
+    use strom_protocol::Decodable;
     if d.protocol_type != "consumer" {
         return Vec::new();
     }

@@ -6,10 +6,10 @@ use super::offsets::OffsetStore;
 use super::records::{self, OffsetsRecord, StoredGroup};
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 use strom_metadata::CreateTopicSpec;
 use strom_protocol::batch::{BatchIter, BatchSpec, Compression, RecordIter, BATCH_HEADER_LEN};
+use strom_protocol::ResponseError;
 
 /// Kafka's internal topic for committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

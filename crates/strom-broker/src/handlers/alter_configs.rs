@@ -5,10 +5,10 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
+use strom_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use strom_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();

@@ -3,9 +3,9 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
-use kafka_protocol::ResponseError;
+use strom_protocol::messages::api_versions_response::ApiVersion;
+use strom_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use strom_protocol::ResponseError;
 
 /// (API, min version, max version) that Strom serves.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[

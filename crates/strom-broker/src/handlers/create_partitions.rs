@@ -3,9 +3,9 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use strom_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let mut resp = CreatePartitionsResponse::default();

@@ -6,12 +6,12 @@ use super::describe_configs::topic_config_entries;
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use std::collections::HashMap;
 use strom_metadata::CreateTopicSpec;
+use strom_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use strom_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut resp = CreateTopicsResponse::default();

@@ -3,8 +3,8 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
-use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use strom_protocol::messages::delete_groups_response::DeletableGroupResult;
+use strom_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut resp = DeleteGroupsResponse::default();

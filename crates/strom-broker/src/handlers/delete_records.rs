@@ -4,9 +4,9 @@
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
-use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use kafka_protocol::ResponseError;
+use strom_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use strom_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use strom_protocol::ResponseError;
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut resp = DeleteRecordsResponse::default();

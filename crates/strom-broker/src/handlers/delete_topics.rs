@@ -3,10 +3,10 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
+use strom_protocol::messages::delete_topics_response::DeletableTopicResult;
+use strom_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 use uuid::Uuid;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {

@@ -2,9 +2,9 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use strom_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DescribeClusterRequest) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();

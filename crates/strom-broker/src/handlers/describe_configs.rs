@@ -5,14 +5,14 @@ use crate::config::BrokerConfig;
 use crate::dispatch::RequestContext;
 use crate::replica::log_config::broker_value_for;
 use crate::server::Broker;
-use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
-};
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use strom_metadata::topic_config::{ConfigType, TOPIC_CONFIGS};
+use strom_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use strom_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;

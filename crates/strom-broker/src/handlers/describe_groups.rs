@@ -3,9 +3,9 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use strom_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let v = ctx.api_version;

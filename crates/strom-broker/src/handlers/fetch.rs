@@ -10,11 +10,11 @@ use crate::errors::KafkaError;
 use crate::purgatory::FetchPurgatory;
 use crate::server::Broker;
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use std::time::Duration;
+use strom_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 use strom_storage::FileRegion;
 use tokio::time::Instant;
 

@@ -5,10 +5,10 @@
 use crate::dispatch::RequestContext;
 use crate::group::store::ensure_offsets_topic;
 use crate::server::Broker;
-use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
+use strom_protocol::messages::find_coordinator_response::Coordinator;
+use strom_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 
 const KEY_TYPE_GROUP: i8 = 0;
 

@@ -2,7 +2,7 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use strom_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
     let mut resp = HeartbeatResponse::default();

@@ -5,11 +5,11 @@ use super::alter_configs::apply_topic_changes;
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use strom_metadata::topic_config::{self, ConfigType};
+use strom_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use strom_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;

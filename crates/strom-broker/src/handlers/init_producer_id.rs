@@ -4,8 +4,8 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use kafka_protocol::ResponseError;
+use strom_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use strom_protocol::ResponseError;
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();

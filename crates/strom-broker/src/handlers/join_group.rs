@@ -4,9 +4,9 @@
 use crate::dispatch::RequestContext;
 use crate::group::classic::JoinRequest;
 use crate::server::Broker;
-use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::join_group_response::JoinGroupResponseMember;
+use strom_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupResponse {
     let v = ctx.api_version;

@@ -3,8 +3,8 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::leave_group_response::MemberResponse;
-use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use strom_protocol::messages::leave_group_response::MemberResponse;
+use strom_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
     let members: Vec<(String, Option<String>)> = if ctx.api_version >= 3 {

@@ -3,9 +3,9 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::list_groups_response::ListedGroup;
+use strom_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
     let v = ctx.api_version;

@@ -6,9 +6,9 @@ use super::fetch::check_leader_epoch;
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
-use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::ResponseError;
+use strom_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use strom_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use strom_protocol::ResponseError;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -6,13 +6,13 @@ use super::ensure_topic;
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::messages::metadata_response::{
+use strom_metadata::TopicImage;
+use strom_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
-use strom_metadata::TopicImage;
+use strom_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 use uuid::Uuid;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {

@@ -4,8 +4,8 @@
 use crate::dispatch::RequestContext;
 use crate::group::{CommitIdentity, OffsetToCommit};
 use crate::server::{now_ms, Broker};
-use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
-use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use strom_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use strom_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let identity = CommitIdentity {

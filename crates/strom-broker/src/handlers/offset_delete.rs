@@ -3,8 +3,8 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
-use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use strom_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use strom_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let requested: Vec<(String, i32)> = req

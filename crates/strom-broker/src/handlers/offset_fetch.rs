@@ -4,12 +4,12 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use kafka_protocol::messages::offset_fetch_response::{
+use strom_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use strom_protocol::StrBytes;
 
 /// (topic, [(partition, offset, leader epoch, metadata)]) for one group.
 type GroupOffsets = Vec<(String, Vec<(i32, i64, i32, String)>)>;

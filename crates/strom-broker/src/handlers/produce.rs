@@ -7,11 +7,11 @@ use super::{ensure_topic, unknown_topic};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::{now_ms, Broker};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use strom_protocol::batch::validate_produce_batches;
+use strom_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use strom_protocol::messages::{ProduceRequest, ProduceResponse};
+use strom_protocol::ResponseError;
+use strom_protocol::StrBytes;
 use strom_storage::AppendOutcome;
 
 /// Returns `None` for acks=0 (Kafka sends no response then).

@@ -4,8 +4,8 @@
 use crate::dispatch::RequestContext;
 use crate::group::classic::SyncRequest;
 use crate::server::Broker;
-use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use strom_protocol::StrBytes;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupResponse {
     let v = ctx.api_version;

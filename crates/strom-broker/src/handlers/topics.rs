@@ -3,10 +3,10 @@
 
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use kafka_protocol::ResponseError;
 use std::sync::Arc;
 use strom_metadata::controller::validate_topic_name;
 use strom_metadata::{CreateTopicSpec, MetadataError, MetadataImage};
+use strom_protocol::ResponseError;
 
 /// The image in which the topic was found (or created), or why not.
 pub type TopicLookup = Result<Arc<MetadataImage>, KafkaError>;

@@ -9,12 +9,12 @@
 use crate::dispatch::Outcome;
 use crate::handlers::fetch::FetchAnswer;
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, FetchResponse};
-use kafka_protocol::ResponseError;
 use std::io::{self, IoSlice};
 use std::sync::Mutex;
 use strom_protocol::frame::encode_response;
+use strom_protocol::messages::{ApiKey, FetchResponse};
 use strom_protocol::spliced::{encode_response_spliced, FramePart};
+use strom_protocol::ResponseError;
 use strom_storage::FileRegion;
 use tokio::io::{AsyncWriteExt, BufWriter, Interest};
 use tokio::net::tcp::OwnedWriteHalf;

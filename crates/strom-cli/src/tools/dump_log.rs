@@ -8,7 +8,7 @@ use clap::Args;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use strom_protocol::batch::{compute_crc, BatchHeader, Compression, BATCH_HEADER_LEN};
+use strom_protocol::batch::{compute_crc, BatchHeader, Compression, RecordIter, TimestampType, BATCH_HEADER_LEN};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Files are recognised by their suffix: .log (batches), .index (offset index),
@@ -167,8 +167,8 @@ fn codec_name(h: &BatchHeader) -> &'static str {
 
 fn timestamp_type(h: &BatchHeader) -> &'static str {
     match h.timestamp_type() {
-        strom_protocol::batch::TimestampType::CreateTime => "CreateTime",
-        strom_protocol::batch::TimestampType::LogAppendTime => "LogAppendTime",
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
     }
 }
 
@@ -237,6 +237,10 @@ fn dump_log(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Result<
     Ok(())
 }
 
+/// A compressed batch may inflate to at most this much; a corrupt or hostile segment cannot make
+/// the tool allocate more.
+const MAX_INFLATED_BATCH_BYTES: usize = 256 << 20;
+
 /// Kafka's dumpBatchRecords: one `| offset: ...` line per record, with key and payload on request.
 fn dump_records(
     batch: &FileBatch,
@@ -248,33 +252,39 @@ fn dump_records(
         out!("| records not shown: the batch's CRC does not match its contents");
         return Ok(());
     }
-    let mut bytes = Bytes::copy_from_slice(&batch.bytes);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
-        .map_err(|e| format!("cannot decode the records of the batch at offset {}: {e}", batch.header.base_offset))?;
-    let ts_type = timestamp_type(&batch.header);
-    for r in set.records {
-        if r.offset != *last_offset + 1 {
-            non_consecutive.push((*last_offset, r.offset));
+    let h = &batch.header;
+    let cannot = |e: String| format!("cannot decode the records of the batch at offset {}: {e}", h.base_offset);
+    let body = Bytes::copy_from_slice(&batch.bytes[BATCH_HEADER_LEN.min(batch.bytes.len())..]);
+    let body = strom_protocol::compression::decompress(h.compression(), body, MAX_INFLATED_BATCH_BYTES)
+        .map_err(|e| cannot(e.to_string()))?;
+    let ts_type = timestamp_type(h);
+    for record in RecordIter::new(&body) {
+        let r = record.map_err(|e| cannot(e.to_string()))?;
+        let offset = h.base_offset + i64::from(r.offset_delta);
+        if offset != *last_offset + 1 {
+            non_consecutive.push((*last_offset, offset));
         }
-        *last_offset = r.offset;
-        let size = |b: &Option<Bytes>| b.as_ref().map_or(-1, |b| b.len() as i64);
-        let header_keys: Vec<String> = r.headers.keys().map(|k| k.to_string()).collect();
+        *last_offset = offset;
+        let timestamp = match h.timestamp_type() {
+            TimestampType::LogAppendTime => h.max_timestamp,
+            TimestampType::CreateTime => h.base_timestamp.wrapping_add(r.timestamp_delta),
+        };
+        let sequence = if h.base_sequence < 0 { -1 } else { h.base_sequence.wrapping_add(r.offset_delta) };
+        let size = |b: Option<&[u8]>| b.map_or(-1, |b| b.len() as i64);
+        let header_keys: Vec<String> = r.headers.iter().map(|k| String::from_utf8_lossy(k.key).into_owned()).collect();
         let mut line = format!(
-            "| offset: {} {ts_type}: {} keySize: {} valueSize: {} sequence: {} headerKeys: [{}]",
-            r.offset,
-            r.timestamp,
-            size(&r.key),
-            size(&r.value),
-            r.sequence,
+            "| offset: {offset} {ts_type}: {timestamp} keySize: {} valueSize: {} sequence: {sequence} headerKeys: [{}]",
+            size(r.key),
+            size(r.value),
             header_keys.join(",")
         );
-        if r.control {
-            line.push_str(&control_description(&r.key, &r.value));
+        if h.is_control() {
+            line.push_str(&control_description(r.key, r.value));
         } else if print_data {
-            if let Some(k) = &r.key {
+            if let Some(k) = r.key {
                 line.push_str(&format!(" key: {}", String::from_utf8_lossy(k)));
             }
-            if let Some(v) = &r.value {
+            if let Some(v) = r.value {
                 line.push_str(&format!(" payload: {}", String::from_utf8_lossy(v)));
             }
         }
@@ -284,12 +294,11 @@ fn dump_records(
 }
 
 /// A control record as Kafka's tool shows it: the end-transaction markers by name.
-fn control_description(key: &Option<Bytes>, value: &Option<Bytes>) -> String {
-    let type_id = key.as_ref().filter(|k| k.len() >= 4).map(|k| i16::from_be_bytes([k[2], k[3]]));
+fn control_description(key: Option<&[u8]>, value: Option<&[u8]>) -> String {
+    let type_id = key.filter(|k| k.len() >= 4).map(|k| i16::from_be_bytes([k[2], k[3]]));
     match type_id {
         Some(t @ (0 | 1)) => {
-            let epoch =
-                value.as_ref().filter(|v| v.len() >= 6).map_or(-1, |v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
+            let epoch = value.filter(|v| v.len() >= 6).map_or(-1, |v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
             let marker = if t == 0 { "ABORT" } else { "COMMIT" };
             format!(" endTxnMarker: {marker} coordinatorEpoch: {epoch}")
         }

@@ -2,8 +2,8 @@
 //! version's member does not disturb the next. The broker runs with no initial rebalance delay.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use strom_protocol::messages::*;
+use strom_protocol::StrBytes;
 
 use super::support::raw::RawClient;
 

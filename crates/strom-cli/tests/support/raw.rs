@@ -1,12 +1,12 @@
 //! A raw Kafka-protocol client for tests that need exact error codes or malformed input.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 use strom_protocol::frame::{decode_response, encode_request};
+use strom_protocol::messages::{ApiKey, RequestHeader};
+use strom_protocol::{Decodable, Encodable, StrBytes};
 
 pub struct RawClient {
     stream: TcpStream,

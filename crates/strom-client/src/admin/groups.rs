@@ -5,9 +5,9 @@ use crate::consumer::assignor::decode_assignment;
 use crate::consumer::offsets::{self, CommitAs, OffsetAndMetadata};
 use crate::error::{check, ClientError, Result};
 use crate::TopicPartition;
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+use strom_protocol::messages::*;
+use strom_protocol::StrBytes;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())

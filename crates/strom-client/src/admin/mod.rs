@@ -10,9 +10,9 @@ pub use topics::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, Confi
 use crate::config::Properties;
 use crate::conn::{Cluster, ClusterConfig};
 use crate::error::Result;
-use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, DescribeClusterResponse};
-use kafka_protocol::protocol::{Decodable, Encodable};
 use std::sync::Arc;
+use strom_protocol::messages::{ApiKey, DescribeClusterRequest, DescribeClusterResponse};
+use strom_protocol::{Decodable, Encodable};
 
 pub struct Admin {
     cluster: Arc<Cluster>,

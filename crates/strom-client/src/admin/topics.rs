@@ -4,16 +4,16 @@ use super::Admin;
 use crate::conn::TopicInfo;
 use crate::error::{check, ClientError, Result};
 use crate::TopicPartition;
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{
+use std::collections::{BTreeMap, HashMap};
+use strom_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use strom_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use std::collections::{BTreeMap, HashMap};
+use strom_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use strom_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use strom_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use strom_protocol::messages::*;
+use strom_protocol::StrBytes;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())

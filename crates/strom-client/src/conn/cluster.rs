@@ -4,12 +4,12 @@
 use super::connection::BrokerConnection;
 use crate::config::Properties;
 use crate::error::{ClientError, Result};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+use strom_protocol::messages::metadata_request::MetadataRequestTopic;
+use strom_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use strom_protocol::{Decodable, Encodable, StrBytes};
 
 /// Connection settings shared by the producer, consumer and admin client (Kafka's names).
 #[derive(Debug, Clone)]
@@ -205,7 +205,7 @@ impl Cluster {
                     }
                     last_error = snap.topic_errors.get(topic).copied().unwrap_or(3);
                     let retriable =
-                        kafka_protocol::ResponseError::try_from_code(last_error).is_some_and(|e| e.is_retriable());
+                        strom_protocol::ResponseError::try_from_code(last_error).is_some_and(|e| e.is_retriable());
                     if !retriable {
                         return Err(ClientError::kafka(last_error, Some(format!("topic {topic}"))));
                     }

@@ -2,8 +2,8 @@
 //! broker (from its ApiVersions answer) speak.
 
 use crate::error::{ClientError, Result};
-use kafka_protocol::messages::ApiKey;
 use std::collections::HashMap;
+use strom_protocol::messages::ApiKey;
 
 /// The versions this client can encode and decode correctly, per API. Fetch stops at 12 because
 /// v13+ addresses topics by id only.

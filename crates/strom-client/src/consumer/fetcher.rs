@@ -7,10 +7,10 @@ use crate::conn::Cluster;
 use crate::error::{ClientError, Result};
 use crate::TopicPartition;
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
+use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use strom_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use strom_protocol::StrBytes;
 
 /// A record as the consumer returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,12 +4,12 @@
 use crate::conn::Cluster;
 use crate::error::{check, ClientError, Result};
 use crate::TopicPartition;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashMap};
+use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use strom_protocol::messages::*;
+use strom_protocol::StrBytes;
 
 /// ListOffsets timestamps with special meaning.
 pub const LATEST: i64 = -1;

@@ -4,9 +4,9 @@ use super::record::RecordMetadata;
 use crate::error::{ClientError, Result};
 use crate::TopicPartition;
 use bytes::Bytes;
-use kafka_protocol::records::Compression;
 use std::sync::Arc;
 use std::time::Instant;
+use strom_protocol::batch::Compression;
 use strom_protocol::batch::{BatchFields, BatchWriter, BATCH_HEADER_LEN};
 use tokio::sync::oneshot;
 
@@ -132,7 +132,7 @@ impl ProducerBatch {
         let bytes = match compression {
             Compression::None => writer.finish(&fields),
             codec => writer
-                .finish_with(&fields, |records, out| crate::codec::compress(codec, records, out))
+                .finish_with(&fields, |records, out| strom_protocol::compression::compress(codec, records, out))
                 .map_err(|e| ClientError::Protocol(format!("compressing a batch for {}: {e}", self.tp)))?,
         };
         self.encoded = Some(bytes.clone());

@@ -3,8 +3,8 @@
 use crate::config::Properties;
 use crate::conn::ClusterConfig;
 use crate::error::{ClientError, Result};
-use kafka_protocol::records::Compression;
 use std::time::Duration;
+use strom_protocol::batch::Compression;
 
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {

@@ -35,13 +35,13 @@ use crate::error::{ClientError, Result};
 use crate::TopicPartition;
 use accumulator::Accumulator;
 use batch::{Completion, PendingRecord, ProducerBatch};
-use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
+use strom_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse};
 use tokio::sync::{oneshot, Notify, Semaphore};
 
 pub(crate) struct Inner {
@@ -317,7 +317,7 @@ async fn init_producer_id(cluster: &Cluster) -> Result<(i64, i16)> {
     let mut req = InitProducerIdRequest::default();
     req.transactional_id = None;
     req.transaction_timeout_ms = 60_000;
-    req.producer_id = kafka_protocol::messages::ProducerId(-1);
+    req.producer_id = strom_protocol::messages::ProducerId(-1);
     req.producer_epoch = -1;
     let resp: InitProducerIdResponse = cluster.send_any(ApiKey::InitProducerId, &req).await?;
     crate::error::check(resp.error_code)?;

@@ -6,12 +6,12 @@ use super::batch::ProducerBatch;
 use super::Inner;
 use crate::error::ClientError;
 use crate::TopicPartition;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use strom_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use strom_protocol::StrBytes;
 
 /// Error codes after which a retry with the same sequence numbers may succeed.
 const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;

@@ -145,7 +145,11 @@ pub fn get_struct_marker(buf: &mut Bytes) -> Result<bool, DecodeError> {
 pub fn get_tagged_field_count(buf: &mut Bytes) -> Result<u32, DecodeError> {
     let n = get_uvarint(buf)?;
     if n as u64 > buf.remaining() as u64 {
-        return Err(DecodeError::TooLong { what: "a tagged field count", claimed: n as u64, remaining: buf.remaining() });
+        return Err(DecodeError::TooLong {
+            what: "a tagged field count",
+            claimed: n as u64,
+            remaining: buf.remaining(),
+        });
     }
     Ok(n)
 }
@@ -189,7 +193,7 @@ mod tests {
     fn a_count_beyond_the_frame_is_refused_before_allocation() {
         // 54 million elements claimed in a 4-byte count with nothing after it.
         let mut buf = Bytes::from_static(&[0x03, 0x3a, 0x00, 0x00]);
-        let err = get_array(&mut buf, false, |b| get_i32(b)).expect_err("refused");
+        let err = get_array(&mut buf, false, get_i32).expect_err("refused");
         assert!(matches!(err, DecodeError::TooLong { claimed: 54_132_736, remaining: 0, .. }), "{err}");
     }
 

@@ -1,5 +1,5 @@
 //! The Kafka error codes the group coordinator answers with, as constants so that the state
-//! machine reads like Kafka's (a test pins each to `kafka_protocol`'s value).
+//! machine reads like Kafka's (a test pins each to Kafka's code in `strom_protocol::ResponseError`).
 
 pub const NONE: i16 = 0;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
@@ -17,7 +17,7 @@ pub const FENCED_INSTANCE_ID: i16 = 82;
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::ResponseError as E;
+    use strom_protocol::ResponseError as E;
 
     #[test]
     fn codes_match_kafka() {

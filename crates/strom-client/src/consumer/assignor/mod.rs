@@ -16,10 +16,10 @@ pub use sticky::{CooperativeStickyAssignor, StickyAssignor};
 
 use crate::TopicPartition;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{consumer_protocol_assignment, consumer_protocol_subscription, TopicName};
-use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use std::collections::BTreeMap;
+use strom_protocol::messages::{consumer_protocol_assignment, consumer_protocol_subscription, TopicName};
+use strom_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use strom_protocol::{Decodable, Encodable, StrBytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RebalanceProtocol {
