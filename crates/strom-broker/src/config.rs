@@ -62,6 +62,9 @@ pub struct BrokerConfig {
     /// Requests of one connection processed at once before reading more (pipelining bound).
     pub max_inflight_requests_per_connection: usize,
     pub max_connections: usize,
+    /// `connections.max.idle.ms`: a connection that completes no request for this long is
+    /// closed (Kafka's default, 10 minutes), so clients that stall mid-frame do not hold it.
+    pub connections_max_idle_ms: u64,
     /// Strom's own `fetch.zero.copy`: how Fetch sends record data (see [`ZeroCopy`]).
     pub fetch_zero_copy: ZeroCopy,
     /// The raw key/value pairs as given, for DescribeConfigs on the broker.
@@ -125,6 +128,7 @@ impl Default for BrokerConfig {
             offset_metadata_max_bytes: 4096,
             max_inflight_requests_per_connection: 64,
             max_connections: 10_000,
+            connections_max_idle_ms: 600_000,
             fetch_zero_copy: ZeroCopy::Auto,
             raw: BTreeMap::new(),
         }
@@ -233,6 +237,7 @@ impl BrokerConfig {
                 }
                 "socket.request.max.bytes" => c.socket_request_max_bytes = positive(k, value)?,
                 "max.connections" => c.max_connections = positive(k, value)?,
+                "connections.max.idle.ms" => c.connections_max_idle_ms = positive(k, value)?,
                 "fetch.zero.copy" => {
                     c.fetch_zero_copy = match value.as_str() {
                         "auto" => ZeroCopy::Auto,

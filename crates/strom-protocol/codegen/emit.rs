@@ -566,6 +566,13 @@ pub fn emit_index(messages: &[Message]) -> String {
         let _ = writeln!(out, "            {k} => Ok(ApiKey::{n}),");
     }
     let _ = writeln!(out, "            _ => Err(()),\n        }}\n    }}\n}}\n");
+    let _ = writeln!(out, "/// The body of a random valid request of `key` at `version` (feature `testing`).");
+    let _ = writeln!(out, "#[cfg(feature = \"testing\")]\npub fn random_request_body(key: ApiKey, version: i16, rng: &mut crate::testing::Rng) -> Result<bytes::BytesMut, crate::codec::EncodeError> {{");
+    let _ = writeln!(out, "    use crate::codec::Encodable;\n    use crate::testing::Random;\n    let mut buf = bytes::BytesMut::new();\n    match key {{");
+    for n in apis.values() {
+        let _ = writeln!(out, "        ApiKey::{n} => {n}Request::random(rng, version).encode(&mut buf, version)?,");
+    }
+    let _ = writeln!(out, "    }}\n    Ok(buf)\n}}\n");
     let _ = writeln!(out, "/// Calls `$callback!` with every message type the codec has: `(Name, module), ...`.");
     let _ = writeln!(out, "#[macro_export]\n#[doc(hidden)]\nmacro_rules! for_each_message {{\n    ($callback:ident) => {{\n        $callback! {{");
     for m in messages {

@@ -3,16 +3,35 @@
 //! each response is written before the next request is read.
 //!
 //! A frame above `socket.request.max.bytes`, a truncated frame or a request that cannot be
-//! decoded closes this connection with a log line; every other connection goes on.
+//! decoded closes this connection with a log line; every other connection goes on. So does a
+//! connection that completes no request within `connections.max.idle.ms`, as in Kafka: a client
+//! that stops halfway through a frame holds its connection (and the bytes it sent) no longer.
 
 use crate::dispatch::{dispatch, Outcome};
 use crate::net::zero_copy::write_parts;
 use crate::server::Broker;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use strom_protocol::frame::{check_frame_size, read_frame_body};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// The next request frame, `None` when the client closed the connection between frames.
+async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> Result<Option<bytes::BytesMut>, String> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => {
+            tracing::debug!("connection read failed: {e}");
+            return Ok(None);
+        }
+    }
+    let size = check_frame_size(i32::from_be_bytes(len), max).map_err(|e| e.to_string())?;
+    read_frame_body(reader, size).await.map(Some).map_err(|e| format!("truncated frame ({e})"))
+}
 
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
@@ -20,27 +39,17 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     let max = broker.config.socket_request_max_bytes;
     let sendfile = broker.config.fetch_zero_copy.applies_to(peer.ip());
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     loop {
-        let mut len = [0u8; 4];
-        match reader.read_exact(&mut len).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => {
-                tracing::debug!(%peer, "connection read failed: {e}");
+        let frame = match timeout(idle, read_frame(&mut reader, max)).await {
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => break,
+            Ok(Err(reason)) => {
+                tracing::warn!(%peer, "closing connection: {reason}");
                 break;
             }
-        }
-        let size = match check_frame_size(i32::from_be_bytes(len), max) {
-            Ok(size) => size,
-            Err(e) => {
-                tracing::warn!(%peer, "closing connection: {e}");
-                break;
-            }
-        };
-        let frame = match read_frame_body(&mut reader, size).await {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::warn!(%peer, "closing connection: truncated frame ({e})");
+            Err(_) => {
+                tracing::info!(%peer, "closing connection: no complete request for {idle:?} (connections.max.idle.ms)");
                 break;
             }
         };
