@@ -58,12 +58,19 @@ pub fn decompress(codec: Compression, body: Bytes, max_bytes: usize) -> Result<B
         Compression::Snappy => snappy_decompress(&body, max_bytes),
         Compression::Lz4 => read_bounded(codec, lz4_flex::frame::FrameDecoder::new(&body[..]), max_bytes),
         Compression::Zstd => {
-            let dec = zstd::stream::read::Decoder::new(&body[..])
-                .map_err(|e| CompressionError::Corrupt { codec, message: e.to_string() })?;
+            let corrupt = |e: std::io::Error| CompressionError::Corrupt { codec, message: e.to_string() };
+            let mut dec = zstd::stream::read::Decoder::new(&body[..]).map_err(corrupt)?;
+            // A frame header can ask for a window of up to 2 GiB, which the decoder would
+            // allocate before producing a byte: allow 8 MiB (a producer's batch of a few MB
+            // never needs more).
+            dec.window_log_max(ZSTD_MAX_WINDOW_LOG).map_err(corrupt)?;
             read_bounded(codec, dec, max_bytes)
         }
     }
 }
+
+/// The largest zstd window (as a power of two) a batch may use: 8 MiB.
+const ZSTD_MAX_WINDOW_LOG: u32 = 23;
 
 /// Reads at most `max + 1` bytes, so that crossing the bound is seen without inflating further.
 fn read_bounded(codec: Compression, reader: impl Read, max: usize) -> Result<Bytes, CompressionError> {

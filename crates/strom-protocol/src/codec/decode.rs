@@ -18,6 +18,8 @@ pub enum DecodeError {
     BadLength(i64),
     #[error("unsigned varint longer than 5 bytes")]
     BadVarint,
+    #[error("tagged field tag {0} is out of range")]
+    BadTag(u32),
     #[error("{0} is not valid UTF-8")]
     BadUtf8(&'static str),
     #[error("{field} is null, which version {version} does not allow")]
@@ -157,6 +159,10 @@ pub fn get_tagged_field_count(buf: &mut Bytes) -> Result<u32, DecodeError> {
 /// One tagged field: its tag and its bytes (a slice of `buf`).
 pub fn get_tagged_field(buf: &mut Bytes) -> Result<(u32, Bytes), DecodeError> {
     let tag = get_uvarint(buf)?;
+    if tag > i32::MAX as u32 {
+        // Kafka's tags are Java ints; no schema has one anywhere near this.
+        return Err(DecodeError::BadTag(tag));
+    }
     let size = get_uvarint(buf)? as usize;
     if size > buf.remaining() {
         return Err(DecodeError::TooLong { what: "a tagged field", claimed: size as u64, remaining: buf.remaining() });

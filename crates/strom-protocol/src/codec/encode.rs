@@ -17,6 +17,8 @@ pub enum EncodeError {
     NullNotAllowed { field: &'static str, version: i16 },
     #[error("a string of {0} bytes is longer than the 32767 a non-flexible version can carry")]
     StringTooLong(usize),
+    #[error("tagged field tag {0} is negative")]
+    BadTag(i32),
     #[error("{0} bytes or elements do not fit in a length field")]
     TooLong(usize),
 }
@@ -107,8 +109,12 @@ pub fn put_unknown_tagged_fields<S: Sink>(
     from: u32,
     to: u32,
 ) -> Result<(), EncodeError> {
-    for (&tag, data) in fields.range(from.min(i32::MAX as u32) as i32..to.min(i32::MAX as u32) as i32) {
-        put_uvarint(out, tag as u32);
+    for (&tag, data) in fields.iter() {
+        let tag = u32::try_from(tag).map_err(|_| EncodeError::BadTag(tag))?;
+        if tag < from || tag >= to {
+            continue;
+        }
+        put_uvarint(out, tag);
         put_uvarint(out, u32::try_from(data.len()).map_err(|_| EncodeError::TooLong(data.len()))?);
         out.put_slice(data);
     }
