@@ -10,7 +10,7 @@ use strom_protocol::testing::Rng;
 fn main() -> std::io::Result<()> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into());
     let dir = Path::new(&dir);
-    for t in ["request", "response", "record_batch", "fetch_splice"] {
+    for t in ["request", "response", "record_batch", "fetch_splice", "storage"] {
         std::fs::create_dir_all(dir.join(t))?;
     }
     let mut rng = Rng::new(1);
@@ -58,6 +58,16 @@ fn main() -> std::io::Result<()> {
             .finish_with(&fields, |records, out| strom_protocol::compression::compress(codec, records, out))
             .expect("batch");
         std::fs::write(dir.join(format!("record_batch/seed-{codec:?}")), &batch)?;
+        // storage: five little-endian u16 lengths (log, index, time index, snapshot,
+        // checkpoint), then the parts: a segment holding this batch and a checkpoint for it.
+        let checkpoint = b"0\n1\nt 0 0\n";
+        let mut s = Vec::new();
+        for len in [batch.len(), 0, 0, 0, checkpoint.len()] {
+            s.extend_from_slice(&(len as u16).to_le_bytes());
+        }
+        s.extend_from_slice(&batch);
+        s.extend_from_slice(checkpoint);
+        std::fs::write(dir.join(format!("storage/seed-{codec:?}")), s)?;
     }
     Ok(())
 }
