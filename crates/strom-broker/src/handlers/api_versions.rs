@@ -67,3 +67,18 @@ pub async fn handle(_broker: &Broker, _ctx: &RequestContext, _req: ApiVersionsRe
     resp.api_keys = api_list();
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SUPPORTED;
+
+    /// Every advertised version is one the codec can decode and encode (and so one the
+    /// differential test in strom-protocol checks against kafka-protocol).
+    #[test]
+    fn every_advertised_version_is_in_the_codec() {
+        for (key, min, max) in SUPPORTED {
+            let (lo, hi) = key.valid_versions();
+            assert!(lo <= *min && *max <= hi, "{key:?} advertises v{min}-v{max}, the codec has v{lo}-v{hi}");
+        }
+    }
+}
