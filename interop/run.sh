@@ -4,6 +4,9 @@
 #   kafka-python and confluent-kafka: produce and consume with keys and headers
 #   kafkajs: admin, an idempotent gzip producer, a consumer group and its committed offsets
 # Usage: interop/run.sh [path/to/strom]   (default: target/debug/strom)
+# With STROM_CAPTURE_DIR set, the clients talk to the broker through interop/record_proxy.py,
+# which writes the request frames they send there (seeds for the fuzz targets:
+# scripts/capture-fuzz-seeds.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STROM=${1:-target/debug/strom}
@@ -11,17 +14,34 @@ interop/install-deps.sh
 PY=.venv/bin/python
 
 work=$(mktemp -d)
-port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+client_port=$port
+advertised=()
+if [ -n "${STROM_CAPTURE_DIR:-}" ]; then
+  client_port=$(free_port)
+  advertised=(--override "advertised.listeners=PLAINTEXT://127.0.0.1:$client_port")
+fi
 "$STROM" server --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/data" \
-  --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
+  "${advertised[@]}" --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"; }
+proxy=
+cleanup() {
+  [ -n "$proxy" ] && kill "$proxy" 2>/dev/null
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"
+}
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-  (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-  sleep 0.05
+if [ -n "${STROM_CAPTURE_DIR:-}" ]; then
+  $PY interop/record_proxy.py "$client_port" "127.0.0.1:$port" "$STROM_CAPTURE_DIR" &
+  proxy=$!
+fi
+for p in $port $client_port; do
+  for _ in $(seq 1 300); do
+    (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null && break
+    sleep 0.05
+  done
 done
-B=127.0.0.1:$port
+B=127.0.0.1:$client_port
 passed=0; failed=0
 check() {
   local name=$1; shift
@@ -51,5 +71,13 @@ check confluent-kafka "$PY" interop/clients.py confluent-kafka "$B"
 check kafka-python-group "$PY" interop/clients.py kafka-python-group "$B"
 check confluent-kafka-group "$PY" interop/clients.py confluent-kafka-group "$B"
 check kafkajs node interop/kafkajs/clients.js "$B"
+if [ -n "${STROM_CAPTURE_DIR:-}" ]; then
+  strom_client_round_trip() {
+    seq 1 100 | "$STROM" console-producer --bootstrap-server "$B" --topic strom-client-topic
+    "$STROM" console-consumer --bootstrap-server "$B" --topic strom-client-topic --from-beginning \
+      --max-messages 100 --timeout-ms 20000 --group strom-client-group | wc -l | grep -qx 100
+  }
+  check strom-client strom_client_round_trip
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -76,4 +76,13 @@ mod tests {
         let old = BrokerVersions::new([(ApiKey::Produce as i16, 0, 2)]);
         assert!(matches!(old.pick(ApiKey::Produce), Err(ClientError::UnsupportedVersion { .. })));
     }
+
+    /// Every version the client may pick is one the codec can encode and decode.
+    #[test]
+    fn every_client_version_is_in_the_codec() {
+        for (key, min, max) in CLIENT_VERSIONS {
+            let (lo, hi) = key.valid_versions();
+            assert!(lo <= *min && *max <= hi, "{key:?} v{min}-v{max} is used, the codec has v{lo}-v{hi}");
+        }
+    }
 }
