@@ -5,6 +5,9 @@ results as JSON.
 
 Usage: bench/install.sh && bench/.venv/bin/python bench/compare.py [--rounds 3] [--load rdkafka_performance]
 
+With --peer baseline --baseline PATH the peer is another build of Strom (PATH to its `strom`
+binary), for before/after figures of a change.
+
 The load is strom-bench (default) or librdkafka's own rdkafka_performance (--load
 rdkafka_performance; built by bench/install.sh from the rdkafka-sys sources), the tool the Apache
 Kafka reference figures were taken with. rdkafka_performance has no end-to-end mode at a fixed
@@ -73,13 +76,14 @@ def tansu_binary():
 class Broker:
     """A broker process on a free loopback port, with its CPU time and peak RSS from /proc."""
 
-    def __init__(self, name, work):
+    def __init__(self, name, work, baseline=None):
         self.name, self.port = name, free_port()
         self.dir = os.path.join(work, name)
         os.makedirs(self.dir)
         self.log = open(os.path.join(self.dir, "broker.log"), "w")
-        if name == "strom":
-            cmd = [os.path.join(ROOT, "target/release/strom"), "server",
+        if name in ("strom", "baseline"):
+            binary = baseline if name == "baseline" else os.path.join(ROOT, "target/release/strom")
+            cmd = [binary, "server",
                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
                    "--override", f"log.dirs={self.dir}/data",
                    "--override", "group.initial.rebalance.delay.ms=0"]
@@ -236,12 +240,15 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="alternations per broker (default 3)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per produce/e2e run")
-    p.add_argument("--peer", default="tansu", choices=["tansu", "none"])
+    p.add_argument("--peer", default="tansu", choices=["tansu", "baseline", "none"])
+    p.add_argument("--baseline", default=None, help="with --peer baseline: another build's strom binary")
     p.add_argument("--scenarios", default=",".join(n for n, _ in SCENARIOS))
     p.add_argument("--out", default=None, help="JSON file for the raw results")
     p.add_argument("--load", default="strom-bench", choices=["strom-bench", "rdkafka_performance"],
                    help="the load generator for produce and consume (e2e always uses strom-bench)")
     a = p.parse_args()
+    if a.peer == "baseline" and not a.baseline:
+        p.error("--peer baseline needs --baseline PATH")
     wanted = set(a.scenarios.split(","))
     brokers = ["strom"] + ([a.peer] if a.peer != "none" else [])
     work = tempfile.mkdtemp(prefix="strom-bench-")
@@ -251,7 +258,7 @@ def main():
         for round_no in range(a.rounds):
             order = brokers if round_no % 2 == 0 else list(reversed(brokers))
             for b in order:
-                broker = Broker(b, os.path.join(work, f"r{round_no}"))
+                broker = Broker(b, os.path.join(work, f"r{round_no}"), a.baseline)
                 try:
                     for name, args in SCENARIOS:
                         if name not in wanted:

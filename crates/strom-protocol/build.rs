@@ -4,8 +4,12 @@
 
 #[path = "codegen/emit.rs"]
 mod emit;
+#[path = "codegen/rust.rs"]
+mod rust;
 #[path = "codegen/schema.rs"]
 mod schema;
+#[path = "codegen/structs.rs"]
+mod structs;
 
 use std::path::Path;
 

@@ -10,6 +10,7 @@
 //! ```text
 //!  socket bytes ─▶ [len:i32][api_key:i16][api_version:i16][correlation_id:i32][client_id]…[body]
 //!                   frame::decode_request_header ─▶ (ApiKey, RequestHeader, body bytes)
+//!                   messages::ProduceRequest::decode(&mut body, version)   (records: a slice of the frame)
 //!  handler result ─▶ frame::encode_response ─▶ [len][correlation_id](tagged fields)[body]
 //! ```
 
