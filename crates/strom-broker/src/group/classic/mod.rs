@@ -127,27 +127,38 @@ impl GroupCoordinator {
             return Err(codes::COORDINATOR_NOT_AVAILABLE);
         }
         if generation < 0 && g.state == GroupState::Empty {
-            // A standalone consumer that only stores offsets here.
+            // A standalone consumer or an admin client that only stores offsets here.
             return Ok(());
         }
-        if g.is_static_member_fenced(instance, member_id) {
-            return Err(codes::FENCED_INSTANCE_ID);
-        }
-        if !member_id.is_empty() && !g.members.contains_key(member_id) {
+        if generation >= 0 || !member_id.is_empty() || instance.is_some() {
+            // Kafka's ClassicGroup.validateMember, then the generation.
+            if let Some(i) = instance {
+                if !g.static_members.contains_key(i) {
+                    return Err(codes::UNKNOWN_MEMBER_ID);
+                }
+            }
+            if g.is_static_member_fenced(instance, member_id) {
+                return Err(codes::FENCED_INSTANCE_ID);
+            }
+            if !g.members.contains_key(member_id) {
+                return Err(codes::UNKNOWN_MEMBER_ID);
+            }
+            if generation != g.generation {
+                return Err(codes::ILLEGAL_GENERATION);
+            }
+        } else {
+            // No member and no generation (an admin client's AlterConsumerGroupOffsets, or
+            // OffsetCommit v0): only an Empty group takes such commits.
             return Err(codes::UNKNOWN_MEMBER_ID);
-        }
-        if generation != g.generation {
-            return Err(codes::ILLEGAL_GENERATION);
         }
         match g.state {
             GroupState::CompletingRebalance => Err(codes::REBALANCE_IN_PROGRESS),
-            GroupState::Stable | GroupState::PreparingRebalance => {
+            _ => {
                 if let Some(m) = g.members.get_mut(member_id) {
                     m.session_deadline_ms = now + m.session_timeout_ms as i64;
                 }
                 Ok(())
             }
-            GroupState::Empty | GroupState::Dead => Err(codes::UNKNOWN_MEMBER_ID),
         }
     }
 

@@ -317,6 +317,13 @@ fn commits_are_checked_against_membership_and_generation() {
     assert_eq!(c.validate_commit("g", 1, &a, None, 0), Ok(()));
     assert_eq!(c.validate_commit("g", 0, &a, None, 0), Err(codes::ILLEGAL_GENERATION));
     assert_eq!(c.validate_commit("g", 1, "other", None, 0), Err(codes::UNKNOWN_MEMBER_ID));
+    // An admin client's commit (no member, generation -1) to a group with members: Kafka
+    // answers UNKNOWN_MEMBER_ID, not ILLEGAL_GENERATION.
+    assert_eq!(c.validate_commit("g", -1, "", None, 0), Err(codes::UNKNOWN_MEMBER_ID));
+    // A generation with no member id is checked as the member "" (unknown), as Kafka does.
+    assert_eq!(c.validate_commit("g", 1, "", None, 0), Err(codes::UNKNOWN_MEMBER_ID));
+    // A static instance id nobody holds.
+    assert_eq!(c.validate_commit("g", 1, &a, Some("nobody"), 0), Err(codes::UNKNOWN_MEMBER_ID));
 }
 
 #[test]
