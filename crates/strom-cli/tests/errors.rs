@@ -187,3 +187,61 @@ async fn garbage_frames_close_only_that_connection() {
     assert_eq!(&frame[4..6], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
     broker.create_topic("after-garbage", 1, &[]).await;
 }
+
+/// KIP-467: a compacted topic refuses records without a key, naming each in `record_errors`;
+/// compressed batches are checked too; the other records of the request are not appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_refuse_records_without_keys() {
+    let broker = TestBroker::start(&[]);
+    broker.create_topic("table", 1, &[("cleanup.policy", "compact")]).await;
+    broker.create_topic("stream", 1, &[]).await;
+    let mut raw = RawClient::connect(&broker.bootstrap());
+    let produce = |topic: &str, records: Vec<u8>| {
+        let p = PartitionProduceData::default().with_index(0).with_records(Some(records.into()));
+        let t = TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![p]);
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![t])
+    };
+    let mixed = TestBatch {
+        records: &[(Some(b"k1"), Some(b"v")), (None, Some(b"v")), (Some(b"k2"), Some(b"v")), (None, None)],
+        ..Default::default()
+    }
+    .encode();
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("table", mixed.clone()));
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 87, "INVALID_RECORD");
+    let errors: Vec<(i32, String)> = p
+        .record_errors
+        .iter()
+        .map(|e| (e.batch_index, e.batch_index_error_message.as_deref().unwrap_or_default().to_string()))
+        .collect();
+    let why = "Compacted topic cannot accept message without key in topic partition table-0".to_string();
+    assert_eq!(errors, vec![(1, why.clone()), (3, why)]);
+    let message = p.error_message.as_deref().unwrap_or_default();
+    assert!(message.starts_with("One or more records have been rejected due to 2 record errors"), "{message}");
+    // The same batch is fine on a topic that is not compacted, and keyed records on the table.
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("stream", mixed));
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    let keyed = TestBatch { records: &[(Some(b"k1"), Some(b"v1"))], ..Default::default() }.encode();
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("table", keyed));
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "nothing of the refused batch was appended");
+
+    // librdkafka sees INVALID_RECORD, for compressed batches too.
+    for codec in ["none", "gzip", "lz4", "zstd", "snappy"] {
+        let producer = broker.producer(&[("compression.type", codec), ("message.timeout.ms", "5000")]);
+        let err = producer
+            .send_result(FutureRecord::<(), _>::to("table").payload("no key"))
+            .map_err(|(e, _)| e)
+            .expect("enqueue")
+            .await
+            .expect("future")
+            .expect_err("refused");
+        assert!(matches!(err.0, KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)), "{codec}: {err:?}");
+        producer
+            .send(FutureRecord::to("table").key("k").payload("keyed"), Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{codec}: a keyed record is accepted: {e}"));
+    }
+}

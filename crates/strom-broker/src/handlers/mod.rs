@@ -26,6 +26,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+mod record_checks;
 pub mod sync_group;
 mod topics;
 

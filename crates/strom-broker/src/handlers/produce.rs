@@ -1,14 +1,19 @@
-//! Produce: validate each partition's record batches (v2 only, CRC-32C, sizes), then append them
-//! to the partition leader's log, which assigns offsets by rewriting the batch header in place.
+//! Produce: validate each partition's record batches (v2 only, CRC-32C, sizes; keys on compacted
+//! topics, KIP-467), then append them to the partition leader's log, which assigns offsets by
+//! rewriting the batch header in place.
 //! acks=0 gets no response; acks=1 and acks=-1 are answered once the append is done (on a single
 //! node the leader is the whole ISR, so the high watermark moves with the append).
 
+use super::record_checks::{keyless_records, rejection_message, RecordError};
 use super::{ensure_topic, unknown_topic};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
+use crate::replica::log_config::cleanup_policy_has;
 use crate::server::{now_ms, Broker};
 use strom_protocol::batch::validate_produce_batches;
-use strom_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use strom_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use strom_protocol::messages::{ProduceRequest, ProduceResponse};
 use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
@@ -29,18 +34,30 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         } else {
             ensure_topic(broker, &name, true)
         };
+        let compacted = topic
+            .as_ref()
+            .ok()
+            .and_then(|image| image.topic(&name))
+            .is_some_and(|t| cleanup_policy_has(&broker.config, &t.configs, "compact"));
         for part in topic_data.partition_data {
             let mut p = PartitionProduceResponse::default();
             p.index = part.index;
             p.base_offset = -1;
             p.log_append_time_ms = -1;
             p.log_start_offset = -1;
+            let mut record_errors: Vec<RecordError> = Vec::new();
             let result = topic.clone().and_then(|_| {
                 let partition = broker.replicas.get(&name, part.index).ok_or_else(|| unknown_topic(&name))?;
                 let records = part.records.filter(|r| !r.is_empty()).ok_or_else(|| {
                     KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches")
                 })?;
                 validate_produce_batches(&records)?;
+                if compacted {
+                    record_errors = keyless_records(&records, &name, part.index)?;
+                    if !record_errors.is_empty() {
+                        return Err(KafkaError::new(ResponseError::InvalidRecord, rejection_message(&record_errors)));
+                    }
+                }
                 let outcome = partition.append(&records, now_ms())?;
                 let (start, _) = partition.offsets()?;
                 Ok((outcome, start))
@@ -60,6 +77,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     p.error_code = e.code();
                     if v >= 8 {
                         p.error_message = e.message.map(StrBytes::from_string);
+                        p.record_errors = record_errors
+                            .into_iter()
+                            .map(|r| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(r.batch_index)
+                                    .with_batch_index_error_message(Some(StrBytes::from_string(r.message)))
+                            })
+                            .collect();
                     }
                 }
             }

@@ -10,8 +10,7 @@ pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String
     let get = |key: &str| overrides.get(key).and_then(|v| v.trim().parse::<i64>().ok());
     // A compact-only topic keeps its data until compaction removes superseded records: retention
     // by time or size would silently drop the only copy of a key (e.g. a committed offset).
-    let policy = overrides.get("cleanup.policy").or_else(|| broker.raw.get("log.cleanup.policy"));
-    let deletes = policy.is_none_or(|p| p.split(',').any(|s| s.trim() == "delete"));
+    let deletes = cleanup_policy_has(broker, overrides, "delete");
     let mut config = LogConfig {
         segment_bytes: get("segment.bytes").map(|v| v as u64).unwrap_or(broker.log_segment_bytes),
         segment_ms: get("segment.ms").unwrap_or(broker.log_roll_ms),
@@ -27,6 +26,13 @@ pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String
         config.retention_bytes = -1;
     }
     config
+}
+
+/// Whether a topic's `cleanup.policy` (or the broker's `log.cleanup.policy`; default `delete`)
+/// includes `policy` (`delete` or `compact`).
+pub fn cleanup_policy_has(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, policy: &str) -> bool {
+    let value = overrides.get("cleanup.policy").or_else(|| broker.raw.get("log.cleanup.policy"));
+    value.map_or(policy == "delete", |v| v.split(',').any(|s| s.trim() == policy))
 }
 
 /// The broker-level value of a topic config key, as a string, where the broker config sets it.
