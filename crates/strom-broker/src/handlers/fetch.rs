@@ -89,8 +89,10 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
                 let partition =
                     broker.replicas.get(&t.name, fp.partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
                 check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())?;
-                // The first partition with data may exceed the budget by one batch (KIP-74).
-                let limit = (fp.partition_max_bytes.max(0) as usize).min(if total == 0 { usize::MAX } else { budget });
+                // Each partition gets at most partition_max_bytes of what is left of max_bytes;
+                // only the first partition with data may exceed that, by its first batch, so that
+                // a consumer always makes progress (KIP-74).
+                let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
                 let (start, hw) = partition.offsets()?;
                 pd.high_watermark = hw;
                 pd.last_stable_offset = hw;
@@ -107,7 +109,7 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
                     pd.log_start_offset = read.log_start_offset;
                 }
                 pd.records = Some(Bytes::new());
-                if let Some(region) = read.region {
+                if let Some(region) = read.region.filter(|r| total == 0 || r.len <= limit) {
                     total += region.len;
                     budget = budget.saturating_sub(region.len);
                     regions.push((topic_index, partition_index, region));
