@@ -106,3 +106,33 @@ async fn every_codec_round_trips() {
         }
     }
 }
+
+/// A topic with message.timestamp.type=LogAppendTime: consumers see the broker's append time
+/// (as LogAppendTime) instead of the producer's timestamp, for compressed batches too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_append_time_topics_carry_the_brokers_time() {
+    use rdkafka::Timestamp;
+    let broker = TestBroker::start(&[]);
+    broker.create_topic("appended", 1, &[("message.timestamp.type", "LogAppendTime")]).await;
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    for codec in ["none", "lz4"] {
+        let producer = broker.producer(&[("compression.type", codec)]);
+        producer
+            .send(
+                FutureRecord::to("appended").key("k").payload("v").timestamp(1_000),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap_or_else(|(e, _)| panic!("{codec}: {e}"));
+    }
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let got = broker.consume_all("appended", 1, 2);
+    for m in &got {
+        match m.timestamp() {
+            Timestamp::LogAppendTime(t) => {
+                assert!(before <= t && t <= after, "append time {t} not in [{before}, {after}]")
+            }
+            other => panic!("expected LogAppendTime, got {other:?}"),
+        }
+    }
+}

@@ -229,6 +229,36 @@ impl BatchHeader {
         Ok(header)
     }
 
+    /// The 61 header bytes this header describes, as they go into a segment file.
+    pub fn to_bytes(&self) -> [u8; BATCH_HEADER_LEN] {
+        let mut b = [0u8; BATCH_HEADER_LEN];
+        b[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
+        b[8..12].copy_from_slice(&self.batch_length.to_be_bytes());
+        b[12..16].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        b[16] = self.magic as u8;
+        b[17..21].copy_from_slice(&self.crc.to_be_bytes());
+        b[21..23].copy_from_slice(&self.attributes.to_be_bytes());
+        b[23..27].copy_from_slice(&self.last_offset_delta.to_be_bytes());
+        b[27..35].copy_from_slice(&self.base_timestamp.to_be_bytes());
+        b[35..43].copy_from_slice(&self.max_timestamp.to_be_bytes());
+        b[43..51].copy_from_slice(&self.producer_id.to_be_bytes());
+        b[51..53].copy_from_slice(&self.producer_epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&self.base_sequence.to_be_bytes());
+        b[57..61].copy_from_slice(&self.records_count.to_be_bytes());
+        b
+    }
+
+    /// Kafka's `setMaxTimestamp(LOG_APPEND_TIME, now)`: the batch is marked LogAppendTime, its
+    /// max timestamp (which every record then reports) becomes `now_ms`, and the CRC is computed
+    /// again over the new header fields and the unchanged `records` (the batch's bytes after its
+    /// 61-byte header). The records themselves are neither decoded nor re-encoded.
+    pub fn set_log_append_time(&mut self, now_ms: i64, records: &[u8]) {
+        self.attributes |= TIMESTAMP_TYPE_BIT;
+        self.max_timestamp = now_ms;
+        let header = self.to_bytes();
+        self.crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_AT..]), records);
+    }
+
     /// The codec the records are compressed with (validated by `parse`).
     pub fn compression(&self) -> Compression {
         Compression::from_bits((self.attributes & COMPRESSION_MASK) as u8).unwrap_or(Compression::None)

@@ -25,6 +25,9 @@ pub struct LogConfig {
     pub flush_interval_messages: u64,
     /// `flush.ms`: fsync when the last flush is older than this; `i64::MAX` = never.
     pub flush_interval_ms: i64,
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps each batch with the time of
+    /// its append instead of keeping the producer's timestamps.
+    pub log_append_time: bool,
 }
 
 impl Default for LogConfig {
@@ -39,6 +42,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             flush_interval_messages: i64::MAX as u64,
             flush_interval_ms: i64::MAX,
+            log_append_time: false,
         }
     }
 }

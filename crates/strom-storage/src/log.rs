@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use strom_protocol::batch::{BatchError, BatchHeader, BatchIter};
+use strom_protocol::batch::{BatchError, BatchHeader, BatchIter, BATCH_HEADER_LEN};
 
 use crate::checkpoint::sync_dir;
 use crate::config::{LogConfig, TopicPartition};
@@ -114,9 +114,12 @@ impl Log {
         let mut next = self.log_end_offset;
         let mut max_timestamp = (i64::MIN, next);
         let mut record_count = 0u64;
-        for (header, _) in parsed.iter_mut() {
+        for (header, start) in parsed.iter_mut() {
             header.base_offset = next;
             header.partition_leader_epoch = leader_epoch;
+            if self.config.log_append_time {
+                header.set_log_append_time(now_ms, &batches[*start + BATCH_HEADER_LEN..*start + header.total_size()]);
+            }
             next = header.next_offset();
             if header.max_timestamp > max_timestamp.0 {
                 max_timestamp = (header.max_timestamp, header.last_offset());
@@ -144,7 +147,7 @@ impl Log {
             last_offset,
             max_timestamp: max_timestamp.0,
             offset_of_max_timestamp: max_timestamp.1,
-            log_append_time_ms: -1,
+            log_append_time_ms: if self.config.log_append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
             record_count,
         }))

@@ -74,21 +74,13 @@ pub(crate) struct Segment {
 /// vectored write per 1,024 pieces: the record data goes from the request to the page cache
 /// without another copy.
 fn write_with_headers(file: &File, bytes: &[u8], batches: &[(BatchHeader, usize)]) -> std::io::Result<()> {
-    const PATCHED: usize = 16;
-    let prefixes: Vec<[u8; PATCHED]> = batches
-        .iter()
-        .map(|(h, _)| {
-            let mut p = [0u8; PATCHED];
-            p[..8].copy_from_slice(&h.base_offset.to_be_bytes());
-            p[8..12].copy_from_slice(&h.batch_length.to_be_bytes());
-            p[12..].copy_from_slice(&h.partition_leader_epoch.to_be_bytes());
-            p
-        })
-        .collect();
+    // Each batch's header as the log assigned it (offsets, leader epoch and, for LogAppendTime,
+    // the timestamp type, max timestamp and CRC); the records follow as the producer sent them.
+    let headers: Vec<[u8; BATCH_HEADER_LEN]> = batches.iter().map(|(h, _)| h.to_bytes()).collect();
     let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * batches.len());
-    for ((h, at), prefix) in batches.iter().zip(&prefixes) {
-        slices.push(IoSlice::new(prefix));
-        slices.push(IoSlice::new(&bytes[at + PATCHED..at + h.total_size()]));
+    for ((h, at), header) in batches.iter().zip(&headers) {
+        slices.push(IoSlice::new(header));
+        slices.push(IoSlice::new(&bytes[at + BATCH_HEADER_LEN..at + h.total_size()]));
     }
     let mut rest = &mut slices[..];
     while !rest.is_empty() {

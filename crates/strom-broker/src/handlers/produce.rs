@@ -66,6 +66,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 Ok((AppendOutcome::Appended(info), start)) => {
                     appended = true;
                     p.base_offset = info.base_offset;
+                    p.log_append_time_ms = info.log_append_time_ms;
                     p.log_start_offset = if v >= 5 { start } else { -1 };
                 }
                 Ok((AppendOutcome::Duplicate(info), start)) => {

@@ -20,6 +20,10 @@ pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String
         max_message_bytes: get("max.message.bytes").map(|v| v as u32).unwrap_or(broker.message_max_bytes),
         flush_interval_messages: get("flush.messages").map(|v| v as u64).unwrap_or(broker.log_flush_interval_messages),
         flush_interval_ms: get("flush.ms").unwrap_or(broker.log_flush_interval_ms),
+        log_append_time: overrides
+            .get("message.timestamp.type")
+            .or_else(|| broker.raw.get("log.message.timestamp.type"))
+            .is_some_and(|t| t.trim() == "LogAppendTime"),
     };
     if !deletes {
         config.retention_ms = -1;

@@ -70,3 +70,33 @@ fn empty_log_has_no_timestamps() {
     assert_eq!(log.offset_for_timestamp(0).expect("lookup"), None);
     assert_eq!(log.max_timestamp(), None);
 }
+
+/// message.timestamp.type=LogAppendTime: the stored batch says LogAppendTime, carries the append
+/// time as its max timestamp, has a valid CRC, keeps its records byte for byte, and the time
+/// index follows the append time; the producer's timestamps are gone.
+#[test]
+fn log_append_time_stamps_batches_with_the_append_time() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig { log_append_time: true, ..small_config() };
+    let mut log = open_log(root.path(), config, 0, true);
+    let sent = batch_with_timestamps(&[5, 7, 6]);
+    let info = append(&mut log, sent.clone(), 1_000_000);
+    assert_eq!(info.log_append_time_ms, 1_000_000);
+    assert_eq!(info.max_timestamp, 1_000_000);
+    let read = log.read(0, 1 << 20, i64::MAX).expect("read");
+    let (header, batch) = BatchIter::new(&read.records).with_crc_check().next().expect("a batch").expect("valid CRC");
+    assert_eq!(header.timestamp_type(), strom_protocol::batch::TimestampType::LogAppendTime);
+    assert_eq!(header.max_timestamp, 1_000_000);
+    assert_eq!(header.base_timestamp, 5, "the base timestamp stays the producer's, as in Kafka");
+    assert_eq!(&batch[BATCH_HEADER_LEN..], &sent[BATCH_HEADER_LEN..], "records untouched");
+    assert_eq!(log.offset_for_timestamp(999_999).expect("lookup"), Some((0, 1_000_000)));
+    assert_eq!(log.offset_for_timestamp(1_000_001).expect("lookup"), None);
+
+    // CreateTime (the default) keeps the producer's.
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(root.path(), small_config(), 0, true);
+    let info = append(&mut log, sent.clone(), 1_000_000);
+    assert_eq!((info.log_append_time_ms, info.max_timestamp), (-1, 7));
+    let read = log.read(0, 1 << 20, i64::MAX).expect("read");
+    assert_eq!(&read.records[16..], &sent[16..], "stored as sent but for offset and leader epoch");
+}
