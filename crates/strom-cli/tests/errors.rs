@@ -245,3 +245,57 @@ async fn compacted_topics_refuse_records_without_keys() {
             .unwrap_or_else(|(e, _)| panic!("{codec}: a keyed record is accepted: {e}"));
     }
 }
+
+/// message.timestamp.before.max.ms / after.max.ms (Kafka 4.0 defaults: unbounded / one hour):
+/// records out of range are refused with INVALID_TIMESTAMP and named in record_errors, in
+/// compressed batches too; in-range records are appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_out_of_range_are_refused() {
+    let broker = TestBroker::start(&[]);
+    broker.create_topic("recent", 1, &[("message.timestamp.before.max.ms", "60000")]).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let mut raw = RawClient::connect(&broker.bootstrap());
+    let produce = |topic: &str, records: Vec<u8>| {
+        let p = PartitionProduceData::default().with_index(0).with_records(Some(records.into()));
+        let t = TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![p]);
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![t])
+    };
+    let kv: &[(Option<&[u8]>, Option<&[u8]>)] =
+        &[(Some(b"a"), Some(b"1")), (Some(b"b"), Some(b"2")), (Some(b"c"), Some(b"3"))];
+    // The second record is two hours ahead (the default after.max.ms is one hour).
+    let future = TestBatch { timestamps: &[now, now + 7_200_000, now], records: kv, ..Default::default() }.encode();
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("recent", future));
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 32, "INVALID_TIMESTAMP");
+    assert_eq!(p.record_errors.iter().map(|e| e.batch_index).collect::<Vec<_>>(), vec![1]);
+    let why = p.record_errors[0].batch_index_error_message.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with(&format!("Timestamp {} of message with offset 1 is out of range", now + 7_200_000)),
+        "{why}"
+    );
+    // Older than before.max.ms on this topic.
+    let old = TestBatch { timestamps: &[now, 1_000, now], records: kv, ..Default::default() }.encode();
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("recent", old.clone()));
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 32);
+    // The same old record is fine where before.max.ms is unbounded (the default).
+    broker.create_topic("any-age", 1, &[]).await;
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("any-age", old));
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+    let fine = TestBatch { timestamps: &[now, now, now], records: kv, ..Default::default() }.encode();
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("recent", fine));
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, 0), "nothing refused was appended");
+
+    // librdkafka, compressed: the record two hours ahead is refused.
+    let producer = broker.producer(&[("compression.type", "lz4"), ("message.timeout.ms", "5000")]);
+    let err = producer
+        .send_result(FutureRecord::<(), _>::to("recent").payload("late").timestamp(now + 7_200_000))
+        .map_err(|(e, _)| e)
+        .expect("enqueue")
+        .await
+        .expect("future")
+        .expect_err("refused");
+    assert!(matches!(err.0, KafkaError::MessageProduction(RDKafkaErrorCode::InvalidTimestamp)), "{err:?}");
+}

@@ -424,7 +424,7 @@ impl<'a> Iterator for BatchIter<'a> {
 /// anything is written: one or more complete v2 batches, CRCs intact, `recordsCount ≥ 1` and equal
 /// to `lastOffsetDelta + 1`, no control batches, no trailing bytes; for uncompressed batches the
 /// records themselves must parse and carry offset deltas 0, 1, 2, …
-pub fn validate_produce_batches(bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
+pub fn validate_produce_batches(bytes: &[u8]) -> Result<Vec<ProducedBatch>, BatchError> {
     let mut headers = Vec::new();
     for item in BatchIter::new(bytes).with_crc_check() {
         let (header, batch) = item?;
@@ -440,10 +440,18 @@ pub fn validate_produce_batches(bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchE
         if header.is_control() {
             return Err(BatchError::ControlBatchFromClient);
         }
+        // Compressed batches are not inflated here: their timestamps are the header's.
+        let mut timestamps =
+            (header.base_timestamp != NO_TIMESTAMP).then_some((header.base_timestamp, header.max_timestamp));
         if header.compression() == Compression::None {
+            timestamps = None;
             let mut expected_delta = 0i32;
             for record in RecordIter::new(&batch[BATCH_HEADER_LEN..]) {
                 let record = record?;
+                let t = header.base_timestamp.wrapping_add(record.timestamp_delta);
+                if t != NO_TIMESTAMP {
+                    timestamps = Some(timestamps.map_or((t, t), |(lo, hi): (i64, i64)| (lo.min(t), hi.max(t))));
+                }
                 if record.offset_delta != expected_delta {
                     return Err(BatchError::Malformed(format!(
                         "record offset delta {} where {} was expected",
@@ -459,12 +467,22 @@ pub fn validate_produce_batches(bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchE
                 )));
             }
         }
-        headers.push(header);
+        headers.push(ProducedBatch { header, timestamps });
     }
     if headers.is_empty() {
         return Err(BatchError::Empty);
     }
     Ok(headers)
+}
+
+/// A batch of a produce request that passed [`validate_produce_batches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducedBatch {
+    pub header: BatchHeader,
+    /// The smallest and largest record timestamps (records without a timestamp, -1, left out;
+    /// `None` if none has one): exact for uncompressed batches, the header's base and max
+    /// timestamps for compressed ones.
+    pub timestamps: Option<(i64, i64)>,
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 //! acks=0 gets no response; acks=1 and acks=-1 are answered once the append is done (on a single
 //! node the leader is the whole ISR, so the high watermark moves with the append).
 
-use super::record_checks::{keyless_records, rejection_message, RecordError};
+use super::record_checks::{keyless_records, rejection_message, timestamp_errors, RecordError, TimestampBounds};
 use super::{ensure_topic, unknown_topic};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
-use crate::replica::log_config::cleanup_policy_has;
+use crate::replica::log_config::{cleanup_policy_has, log_config_for, timestamp_max_ms};
 use crate::server::{now_ms, Broker};
+use std::collections::BTreeMap;
 use strom_protocol::batch::validate_produce_batches;
 use strom_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -34,11 +35,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         } else {
             ensure_topic(broker, &name, true)
         };
-        let compacted = topic
-            .as_ref()
-            .ok()
-            .and_then(|image| image.topic(&name))
-            .is_some_and(|t| cleanup_policy_has(&broker.config, &t.configs, "compact"));
+        let no_overrides = BTreeMap::new();
+        let configs = topic.as_ref().ok().and_then(|image| image.topic(&name)).map_or(&no_overrides, |t| &t.configs);
+        let compacted = cleanup_policy_has(&broker.config, configs, "compact");
+        let log_append_time = log_config_for(&broker.config, configs).log_append_time;
+        let (before_max_ms, after_max_ms) = timestamp_max_ms(&broker.config, configs);
         for part in topic_data.partition_data {
             let mut p = PartitionProduceResponse::default();
             p.index = part.index;
@@ -51,14 +52,23 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                 let records = part.records.filter(|r| !r.is_empty()).ok_or_else(|| {
                     KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches")
                 })?;
-                validate_produce_batches(&records)?;
+                let validated = validate_produce_batches(&records)?;
                 if compacted {
                     record_errors = keyless_records(&records, &name, part.index)?;
                     if !record_errors.is_empty() {
                         return Err(KafkaError::new(ResponseError::InvalidRecord, rejection_message(&record_errors)));
                     }
                 }
-                let outcome = partition.append(&records, now_ms())?;
+                let now = now_ms();
+                let bounds = TimestampBounds { now_ms: now, before_max_ms, after_max_ms };
+                record_errors = timestamp_errors(&records, &validated, bounds, log_append_time)?;
+                if !record_errors.is_empty() {
+                    return Err(KafkaError::new(
+                        ResponseError::InvalidTimestamp,
+                        "One or more records have been rejected due to invalid timestamp",
+                    ));
+                }
+                let outcome = partition.append(&records, now)?;
                 let (start, _) = partition.offsets()?;
                 Ok((outcome, start))
             });

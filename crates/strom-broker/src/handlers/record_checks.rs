@@ -2,12 +2,15 @@
 //! records themselves, not only the batch headers (KIP-467: the partition is refused with
 //! INVALID_RECORD and `record_errors` naming each bad record by its index in its batch).
 //!
-//! Only topics that need them pay for them: today, keys on compacted topics. Compressed batches
-//! are inflated for the check, bounded by `MAX_INFLATED_BATCH_BYTES`; the stored bytes stay the
-//! ones the producer sent.
+//! Only what needs the records pays for them: keys on compacted topics (compressed batches are
+//! inflated for that check), and record timestamps outside `message.timestamp.before.max.ms` /
+//! `after.max.ms`, which are first judged from the smallest and largest timestamp of each batch
+//! (exact for uncompressed batches, the header's for compressed ones) and searched record by
+//! record only when a batch is out of range. Inflation is bounded by `MAX_INFLATED_BATCH_BYTES`;
+//! the stored bytes stay the ones the producer sent.
 
 use crate::errors::KafkaError;
-use strom_protocol::batch::{BatchIter, RecordIter, BATCH_HEADER_LEN};
+use strom_protocol::batch::{BatchIter, ProducedBatch, RecordIter, TimestampType, BATCH_HEADER_LEN, NO_TIMESTAMP};
 use strom_protocol::compression::decompress;
 use strom_protocol::ResponseError;
 
@@ -42,6 +45,79 @@ pub fn keyless_records(batches: &[u8], topic: &str, partition: i32) -> Result<Ve
                     batch_index: index as i32,
                     message: format!(
                         "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(errors)
+}
+
+/// The range of record timestamps a CreateTime topic accepts at `now_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct TimestampBounds {
+    pub now_ms: i64,
+    /// `message.timestamp.before.max.ms`
+    pub before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`
+    pub after_max_ms: i64,
+}
+
+impl TimestampBounds {
+    /// Kafka's `recordHasInvalidTimestamp` (in 128 bits: the defaults are near `i64::MAX`).
+    fn rejects(&self, timestamp: i64) -> bool {
+        let diff = i128::from(self.now_ms) - i128::from(timestamp);
+        diff > i128::from(self.before_max_ms) || -diff > i128::from(self.after_max_ms)
+    }
+}
+
+/// Records whose timestamps a topic refuses (Kafka's `validateTimestamp`): on a CreateTime topic,
+/// timestamps out of `bounds`; on a LogAppendTime topic, batches that claim LogAppendTime
+/// themselves. `batches` is what `validate_produce_batches` returned `validated` for.
+pub fn timestamp_errors(
+    batches: &[u8],
+    validated: &[ProducedBatch],
+    bounds: TimestampBounds,
+    log_append_time: bool,
+) -> Result<Vec<RecordError>, KafkaError> {
+    let mut errors = Vec::new();
+    let data = bytes::Bytes::copy_from_slice(batches);
+    let mut at = 0usize;
+    for b in validated {
+        let h = &b.header;
+        let batch = data.slice(at..at + h.total_size());
+        at += h.total_size();
+        if log_append_time {
+            if h.timestamp_type() == TimestampType::LogAppendTime {
+                for index in 0..h.records_count {
+                    errors.push(RecordError {
+                        batch_index: index,
+                        message: format!(
+                            "Invalid timestamp type in message with offset {}. Producer should not set timestamp type to LogAppendTime.",
+                            h.base_offset + i64::from(index)
+                        ),
+                    });
+                }
+            }
+            continue;
+        }
+        match b.timestamps {
+            Some((lo, hi)) if bounds.rejects(lo) || bounds.rejects(hi) => {}
+            _ => continue,
+        }
+        let records = decompress(h.compression(), batch.slice(BATCH_HEADER_LEN..), MAX_INFLATED_BATCH_BYTES)
+            .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
+        for (index, record) in RecordIter::new(&records).enumerate() {
+            let record = record.map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
+            let timestamp = h.base_timestamp.wrapping_add(record.timestamp_delta);
+            if timestamp != NO_TIMESTAMP && bounds.rejects(timestamp) {
+                errors.push(RecordError {
+                    batch_index: index as i32,
+                    message: format!(
+                        "Timestamp {timestamp} of message with offset {} is out of range. The timestamp should be within [{}, {}]",
+                        h.base_offset + i64::from(record.offset_delta),
+                        bounds.now_ms.wrapping_sub(bounds.before_max_ms),
+                        bounds.now_ms.wrapping_add(bounds.after_max_ms)
                     ),
                 });
             }

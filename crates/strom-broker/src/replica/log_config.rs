@@ -39,6 +39,23 @@ pub fn cleanup_policy_has(broker: &BrokerConfig, overrides: &BTreeMap<String, St
     value.map_or(policy == "delete", |v| v.split(',').any(|s| s.trim() == policy))
 }
 
+/// A topic's `message.timestamp.before.max.ms` and `after.max.ms` (topic override, then the
+/// broker's `log.message.timestamp.*`, then Kafka 4.0's defaults: unbounded before, one hour
+/// after).
+pub fn timestamp_max_ms(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> (i64, i64) {
+    let get = |topic_key: &str, broker_key: &str, default: i64| {
+        overrides
+            .get(topic_key)
+            .or_else(|| broker.raw.get(broker_key))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    (
+        get("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", i64::MAX),
+        get("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", 3_600_000),
+    )
+}
+
 /// The broker-level value of a topic config key, as a string, where the broker config sets it.
 pub fn broker_value_for(broker: &BrokerConfig, topic_key: &str) -> Option<String> {
     let v = match topic_key {

@@ -130,7 +130,8 @@ fn validate_produce_accepts_several_batches() {
     bytes.extend_from_slice(&encode_test_batch(0, 1, 0, 2, &[11], &[kv("c", "3")]));
     let headers = validate_produce_batches(&bytes).expect("valid");
     assert_eq!(headers.len(), 2);
-    assert_eq!(headers[1].base_sequence, 2);
+    assert_eq!(headers[1].header.base_sequence, 2);
+    assert_eq!(headers[0].timestamps, Some((10, 10)));
 }
 
 #[test]
