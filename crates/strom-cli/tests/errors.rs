@@ -262,7 +262,7 @@ async fn timestamps_out_of_range_are_refused() {
             .with_partition_data(vec![p]);
         ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![t])
     };
-    let kv: &[(Option<&[u8]>, Option<&[u8]>)] =
+    let kv: &[strom_protocol::batch::testing::TestRecord<'_>] =
         &[(Some(b"a"), Some(b"1")), (Some(b"b"), Some(b"2")), (Some(b"c"), Some(b"3"))];
     // The second record is two hours ahead (the default after.max.ms is one hour).
     let future = TestBatch { timestamps: &[now, now + 7_200_000, now], records: kv, ..Default::default() }.encode();
