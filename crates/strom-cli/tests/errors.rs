@@ -188,6 +188,15 @@ async fn garbage_frames_close_only_that_connection() {
     broker.create_topic("after-garbage", 1, &[]).await;
 }
 
+/// A Produce request (acks=all) of `records` for partition 0 of `topic`.
+fn produce_request(topic: &str, records: Vec<u8>) -> ProduceRequest {
+    let p = PartitionProduceData::default().with_index(0).with_records(Some(records.into()));
+    let t = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_data(vec![p]);
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![t])
+}
+
 /// KIP-467: a compacted topic refuses records without a key, naming each in `record_errors`;
 /// compressed batches are checked too; the other records of the request are not appended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,13 +205,7 @@ async fn compacted_topics_refuse_records_without_keys() {
     broker.create_topic("table", 1, &[("cleanup.policy", "compact")]).await;
     broker.create_topic("stream", 1, &[]).await;
     let mut raw = RawClient::connect(&broker.bootstrap());
-    let produce = |topic: &str, records: Vec<u8>| {
-        let p = PartitionProduceData::default().with_index(0).with_records(Some(records.into()));
-        let t = TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![p]);
-        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![t])
-    };
+    let produce = produce_request;
     let mixed = TestBatch {
         records: &[(Some(b"k1"), Some(b"v")), (None, Some(b"v")), (Some(b"k2"), Some(b"v")), (None, None)],
         ..Default::default()
@@ -255,13 +258,7 @@ async fn timestamps_out_of_range_are_refused() {
     broker.create_topic("recent", 1, &[("message.timestamp.before.max.ms", "60000")]).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let mut raw = RawClient::connect(&broker.bootstrap());
-    let produce = |topic: &str, records: Vec<u8>| {
-        let p = PartitionProduceData::default().with_index(0).with_records(Some(records.into()));
-        let t = TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![p]);
-        ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![t])
-    };
+    let produce = produce_request;
     let kv: &[strom_protocol::batch::testing::TestRecord<'_>] =
         &[(Some(b"a"), Some(b"1")), (Some(b"b"), Some(b"2")), (Some(b"c"), Some(b"3"))];
     // The second record is two hours ahead (the default after.max.ms is one hour).
