@@ -160,14 +160,25 @@ impl Log {
     pub fn read(&self, offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<ReadOutcome> {
         let found = self.read_region(offset, max_bytes, max_offset_exclusive)?;
         Ok(ReadOutcome {
-            records: found.region.map(|r| r.read()).transpose()?.unwrap_or_default(),
+            records: match found.regions.as_slice() {
+                [] => bytes::Bytes::new(),
+                [one] => one.read()?,
+                several => {
+                    let mut all = Vec::with_capacity(found.len());
+                    for r in several {
+                        all.extend_from_slice(&r.read()?);
+                    }
+                    all.into()
+                }
+            },
             log_start_offset: found.log_start_offset,
             log_end_offset: found.log_end_offset,
         })
     }
 
-    /// What [`Log::read`] would return, as a region of one segment file to be read (or sent)
-    /// later, without holding whoever guards this log. Only batch headers are read here.
+    /// What [`Log::read`] would return, as regions of segment files (one per segment, in offset
+    /// order; a read fills `max_bytes` across segment boundaries) to be read (or sent) later,
+    /// without holding whoever guards this log. Only batch headers are read here.
     pub fn read_region(&self, offset: i64, max_bytes: usize, max_offset_exclusive: i64) -> Result<RegionRead> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -176,16 +187,20 @@ impl Log {
                 log_end: self.log_end_offset,
             });
         }
-        let mut outcome =
-            RegionRead { region: None, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset };
+        let mut outcome = RegionRead {
+            regions: Vec::new(),
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+        };
         if offset == self.log_end_offset || offset >= max_offset_exclusive {
             return Ok(outcome);
         }
+        let mut total = 0usize;
         let first_base = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(b, _)| *b);
         for segment in self.segments.range(first_base..).map(|(_, s)| s) {
             let mut pos = segment.lookup_position(offset);
             let mut range: Option<(u64, u64)> = None;
-            let mut reached_limit = false;
+            let mut stop = false;
             while let Some(header) = segment.header_at(pos)? {
                 let size = header.total_size() as u64;
                 if header.last_offset() < offset {
@@ -193,25 +208,26 @@ impl Log {
                     continue;
                 }
                 if header.base_offset >= max_offset_exclusive {
-                    reached_limit = true;
+                    stop = true;
                     break;
                 }
+                // The very first batch goes whole even past max_bytes (a consumer must make
+                // progress); every later one only if it fits.
+                if total > 0 && total + size as usize > max_bytes {
+                    stop = true;
+                    break;
+                }
+                total += size as usize;
                 match &mut range {
                     None => range = Some((pos, pos + size)),
-                    Some((start, end)) => {
-                        if (*end - *start + size) as usize > max_bytes {
-                            break;
-                        }
-                        *end += size;
-                    }
+                    Some((_, end)) => *end += size,
                 }
                 pos += size;
             }
             if let Some((start, end)) = range {
-                outcome.region = Some(segment.region(start, (end - start) as usize));
-                return Ok(outcome);
+                outcome.regions.push(segment.region(start, (end - start) as usize));
             }
-            if reached_limit {
+            if stop || total >= max_bytes {
                 break;
             }
         }

@@ -73,10 +73,21 @@ impl FileRegion {
 /// Result of [`crate::Log::read_region`]: where the batches are, not yet read.
 #[derive(Debug, Clone)]
 pub struct RegionRead {
-    /// Zero or more complete batches of one segment; `None` when there is nothing to read.
-    pub region: Option<FileRegion>,
+    /// Complete batches, a region per segment in offset order; empty when there is nothing to read.
+    pub regions: Vec<FileRegion>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+}
+
+impl RegionRead {
+    /// Bytes in all regions.
+    pub fn len(&self) -> usize {
+        self.regions.iter().map(|r| r.len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
 }
 
 /// Result of [`crate::Log::read`]: whole stored batches, byte for byte as they are on disk.

@@ -25,8 +25,9 @@ const MAX_WAIT_CAP_MS: u64 = 30_000;
 /// field of each partition named in `regions` is an empty placeholder for that file region.
 pub struct FetchAnswer {
     pub response: FetchResponse,
-    /// (topic index, partition index in that topic, region), in response order.
-    pub regions: Vec<(usize, usize, FileRegion)>,
+    /// (topic index, partition index in that topic, its regions in offset order), in response
+    /// order.
+    pub regions: Vec<(usize, usize, Vec<FileRegion>)>,
 }
 
 impl FetchAnswer {
@@ -109,10 +110,11 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
                     pd.log_start_offset = read.log_start_offset;
                 }
                 pd.records = Some(Bytes::new());
-                if let Some(region) = read.region.filter(|r| total == 0 || r.len <= limit) {
-                    total += region.len;
-                    budget = budget.saturating_sub(region.len);
-                    regions.push((topic_index, partition_index, region));
+                let len: usize = read.regions.iter().map(|r| r.len).sum();
+                if len > 0 && (total == 0 || len <= limit) {
+                    total += len;
+                    budget = budget.saturating_sub(len);
+                    regions.push((topic_index, partition_index, read.regions));
                 }
                 Ok(())
             })();

@@ -34,7 +34,7 @@ pub fn respond_fetch(version: i16, correlation_id: i32, answer: FetchAnswer) -> 
     if regions.is_empty() {
         return encoded(version, correlation_id, &response);
     }
-    let lens: Vec<usize> = regions.iter().map(|(_, _, r)| r.len).collect();
+    let lens: Vec<usize> = regions.iter().map(|(_, _, rs)| rs.iter().map(|r| r.len).sum()).collect();
     let slots: Vec<(usize, usize)> = regions.iter().map(|(t, p, _)| (*t, *p)).collect();
     let set = |r: &mut FetchResponse, empty: bool| {
         for &(t, p) in &slots {
@@ -49,25 +49,29 @@ pub fn respond_fetch(version: i16, correlation_id: i32, answer: FetchAnswer) -> 
             return encoded(version, correlation_id, &response);
         }
     };
-    let mut files: Vec<Option<FileRegion>> = regions.into_iter().map(|(_, _, r)| Some(r)).collect();
-    let parts: Option<Vec<ResponsePart>> = frame
-        .into_iter()
-        .map(|part| match part {
-            FramePart::Bytes(b) => Some(ResponsePart::Bytes(b)),
-            FramePart::Records(n) => files.get_mut(n).and_then(Option::take).map(ResponsePart::File),
-        })
-        .collect();
-    match parts {
-        Some(parts) => Outcome::RespondParts(parts),
-        None => Outcome::Close("internal error: a spliced Fetch response named a region twice".into()),
+    let mut files: Vec<Option<Vec<FileRegion>>> = regions.into_iter().map(|(_, _, rs)| Some(rs)).collect();
+    let mut parts = Vec::with_capacity(2 * files.len() + 1);
+    for part in frame {
+        match part {
+            FramePart::Bytes(b) => parts.push(ResponsePart::Bytes(b)),
+            FramePart::Records(n) => match files.get_mut(n).and_then(Option::take) {
+                Some(rs) => parts.extend(rs.into_iter().map(ResponsePart::File)),
+                None => return Outcome::Close("internal error: a spliced Fetch response named a region twice".into()),
+            },
+        }
     }
+    Outcome::RespondParts(parts)
 }
 
 /// Puts each region's data into its partition's records, or KAFKA_STORAGE_ERROR if unreadable.
-fn read_into(response: &mut FetchResponse, regions: Vec<(usize, usize, FileRegion)>) {
-    for (t, p, region) in regions {
+fn read_into(response: &mut FetchResponse, regions: Vec<(usize, usize, Vec<FileRegion>)>) {
+    for (t, p, rs) in regions {
         let pd = &mut response.responses[t].partitions[p];
-        match region.read() {
+        let read: Result<Vec<u8>, _> = rs.iter().try_fold(Vec::new(), |mut all, r| {
+            all.extend_from_slice(&r.read()?);
+            Ok::<_, strom_storage::StorageError>(all)
+        });
+        match read.map(Bytes::from) {
             Ok(bytes) => pd.records = Some(bytes),
             Err(e) => {
                 tracing::error!("fetch read failed: {e}");

@@ -22,10 +22,10 @@ pub struct PartitionRead {
     pub log_start_offset: i64,
 }
 
-/// What a fetch will send from one partition: a region of a segment file, read after the log's
-/// lock is released (by sendfile into the socket).
+/// What a fetch will send from one partition: regions of segment files (one per segment), read
+/// after the log's lock is released (by sendfile into the socket).
 pub struct PartitionRegion {
-    pub region: Option<FileRegion>,
+    pub regions: Vec<FileRegion>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
 }
@@ -79,7 +79,7 @@ impl Partition {
         self.with_log(|log| {
             let hw = log.log_end_offset();
             let out = log.read_region(offset, max_bytes, hw)?;
-            Ok(PartitionRegion { region: out.region, high_watermark: hw, log_start_offset: log.log_start_offset() })
+            Ok(PartitionRegion { regions: out.regions, high_watermark: hw, log_start_offset: log.log_start_offset() })
         })
     }
 
