@@ -136,3 +136,47 @@ async fn log_append_time_topics_carry_the_brokers_time() {
         }
     }
 }
+
+/// A topic's compression.type other than `producer`: batches in another codec are stored
+/// recompressed with the topic's, and consumers read the same records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_with_a_compression_type_recompress_other_codecs() {
+    use strom_protocol::batch::{BatchIter, Compression};
+    use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use strom_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+    use strom_protocol::StrBytes;
+    let broker = TestBroker::start(&[]);
+    broker.create_topic("as-zstd", 1, &[("compression.type", "zstd")]).await;
+    broker.create_topic("as-plain", 1, &[("compression.type", "uncompressed")]).await;
+    for (topic, codecs) in [("as-zstd", ["lz4", "none", "zstd"]), ("as-plain", ["gzip", "snappy", "none"])] {
+        for codec in codecs {
+            let producer = broker.producer(&[("compression.type", codec), ("linger.ms", "0")]);
+            for i in 0..5 {
+                let value = format!("{codec}-{i}");
+                producer
+                    .send(FutureRecord::to(topic).key("k").payload(&value), std::time::Duration::from_secs(10))
+                    .await
+                    .unwrap_or_else(|(e, _)| panic!("{topic} {codec}: {e}"));
+            }
+        }
+    }
+    let mut raw = support::raw::RawClient::connect(&broker.bootstrap());
+    for (topic, stored) in [("as-zstd", Compression::Zstd), ("as-plain", Compression::None)] {
+        let part = FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20);
+        let t =
+            FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str(topic))).with_partitions(vec![part]);
+        let req = FetchRequest::default().with_max_wait_ms(10).with_max_bytes(1 << 20).with_topics(vec![t]);
+        let resp: FetchResponse = raw.call(ApiKey::Fetch, 12, &req);
+        let records = resp.responses[0].partitions[0].records.clone().unwrap_or_default();
+        let codecs: Vec<Compression> =
+            BatchIter::new(&records).with_crc_check().map(|b| b.expect("valid batch").0.compression()).collect();
+        assert!(!codecs.is_empty() && codecs.iter().all(|c| *c == stored), "{topic}: {codecs:?}");
+        let values: Vec<String> = broker
+            .consume_all(topic, 1, 15)
+            .iter()
+            .map(|m| String::from_utf8_lossy(m.payload().expect("value")).into_owned())
+            .collect();
+        assert_eq!(values.len(), 15);
+        assert!(values.iter().any(|v| v.starts_with("none-")), "{values:?}");
+    }
+}

@@ -248,6 +248,11 @@ impl BatchHeader {
         b
     }
 
+    /// Names `codec` in the attribute bits (the records must be compressed with it).
+    pub fn set_compression(&mut self, codec: Compression) {
+        self.attributes = (self.attributes & !COMPRESSION_MASK) | codec as i16;
+    }
+
     /// Kafka's `setMaxTimestamp(LOG_APPEND_TIME, now)`: the batch is marked LogAppendTime, its
     /// max timestamp (which every record then reports) becomes `now_ms`, and the CRC is computed
     /// again over the new header fields and the unchanged `records` (the batch's bytes after its

@@ -6,7 +6,7 @@
 //! batch that would inflate past that is refused as soon as the bound is crossed — it is never
 //! inflated whole. A 1 MB batch of zeros can claim gigabytes; this is what stops it.
 
-use crate::batch::Compression;
+use crate::batch::{compute_crc, BatchHeader, Compression, BATCH_HEADER_LEN, LOG_OVERHEAD};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::{Read, Write};
 
@@ -71,6 +71,31 @@ pub fn decompress(codec: Compression, body: Bytes, max_bytes: usize) -> Result<B
 
 /// The largest zstd window (as a power of two) a batch may use: 8 MiB.
 const ZSTD_MAX_WINDOW_LOG: u32 = 23;
+
+/// Kafka's recompression on produce, for a topic whose `compression.type` names a codec other
+/// than the batch's: the records are inflated (refused past `max_inflated_bytes`) and compressed
+/// with `to`. The header keeps every field but the codec bits, the length and the CRC; the
+/// records themselves are not re-encoded.
+pub fn recompress_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    to: Compression,
+    max_inflated_bytes: usize,
+) -> Result<Bytes, CompressionError> {
+    let body = Bytes::copy_from_slice(batch.get(BATCH_HEADER_LEN..header.total_size()).unwrap_or_default());
+    let records = decompress(header.compression(), body, max_inflated_bytes)?;
+    let mut out = BytesMut::with_capacity(BATCH_HEADER_LEN + records.len());
+    out.put_bytes(0, BATCH_HEADER_LEN);
+    compress(to, &records, &mut out)?;
+    let mut h = *header;
+    h.set_compression(to);
+    h.batch_length = i32::try_from(out.len() - LOG_OVERHEAD)
+        .map_err(|_| CompressionError::TooLarge { codec: to, max: i32::MAX as usize })?;
+    out[..BATCH_HEADER_LEN].copy_from_slice(&h.to_bytes());
+    let crc = compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(out.freeze())
+}
 
 /// Reads at most `max + 1` bytes, so that crossing the bound is seen without inflating further.
 fn read_bounded(codec: Compression, reader: impl Read, max: usize) -> Result<Bytes, CompressionError> {
@@ -152,6 +177,40 @@ mod tests {
             assert!(out.len() < 1 << 20, "{codec:?} compresses zeros well");
             let err = decompress(codec, out.freeze(), 1 << 20).expect_err("refused");
             assert_eq!(err, CompressionError::TooLarge { codec, max: 1 << 20 }, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn recompressed_batches_keep_their_records_and_fields() {
+        use crate::batch::{BatchFields, BatchIter, BatchWriter, RecordIter};
+        let no_headers: &[(&[u8], Option<&[u8]>)] = &[];
+        for (from, to) in [
+            (Compression::Lz4, Compression::Zstd),
+            (Compression::None, Compression::Gzip),
+            (Compression::Snappy, Compression::None),
+        ] {
+            let mut w = BatchWriter::new(0);
+            for i in 0..20i64 {
+                w.append(1_000 + i, Some(b"k".as_slice()), Some(format!("value-{i}").as_bytes()), no_headers);
+            }
+            let fields = BatchFields {
+                attributes: from as i16,
+                producer_id: 7,
+                producer_epoch: 1,
+                base_sequence: 40,
+                ..BatchFields::default()
+            };
+            let original = w.finish_with(&fields, |r, out| compress(from, r, out)).expect("batch");
+            let (header, _) = BatchIter::new(&original).next().expect("one").expect("valid");
+            let again = recompress_batch(&original, &header, to, 1 << 20).expect("recompressed");
+            let (h2, body) = BatchIter::new(&again).with_crc_check().next().expect("one").expect("valid CRC");
+            assert_eq!(h2.compression(), to);
+            assert_eq!((h2.producer_id, h2.producer_epoch, h2.base_sequence, h2.records_count), (7, 1, 40, 20));
+            assert_eq!((h2.base_timestamp, h2.max_timestamp), (header.base_timestamp, header.max_timestamp));
+            let records = decompress(to, again.slice_ref(&body[BATCH_HEADER_LEN..]), 1 << 20).expect("inflate");
+            let values: Vec<Vec<u8>> =
+                RecordIter::new(&records).map(|r| r.expect("record").value.expect("v").to_vec()).collect();
+            assert_eq!(values, (0..20).map(|i| format!("value-{i}").into_bytes()).collect::<Vec<_>>());
         }
     }
 

@@ -4,7 +4,9 @@
 //! acks=0 gets no response; acks=1 and acks=-1 are answered once the append is done (on a single
 //! node the leader is the whole ISR, so the high watermark moves with the append).
 
-use super::record_checks::{keyless_records, rejection_message, timestamp_errors, RecordError, TimestampBounds};
+use super::record_checks::{
+    keyless_records, recompressed, rejection_message, timestamp_errors, topic_codec, RecordError, TimestampBounds,
+};
 use super::{ensure_topic, unknown_topic};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
@@ -40,6 +42,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         let compacted = cleanup_policy_has(&broker.config, configs, "compact");
         let log_append_time = log_config_for(&broker.config, configs).log_append_time;
         let (before_max_ms, after_max_ms) = timestamp_max_ms(&broker.config, configs);
+        let codec = configs.get("compression.type").or_else(|| broker.config.raw.get("compression.type"));
+        let codec = codec.and_then(|c| topic_codec(c));
         for part in topic_data.partition_data {
             let mut p = PartitionProduceResponse::default();
             p.index = part.index;
@@ -68,6 +72,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                         "One or more records have been rejected due to invalid timestamp",
                     ));
                 }
+                let records = match codec {
+                    Some(codec) => recompressed(records, &validated, codec)?,
+                    None => records,
+                };
                 let outcome = partition.append(&records, now)?;
                 let (start, _) = partition.offsets()?;
                 Ok((outcome, start))

@@ -7,7 +7,8 @@
 //! `after.max.ms`, which are first judged from the smallest and largest timestamp of each batch
 //! (exact for uncompressed batches, the header's for compressed ones) and searched record by
 //! record only when a batch is out of range. Inflation is bounded by `MAX_INFLATED_BATCH_BYTES`;
-//! the stored bytes stay the ones the producer sent.
+//! the stored bytes stay the ones the producer sent, unless the topic's `compression.type` names
+//! another codec, in which case the batch is recompressed (`recompressed`), as Kafka does.
 
 use crate::errors::KafkaError;
 use strom_protocol::batch::{BatchIter, ProducedBatch, RecordIter, TimestampType, BATCH_HEADER_LEN, NO_TIMESTAMP};
@@ -138,4 +139,44 @@ pub fn rejection_message(errors: &[RecordError]) -> String {
         errors.len(),
         shown.join(", ")
     )
+}
+
+/// The codec a topic's `compression.type` imposes (`producer`: none, keep what came).
+pub fn topic_codec(compression_type: &str) -> Option<strom_protocol::batch::Compression> {
+    use strom_protocol::batch::Compression;
+    match compression_type.trim() {
+        "uncompressed" | "none" => Some(Compression::None),
+        "gzip" => Some(Compression::Gzip),
+        "snappy" => Some(Compression::Snappy),
+        "lz4" => Some(Compression::Lz4),
+        "zstd" => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// The request's batches with every batch in `codec` (Kafka's recompression when a topic's
+/// `compression.type` is not `producer`); the bytes as they came when all already are.
+pub fn recompressed(
+    batches: bytes::Bytes,
+    validated: &[ProducedBatch],
+    codec: strom_protocol::batch::Compression,
+) -> Result<bytes::Bytes, KafkaError> {
+    if validated.iter().all(|b| b.header.compression() == codec) {
+        return Ok(batches);
+    }
+    let mut out = bytes::BytesMut::with_capacity(batches.len());
+    let mut at = 0usize;
+    for b in validated {
+        let size = b.header.total_size();
+        let batch = &batches[at..at + size];
+        at += size;
+        if b.header.compression() == codec {
+            out.extend_from_slice(batch);
+            continue;
+        }
+        let again = strom_protocol::compression::recompress_batch(batch, &b.header, codec, MAX_INFLATED_BATCH_BYTES)
+            .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
+        out.extend_from_slice(&again);
+    }
+    Ok(out.freeze())
 }
