@@ -65,6 +65,8 @@ pub struct BrokerConfig {
     /// `connections.max.idle.ms`: a connection that completes no request for this long is
     /// closed (Kafka's default, 10 minutes), so clients that stall mid-frame do not hold it.
     pub connections_max_idle_ms: u64,
+    /// `producer.id.expiration.ms`: idempotent producer state kept this long after its last batch.
+    pub producer_id_expiration_ms: i64,
     /// Strom's own `fetch.zero.copy`: how Fetch sends record data (see [`ZeroCopy`]).
     pub fetch_zero_copy: ZeroCopy,
     /// The raw key/value pairs as given, for DescribeConfigs on the broker.
@@ -129,6 +131,7 @@ impl Default for BrokerConfig {
             max_inflight_requests_per_connection: 64,
             max_connections: 10_000,
             connections_max_idle_ms: 600_000,
+            producer_id_expiration_ms: 86_400_000,
             fetch_zero_copy: ZeroCopy::Auto,
             raw: BTreeMap::new(),
         }
@@ -238,6 +241,7 @@ impl BrokerConfig {
                 "socket.request.max.bytes" => c.socket_request_max_bytes = positive(k, value)?,
                 "max.connections" => c.max_connections = positive(k, value)?,
                 "connections.max.idle.ms" => c.connections_max_idle_ms = positive(k, value)?,
+                "producer.id.expiration.ms" => c.producer_id_expiration_ms = positive(k, value)?,
                 "fetch.zero.copy" => {
                     c.fetch_zero_copy = match value.as_str() {
                         "auto" => ZeroCopy::Auto,

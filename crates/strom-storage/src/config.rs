@@ -28,6 +28,9 @@ pub struct LogConfig {
     /// `message.timestamp.type=LogAppendTime`: the broker stamps each batch with the time of
     /// its append instead of keeping the producer's timestamps.
     pub log_append_time: bool,
+    /// `producer.id.expiration.ms`: idempotent producers whose last batch is older than this are
+    /// forgotten (a producer with no state may then start at any sequence).
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -43,6 +46,7 @@ impl Default for LogConfig {
             flush_interval_messages: i64::MAX as u64,
             flush_interval_ms: i64::MAX,
             log_append_time: false,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

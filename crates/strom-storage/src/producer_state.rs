@@ -108,11 +108,15 @@ pub struct ProducerStateManager {
 
 /// Kafka's sequence check: the first sequence of a new batch must follow the last one, wrapping
 /// from `i32::MAX` to 0.
+/// Kafka's `ProducerAppendInfo.checkSequence`. `entry` is the producer's state including the
+/// earlier batches of this request. A producer with no state (new here, expired, or whose
+/// batches retention removed) may start at any sequence, as in Kafka since KIP-360; after its
+/// first batch, the batches of the same request must follow on (Kafka lets even those jump).
 fn check_sequence(entry: Option<&ProducerEntry>, header: &BatchHeader) -> Result<()> {
     let pid = header.producer_id;
     let received = header.base_sequence;
     let expected = match entry {
-        None => 0,
+        None => return Ok(()),
         Some(e) if header.producer_epoch < e.epoch => {
             return Err(StorageError::InvalidProducerEpoch {
                 producer_id: pid,
@@ -186,6 +190,15 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Forgets producers whose last batch is `expiration_ms` or more older than `now_ms`
+    /// (`producer.id.expiration.ms`, Kafka's `removeExpiredProducers`; its timestamps are the
+    /// batches' max timestamps). Returns how many went.
+    pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
     pub(crate) fn insert(&mut self, entry: ProducerEntry) {
         self.producers.insert(entry.producer_id, entry);
     }
@@ -230,10 +243,8 @@ mod tests {
             state.validate(&[header(7, 0, 5, 1, 0)]),
             Err(StorageError::InvalidProducerEpoch { current: 1, .. })
         ));
-        assert!(matches!(
-            state.validate(&[header(8, 0, 4, 1, 0)]),
-            Err(StorageError::OutOfOrderSequence { expected: 0, .. })
-        ));
+        // A producer without state may start anywhere (KIP-360).
+        assert_eq!(state.validate(&[header(8, 0, 4, 1, 0)]).expect("any start"), Verdict::Append);
     }
 
     #[test]

@@ -49,6 +49,15 @@ impl Log {
 
     /// Applies `retention.ms` and `retention.bytes`, and removes segments wholly below the log
     /// start offset. Meant to run periodically (`log.retention.check.interval.ms`).
+    /// Forgets producers idle for `producer.id.expiration.ms`; returns how many.
+    pub fn expire_producers(&mut self, now_ms: i64) -> usize {
+        let expired = self.producers.remove_expired(now_ms, self.config.producer_id_expiration_ms);
+        if expired > 0 {
+            tracing::info!(partition = %self.tp, expired, "expired idle producers (producer.id.expiration.ms)");
+        }
+        expired
+    }
+
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome> {
         let mut outcome = RetentionOutcome::default();
         let retention_ms = self.config.retention_ms;

@@ -24,6 +24,7 @@ pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String
             .get("message.timestamp.type")
             .or_else(|| broker.raw.get("log.message.timestamp.type"))
             .is_some_and(|t| t.trim() == "LogAppendTime"),
+        producer_id_expiration_ms: broker.producer_id_expiration_ms,
     };
     if !deletes {
         config.retention_ms = -1;

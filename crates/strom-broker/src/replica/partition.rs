@@ -107,13 +107,15 @@ impl Partition {
         })
     }
 
-    /// Periodic housekeeping: time-based roll, time-based flush, retention.
+    /// Periodic housekeeping: time-based roll, time-based flush, retention and producer expiry
+    /// (both every `log.retention.check.interval.ms`).
     pub fn housekeeping(&self, now_ms: i64, retention_due: bool) -> Result<(), StorageError> {
         self.with_log(|log| {
             log.roll_if_due(now_ms)?;
             log.maybe_flush_by_time(now_ms)?;
             if retention_due {
                 log.apply_retention(now_ms)?;
+                log.expire_producers(now_ms);
             }
             Ok(())
         })

@@ -41,7 +41,7 @@ fn retried_batch_is_answered_with_its_original_offsets() {
 }
 
 #[test]
-fn gaps_old_epochs_and_unknown_producers_are_rejected() {
+fn gaps_and_old_epochs_are_rejected() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
     produce_some(&mut log);
@@ -54,19 +54,51 @@ fn gaps_old_epochs_and_unknown_producers_are_rejected() {
         Err(StorageError::InvalidProducerEpoch { producer_id: PID, current: 1, received: 0 }) => {}
         other => panic!("expected InvalidProducerEpoch, got {other:?}"),
     }
-    let stranger = encode_test_batch(0, PID + 1, 0, 3, &[1], &[(None, Some(b"x"))]);
-    assert!(matches!(log.append(&stranger, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 0, .. })));
+    // A new epoch starts at sequence 0.
+    assert!(matches!(try_append(&mut log, idem(2, 7, 1)), Err(StorageError::OutOfOrderSequence { expected: 0, .. })));
+}
+
+/// Kafka's checkSequence (KIP-360): a producer the partition has no state for (new here,
+/// expired, or its batches gone with retention) may start at any sequence, and from then on
+/// must follow it.
+#[test]
+fn a_producer_without_state_may_start_at_any_sequence() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(root.path(), LogConfig::default(), 0, true);
+    let stranger = |seq: i32| encode_test_batch(0, PID + 1, 0, seq, &[1], &[(None, Some(b"x"))]);
+    assert!(matches!(log.append(&stranger(3), 0, 1), Ok(AppendOutcome::Appended(_))));
+    assert!(matches!(log.append(&stranger(4), 0, 1), Ok(AppendOutcome::Appended(_))));
+    assert!(matches!(log.append(&stranger(6), 0, 1), Err(StorageError::OutOfOrderSequence { expected: 5, .. })));
+}
+
+/// producer.id.expiration.ms: a producer idle that long is forgotten, and may then start again
+/// at any sequence; an active one is kept.
+#[test]
+fn idle_producers_expire() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig { producer_id_expiration_ms: 1_000, ..LogConfig::default() };
+    let mut log = open_log(root.path(), config, 0, true);
+    produce_some(&mut log); // batch timestamps 50
+    let other = encode_test_batch(0, PID + 1, 0, 0, &[900], &[(None, Some(b"x"))]);
+    log.append(&other, 0, 900).expect("append");
+    assert_eq!(log.expire_producers(1_000), 0, "not yet");
+    assert_eq!(log.expire_producers(1_050), 1, "PID's last batch is 1,000 ms old");
+    assert!(log.producer_state().get(PID).is_none());
+    assert!(log.producer_state().get(PID + 1).is_some());
+    // Its next batch (seq 15) is accepted as the start of a new history.
+    assert!(matches!(try_append(&mut log, idem(0, 15, 1)), Ok(AppendOutcome::Appended(_))));
 }
 
 #[test]
 fn a_request_with_a_bad_batch_appends_nothing() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut log = open_log(root.path(), LogConfig::default(), 0, true);
-    let mut bytes = idem(0, 0, 2);
-    bytes.extend_from_slice(&idem(0, 5, 1));
-    assert!(matches!(log.append(&bytes, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 2, .. })));
-    assert_eq!(log.log_end_offset(), 0);
-    assert!(log.producer_state().is_empty());
+    append(&mut log, idem(0, 0, 2), 50);
+    let mut bytes = idem(0, 2, 2);
+    bytes.extend_from_slice(&idem(0, 7, 1));
+    assert!(matches!(log.append(&bytes, 0, 1), Err(StorageError::OutOfOrderSequence { expected: 4, .. })));
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(log.producer_state().get(PID).and_then(|e| e.batches.back()).map(|b| b.last_seq), Some(1));
 }
 
 #[test]
