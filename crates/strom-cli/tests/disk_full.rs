@@ -92,7 +92,8 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     let disk = SmallDisk::mount("3m").expect("mount a 3 MiB tmpfs");
     let data: &Path = &disk.path.join("data");
     let broker = TestBroker::start(&[&format!("log.dirs={}", data.display())]);
-    broker.create_topic("fill", 1, &[]).await;
+    // Small segments, so that the disk also fills while a segment rolls.
+    broker.create_topic("fill", 1, &[("segment.bytes", "400000")]).await;
     // Ballast to free later.
     let ballast = disk.path.join("ballast");
     std::fs::write(&ballast, vec![0u8; 1 << 20]).expect("ballast");
