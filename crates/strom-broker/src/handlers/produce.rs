@@ -1,6 +1,7 @@
-//! Produce: validate each partition's record batches (v2 only, CRC-32C, sizes; keys on compacted
-//! topics, KIP-467), then append them to the partition leader's log, which assigns offsets by
-//! rewriting the batch header in place.
+//! Produce: validate each partition's record batches as Kafka's LogValidator does (v2 only,
+//! CRC-32C, sizes; keys on compacted topics and record timestamps, with KIP-467 record errors),
+//! recompress them if the topic's compression.type asks for another codec, then append them to
+//! the partition leader's log, which assigns offsets by rewriting the batch header in place.
 //! acks=0 gets no response; acks=1 and acks=-1 are answered once the append is done (on a single
 //! node the leader is the whole ISR, so the high watermark moves with the append).
 

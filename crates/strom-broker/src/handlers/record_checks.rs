@@ -27,11 +27,10 @@ pub struct RecordError {
 
 /// Records without a key, which a compacted topic cannot take (Kafka's `validateKey`).
 /// `batches` passed `validate_produce_batches`. Control batches are not checked.
-pub fn keyless_records(batches: &[u8], topic: &str, partition: i32) -> Result<Vec<RecordError>, KafkaError> {
+pub fn keyless_records(data: &bytes::Bytes, topic: &str, partition: i32) -> Result<Vec<RecordError>, KafkaError> {
     let corrupt = |what: String| KafkaError::new(ResponseError::CorruptMessage, what);
     let mut errors = Vec::new();
-    let data = bytes::Bytes::copy_from_slice(batches);
-    for item in BatchIter::new(&data) {
+    for item in BatchIter::new(data) {
         let (header, batch) = item.map_err(|e| corrupt(e.to_string()))?;
         if header.is_control() {
             continue;
@@ -76,13 +75,12 @@ impl TimestampBounds {
 /// timestamps out of `bounds`; on a LogAppendTime topic, batches that claim LogAppendTime
 /// themselves. `batches` is what `validate_produce_batches` returned `validated` for.
 pub fn timestamp_errors(
-    batches: &[u8],
+    data: &bytes::Bytes,
     validated: &[ProducedBatch],
     bounds: TimestampBounds,
     log_append_time: bool,
 ) -> Result<Vec<RecordError>, KafkaError> {
     let mut errors = Vec::new();
-    let data = bytes::Bytes::copy_from_slice(batches);
     let mut at = 0usize;
     for b in validated {
         let h = &b.header;
