@@ -296,3 +296,21 @@ async fn timestamps_out_of_range_are_refused() {
         .expect_err("refused");
     assert!(matches!(err.0, KafkaError::MessageProduction(RDKafkaErrorCode::InvalidTimestamp)), "{err:?}");
 }
+
+/// Produce below v7 may not carry zstd batches (Kafka's ProduceRequest.validateRecords).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_needs_produce_v7() {
+    let broker = TestBroker::start(&[]);
+    broker.create_topic("z", 1, &[]).await;
+    let mut w = strom_protocol::batch::BatchWriter::new(0);
+    let no_headers: &[(&[u8], Option<&[u8]>)] = &[];
+    w.append(1, Some(b"k".as_slice()), Some(b"v".as_slice()), no_headers);
+    let codec = strom_protocol::batch::Compression::Zstd;
+    let fields = strom_protocol::batch::BatchFields { attributes: codec as i16, ..Default::default() };
+    let batch = w.finish_with(&fields, |r, out| strom_protocol::compression::compress(codec, r, out)).expect("batch");
+    let mut raw = RawClient::connect(&broker.bootstrap());
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 6, &produce_request("z", batch.to_vec()));
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 76, "UNSUPPORTED_COMPRESSION_TYPE");
+    let resp: ProduceResponse = raw.call(ApiKey::Produce, 7, &produce_request("z", batch.to_vec()));
+    assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+}

@@ -14,7 +14,7 @@ use crate::errors::KafkaError;
 use crate::replica::log_config::{cleanup_policy_has, log_config_for, timestamp_max_ms};
 use crate::server::{now_ms, Broker};
 use std::collections::BTreeMap;
-use strom_protocol::batch::validate_produce_batches;
+use strom_protocol::batch::{validate_produce_batches, Compression};
 use strom_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -58,6 +58,12 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches")
                 })?;
                 let validated = validate_produce_batches(&records)?;
+                if v < 7 && validated.iter().any(|b| b.header.compression() == Compression::Zstd) {
+                    return Err(KafkaError::new(
+                        ResponseError::UnsupportedCompressionType,
+                        format!("Produce requests with version {v} are not allowed to use ZStandard compression"),
+                    ));
+                }
                 if compacted {
                     record_errors = keyless_records(&records, &name, part.index)?;
                     if !record_errors.is_empty() {
