@@ -173,7 +173,7 @@ impl Producer {
     /// A producer with a user-defined partitioner.
     pub async fn with_partitioner(config: ProducerConfig, partitioner: Box<dyn Partitioner>) -> Result<Producer> {
         let cluster = Cluster::connect(config.cluster.clone()).await?;
-        let producer_id = if config.idempotence { init_producer_id(&cluster).await? } else { (-1, -1) };
+        let producer_id = if config.idempotence { init_producer_id(&cluster, &config).await? } else { (-1, -1) };
         let inner = Arc::new(Inner {
             memory: Semaphore::new(config.buffer_memory),
             config,
@@ -313,15 +313,31 @@ impl Producer {
     }
 }
 
-async fn init_producer_id(cluster: &Cluster) -> Result<(i64, i16)> {
+/// InitProducerId, retried as Java's producer does while the error is retriable (a broker that is
+/// still loading its coordinator state answers COORDINATOR_LOAD_IN_PROGRESS right after it
+/// starts), every `retry.backoff.ms`, for at most `max.block.ms`.
+async fn init_producer_id(cluster: &Cluster, config: &ProducerConfig) -> Result<(i64, i16)> {
     let mut req = InitProducerIdRequest::default();
     req.transactional_id = None;
     req.transaction_timeout_ms = 60_000;
     req.producer_id = strom_protocol::messages::ProducerId(-1);
     req.producer_epoch = -1;
-    let resp: InitProducerIdResponse = cluster.send_any(ApiKey::InitProducerId, &req).await?;
-    crate::error::check(resp.error_code)?;
-    Ok((resp.producer_id.0, resp.producer_epoch))
+    let deadline = tokio::time::Instant::now() + config.max_block;
+    loop {
+        let attempt = async {
+            let resp: InitProducerIdResponse = cluster.send_any(ApiKey::InitProducerId, &req).await?;
+            crate::error::check(resp.error_code)?;
+            Ok::<_, ClientError>((resp.producer_id.0, resp.producer_epoch))
+        };
+        match attempt.await {
+            Ok(id) => return Ok(id),
+            Err(e) if e.is_retriable() && tokio::time::Instant::now() + config.retry_backoff < deadline => {
+                tracing::debug!("InitProducerId failed ({e}); retrying in {:?}", config.retry_backoff);
+                tokio::time::sleep(config.retry_backoff).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
