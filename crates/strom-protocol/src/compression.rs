@@ -10,6 +10,16 @@ use crate::batch::{compute_crc, BatchHeader, Compression, BATCH_HEADER_LEN, LOG_
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::{Read, Write};
 
+/// How far the broker lets one stored or produced batch inflate when it must look at its records
+/// (key and timestamp checks, recompression, timestamp lookups): far above what a producer's
+/// `batch.size` builds, small enough that a hostile batch costs little.
+pub const BROKER_MAX_INFLATED_BATCH_BYTES: usize = 64 << 20;
+
+/// How far a reader (strom-client's consumer, dump-log) lets one fetched or stored batch
+/// inflate. Java's client has no such bound; 256 MiB is far above any batch a producer builds
+/// (batch.size and max.request.size are 1 MB by default).
+pub const READER_MAX_INFLATED_BATCH_BYTES: usize = 256 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CompressionError {
     #[error("{codec:?} records inflate past the {max} bytes allowed")]

@@ -10,14 +10,11 @@
 //! timestamp.
 
 use strom_protocol::batch::{BatchHeader, RecordIter, TimestampType, BATCH_HEADER_LEN};
-use strom_protocol::compression::decompress;
+use strom_protocol::compression::{decompress, BROKER_MAX_INFLATED_BATCH_BYTES};
 
 use crate::error::{Result, StorageError};
 use crate::log::Log;
 use crate::segment::Segment;
-
-/// How far a stored batch may inflate while it is searched.
-const MAX_INFLATED_BATCH_BYTES: usize = 64 << 20;
 
 /// The first (offset, timestamp) in a batch with a record at or after `target` and at or above
 /// `min_offset`; `None` if the batch's records say otherwise.
@@ -32,15 +29,16 @@ fn search_batch(
         return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
     }
     let bytes = segment.region(pos, header.total_size()).read()?;
-    let records = match decompress(header.compression(), bytes.slice(BATCH_HEADER_LEN..), MAX_INFLATED_BATCH_BYTES) {
-        Ok(records) => records,
-        Err(e) => {
-            // Stored batches passed their CRC check; one that will not inflate within the bound
-            // is answered by its first offset, as before compressed batches were searched.
-            tracing::warn!("timestamp lookup in the batch at offset {}: {e}", header.base_offset);
-            return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
-        }
-    };
+    let records =
+        match decompress(header.compression(), bytes.slice(BATCH_HEADER_LEN..), BROKER_MAX_INFLATED_BATCH_BYTES) {
+            Ok(records) => records,
+            Err(e) => {
+                // Stored batches passed their CRC check; one that will not inflate within the bound
+                // is answered by its first offset, as before compressed batches were searched.
+                tracing::warn!("timestamp lookup in the batch at offset {}: {e}", header.base_offset);
+                return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
+            }
+        };
     for record in RecordIter::new(&records) {
         let record = record.map_err(StorageError::InvalidBatch)?;
         let offset = header.base_offset + i64::from(record.offset_delta);

@@ -11,7 +11,7 @@ use super::record_checks::{
 use super::{ensure_topic, unknown_topic};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
-use crate::replica::log_config::{cleanup_policy_has, log_config_for, timestamp_max_ms};
+use crate::replica::log_config::{cleanup_policy_has, timestamp_max_ms, uses_log_append_time};
 use crate::server::{now_ms, Broker};
 use std::collections::BTreeMap;
 use strom_protocol::batch::{validate_produce_batches, Compression};
@@ -41,7 +41,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         let no_overrides = BTreeMap::new();
         let configs = topic.as_ref().ok().and_then(|image| image.topic(&name)).map_or(&no_overrides, |t| &t.configs);
         let compacted = cleanup_policy_has(&broker.config, configs, "compact");
-        let log_append_time = log_config_for(&broker.config, configs).log_append_time;
+        let log_append_time = uses_log_append_time(&broker.config, configs);
         let (before_max_ms, after_max_ms) = timestamp_max_ms(&broker.config, configs);
         let codec = configs.get("compression.type").or_else(|| broker.config.raw.get("compression.type"));
         let codec = codec.and_then(|c| topic_codec(c));

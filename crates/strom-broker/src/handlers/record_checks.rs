@@ -6,17 +6,14 @@
 //! inflated for that check), and record timestamps outside `message.timestamp.before.max.ms` /
 //! `after.max.ms`, which are first judged from the smallest and largest timestamp of each batch
 //! (exact for uncompressed batches, the header's for compressed ones) and searched record by
-//! record only when a batch is out of range. Inflation is bounded by `MAX_INFLATED_BATCH_BYTES`;
+//! record only when a batch is out of range. Inflation is bounded by `BROKER_MAX_INFLATED_BATCH_BYTES`;
 //! the stored bytes stay the ones the producer sent, unless the topic's `compression.type` names
 //! another codec, in which case the batch is recompressed (`recompressed`), as Kafka does.
 
 use crate::errors::KafkaError;
 use strom_protocol::batch::{BatchIter, ProducedBatch, RecordIter, TimestampType, BATCH_HEADER_LEN, NO_TIMESTAMP};
-use strom_protocol::compression::decompress;
+use strom_protocol::compression::{decompress, BROKER_MAX_INFLATED_BATCH_BYTES};
 use strom_protocol::ResponseError;
-
-/// How far one batch may inflate while its records are checked.
-const MAX_INFLATED_BATCH_BYTES: usize = 64 << 20;
 
 /// One rejected record: its index within its batch and why, as in ProduceResponse v8+.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +33,8 @@ pub fn keyless_records(data: &bytes::Bytes, topic: &str, partition: i32) -> Resu
             continue;
         }
         let body = data.slice_ref(&batch[BATCH_HEADER_LEN..]);
-        let records =
-            decompress(header.compression(), body, MAX_INFLATED_BATCH_BYTES).map_err(|e| corrupt(e.to_string()))?;
+        let records = decompress(header.compression(), body, BROKER_MAX_INFLATED_BATCH_BYTES)
+            .map_err(|e| corrupt(e.to_string()))?;
         for (index, record) in RecordIter::new(&records).enumerate() {
             let record = record.map_err(|e| corrupt(e.to_string()))?;
             if record.key.is_none() {
@@ -104,7 +101,7 @@ pub fn timestamp_errors(
             Some((lo, hi)) if bounds.rejects(lo) || bounds.rejects(hi) => {}
             _ => continue,
         }
-        let records = decompress(h.compression(), batch.slice(BATCH_HEADER_LEN..), MAX_INFLATED_BATCH_BYTES)
+        let records = decompress(h.compression(), batch.slice(BATCH_HEADER_LEN..), BROKER_MAX_INFLATED_BATCH_BYTES)
             .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
         for (index, record) in RecordIter::new(&records).enumerate() {
             let record = record.map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
@@ -172,8 +169,9 @@ pub fn recompressed(
             out.extend_from_slice(batch);
             continue;
         }
-        let again = strom_protocol::compression::recompress_batch(batch, &b.header, codec, MAX_INFLATED_BATCH_BYTES)
-            .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
+        let again =
+            strom_protocol::compression::recompress_batch(batch, &b.header, codec, BROKER_MAX_INFLATED_BATCH_BYTES)
+                .map_err(|e| KafkaError::new(ResponseError::CorruptMessage, e.to_string()))?;
         out.extend_from_slice(&again);
     }
     Ok(out.freeze())

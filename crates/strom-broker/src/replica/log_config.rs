@@ -20,10 +20,7 @@ pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String
         max_message_bytes: get("max.message.bytes").map(|v| v as u32).unwrap_or(broker.message_max_bytes),
         flush_interval_messages: get("flush.messages").map(|v| v as u64).unwrap_or(broker.log_flush_interval_messages),
         flush_interval_ms: get("flush.ms").unwrap_or(broker.log_flush_interval_ms),
-        log_append_time: overrides
-            .get("message.timestamp.type")
-            .or_else(|| broker.raw.get("log.message.timestamp.type"))
-            .is_some_and(|t| t.trim() == "LogAppendTime"),
+        log_append_time: uses_log_append_time(broker, overrides),
         producer_id_expiration_ms: broker.producer_id_expiration_ms,
     };
     if !deletes {
@@ -31,6 +28,15 @@ pub fn log_config_for(broker: &BrokerConfig, overrides: &BTreeMap<String, String
         config.retention_bytes = -1;
     }
     config
+}
+
+/// Whether a topic's `message.timestamp.type` (or the broker's `log.message.timestamp.type`) is
+/// LogAppendTime.
+pub fn uses_log_append_time(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> bool {
+    overrides
+        .get("message.timestamp.type")
+        .or_else(|| broker.raw.get("log.message.timestamp.type"))
+        .is_some_and(|t| t.trim() == "LogAppendTime")
 }
 
 /// Whether a topic's `cleanup.policy` (or the broker's `log.cleanup.policy`; default `delete`)

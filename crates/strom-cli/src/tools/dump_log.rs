@@ -237,10 +237,6 @@ fn dump_log(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Result<
     Ok(())
 }
 
-/// A compressed batch may inflate to at most this much; a corrupt or hostile segment cannot make
-/// the tool allocate more.
-const MAX_INFLATED_BATCH_BYTES: usize = 256 << 20;
-
 /// Kafka's dumpBatchRecords: one `| offset: ...` line per record, with key and payload on request.
 fn dump_records(
     batch: &FileBatch,
@@ -255,8 +251,12 @@ fn dump_records(
     let h = &batch.header;
     let cannot = |e: String| format!("cannot decode the records of the batch at offset {}: {e}", h.base_offset);
     let body = Bytes::copy_from_slice(&batch.bytes[BATCH_HEADER_LEN.min(batch.bytes.len())..]);
-    let body = strom_protocol::compression::decompress(h.compression(), body, MAX_INFLATED_BATCH_BYTES)
-        .map_err(|e| cannot(e.to_string()))?;
+    let body = strom_protocol::compression::decompress(
+        h.compression(),
+        body,
+        strom_protocol::compression::READER_MAX_INFLATED_BATCH_BYTES,
+    )
+    .map_err(|e| cannot(e.to_string()))?;
     let ts_type = timestamp_type(h);
     for record in RecordIter::new(&body) {
         let r = record.map_err(|e| cannot(e.to_string()))?;

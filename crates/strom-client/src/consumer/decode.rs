@@ -10,12 +10,6 @@ use crate::TopicPartition;
 use bytes::Bytes;
 use strom_protocol::batch::{self, BatchIter, RecordIter, BATCH_HEADER_LEN};
 
-/// A compressed batch may inflate to at most this much. A broker (or anything answering on its
-/// port) can send a small batch that claims gigabytes; it is refused instead of inflated. Java's
-/// client has no such bound; 256 MiB is far above any batch a producer builds (batch.size and
-/// max.request.size are 1 MB by default).
-const MAX_INFLATED_BATCH_BYTES: usize = 256 << 20;
-
 /// The records at or after `position` in `data`, and the offset after the last whole batch.
 pub fn decode(tp: &TopicPartition, position: i64, data: Bytes) -> Result<(Vec<ConsumerRecord>, i64)> {
     let corrupt = |e: String| ClientError::Protocol(format!("corrupt record batch from {tp}: {e}"));
@@ -29,8 +23,12 @@ pub fn decode(tp: &TopicPartition, position: i64, data: Bytes) -> Result<(Vec<Co
             continue;
         }
         let body = data.slice_ref(&batch[BATCH_HEADER_LEN..]);
-        let body = strom_protocol::compression::decompress(header.compression(), body, MAX_INFLATED_BATCH_BYTES)
-            .map_err(|e| corrupt(e.to_string()))?;
+        let body = strom_protocol::compression::decompress(
+            header.compression(),
+            body,
+            strom_protocol::compression::READER_MAX_INFLATED_BATCH_BYTES,
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
         let timestamp_type = match header.timestamp_type() {
             batch::TimestampType::LogAppendTime => TimestampType::LogAppendTime,
             batch::TimestampType::CreateTime => TimestampType::CreateTime,

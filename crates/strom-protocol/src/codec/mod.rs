@@ -60,12 +60,6 @@ impl Sink for BytesMut {
     }
 }
 
-impl Sink for Vec<u8> {
-    fn put_slice(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
 /// A [`Sink`] that counts bytes without writing them.
 #[derive(Debug, Default)]
 pub struct SizeCounter(usize);
