@@ -16,6 +16,7 @@ pub mod controller;
 pub mod error;
 pub mod image;
 pub mod log;
+pub mod quorum;
 pub mod records;
 pub mod topic_config;
 

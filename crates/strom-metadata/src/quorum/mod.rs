@@ -1,0 +1,26 @@
+//! The metadata quorum: the controllers keep the metadata log consistent with Raft, using
+//! TiKV's `raft` crate (see docs/decisions.md, "The metadata quorum").
+//!
+//! ```text
+//!  tick / peer message / proposal ──▶ QuorumCore (RawNode + MemoryLog, no I/O)
+//!                                          │ poll()
+//!                                          ▼
+//!        Persist(batch) ─▶ Send(messages) ─▶ RestoreSnapshot / Apply(committed entries)
+//!        (durable first)   (to peers)        (to the metadata image, in log order)
+//! ```
+//!
+//! The core is the same in a running node (files and TCP execute the commands) and in the
+//! deterministic simulation of the tests (a simulated disk, network and clock do). The voter set
+//! is static (`controller.quorum.voters`); brokers that are not voters follow the committed log
+//! from the controllers instead of taking part in Raft.
+
+mod core;
+mod logger;
+mod storage;
+
+#[cfg(test)]
+mod simulation;
+
+pub use self::core::{Committed, PersistBatch, QuorumCommand, QuorumCore, QuorumError, QuorumSettings, QuorumStatus};
+pub use raft::eraftpb::Message as RaftMessage;
+pub use storage::PersistentState;

@@ -1,0 +1,479 @@
+//! Deterministic simulation of the metadata quorum: 3 or 5 cores over a simulated network (delay,
+//! loss, duplication, reordering, partitions) and a simulated disk (only what a `Persist`
+//! command wrote survives a crash), driven by one seeded generator. Every step checks Raft's
+//! safety properties; after the faults end, every node must converge on the same log holding
+//! every acknowledged proposal exactly once. A failing seed replays exactly:
+//! `STROM_SIM_SEED=<seed> cargo test -p strom-metadata simulation`.
+
+use super::*;
+use bytes::Bytes;
+use protobuf::Message as _;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// The replicated state machine of the simulation: the applied values in order.
+#[derive(Default, Clone)]
+struct Machine {
+    applied_index: u64,
+    values: Vec<u64>,
+}
+
+impl Machine {
+    fn encode(&self) -> Bytes {
+        let mut out = self.applied_index.to_be_bytes().to_vec();
+        self.values.iter().for_each(|v| out.extend_from_slice(&v.to_be_bytes()));
+        Bytes::from(out)
+    }
+    fn decode(data: &[u8]) -> Machine {
+        let words: Vec<u64> =
+            data.chunks_exact(8).map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes"))).collect();
+        Machine { applied_index: words[0], values: words[1..].to_vec() }
+    }
+}
+
+struct Node {
+    core: Option<QuorumCore>,
+    disk: PersistentState,
+    machine: Machine,
+}
+
+struct InFlight {
+    deliver_at: u64,
+    seq: u64,
+    to: u64,
+    bytes: Vec<u8>,
+}
+
+struct Sim {
+    rng: Rng,
+    seed: u64,
+    now: u64,
+    nodes: BTreeMap<u64, Node>,
+    network: Vec<InFlight>,
+    seq: u64,
+    /// Directed links that drop everything.
+    cut: BTreeSet<(u64, u64)>,
+    loss_percent: u64,
+    /// The first (term, value) applied at each index by any node: every node must agree.
+    committed: BTreeMap<u64, (u64, Option<u64>)>,
+    leaders: HashMap<u64, u64>,
+    proposed: BTreeMap<u64, u64>,
+    acknowledged: BTreeSet<u64>,
+    next_value: u64,
+    history: Vec<String>,
+}
+
+fn settings(id: u64, voters: &[u64], seed: u64) -> QuorumSettings {
+    QuorumSettings {
+        node_id: id,
+        voters: voters.to_vec(),
+        election_ticks: 10,
+        heartbeat_ticks: 2,
+        max_append_bytes: 4096,
+        seed,
+    }
+}
+
+impl Sim {
+    fn new(seed: u64, size: u64) -> Sim {
+        let voters: Vec<u64> = (1..=size).collect();
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                let core = QuorumCore::restore(settings(id, &voters, seed), PersistentState::default()).expect("core");
+                (id, Node { core: Some(core), disk: PersistentState::default(), machine: Machine::default() })
+            })
+            .collect();
+        Sim {
+            rng: Rng(seed),
+            seed,
+            now: 0,
+            nodes,
+            network: Vec::new(),
+            seq: 0,
+            cut: BTreeSet::new(),
+            loss_percent: 0,
+            committed: BTreeMap::new(),
+            leaders: HashMap::new(),
+            proposed: BTreeMap::new(),
+            acknowledged: BTreeSet::new(),
+            next_value: 1,
+            history: Vec::new(),
+        }
+    }
+
+    fn voters(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn fail(&self, what: String) -> ! {
+        let tail: Vec<_> = self.history.iter().rev().take(30).rev().collect();
+        panic!("seed {}: at tick {}: {what}\nlast events:\n{tail:#?}", self.seed, self.now)
+    }
+
+    /// Executes the commands of one node, in order, as an adapter would.
+    fn run_commands(&mut self, id: u64) {
+        loop {
+            let commands = match self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) {
+                Some(core) => core.poll(),
+                None => return,
+            };
+            if commands.is_empty() {
+                break;
+            }
+            for command in commands {
+                self.execute(id, command);
+            }
+        }
+        self.check_leader(id);
+        self.maybe_compact(id);
+    }
+
+    fn execute(&mut self, id: u64, command: QuorumCommand) {
+        match command {
+            QuorumCommand::Persist(batch) => {
+                let node = self.nodes.get_mut(&id).expect("node");
+                node.disk.apply(&batch);
+            }
+            QuorumCommand::Send(messages) => {
+                for m in messages {
+                    let delay = 1 + self.rng.below(3);
+                    let copies = if self.rng.chance(2) { 2 } else { 1 };
+                    for _ in 0..copies {
+                        self.seq += 1;
+                        self.network.push(InFlight {
+                            deliver_at: self.now + delay + self.rng.below(2),
+                            seq: self.seq,
+                            to: m.to,
+                            bytes: m.write_to_bytes().expect("encode"),
+                        });
+                    }
+                }
+            }
+            QuorumCommand::RestoreSnapshot { index, data, .. } => {
+                let machine = Machine::decode(&data);
+                if machine.applied_index != index {
+                    self.fail(format!("node {id}: snapshot at {index} holds a machine at {}", machine.applied_index));
+                }
+                self.history.push(format!("t{} n{id} restored snapshot at {index}", self.now));
+                self.nodes.get_mut(&id).expect("node").machine = machine;
+            }
+            QuorumCommand::Apply(entries) => {
+                for e in entries {
+                    self.apply(id, e);
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, id: u64, e: Committed) {
+        let value = (!e.data.is_empty()).then(|| u64::from_be_bytes(e.data[..8].try_into().expect("8 bytes")));
+        let machine = &mut self.nodes.get_mut(&id).expect("node").machine;
+        if e.index != machine.applied_index + 1 {
+            let at = machine.applied_index;
+            self.fail(format!("node {id} applied {} after {at}", e.index));
+        }
+        machine.applied_index = e.index;
+        if let Some(v) = value {
+            if machine.values.contains(&v) {
+                self.fail(format!("node {id} applied value {v} twice"));
+            }
+            machine.values.push(v);
+        }
+        match self.committed.get(&e.index) {
+            Some(&(term, v)) if (term, v) != (e.term, value) => self.fail(format!(
+                "node {id} applied ({}, {value:?}) at index {} where another applied ({term}, {v:?})",
+                e.term, e.index
+            )),
+            Some(_) => {}
+            None => {
+                self.committed.insert(e.index, (e.term, value));
+            }
+        }
+        if let Some(v) = value {
+            if self.proposed.get(&v) == Some(&id) {
+                self.acknowledged.insert(v);
+            }
+        }
+    }
+
+    fn check_leader(&mut self, id: u64) {
+        let Some(core) = self.nodes.get(&id).and_then(|n| n.core.as_ref()) else { return };
+        let status = core.status();
+        if status.is_leader {
+            match self.leaders.get(&status.term) {
+                Some(&other) if other != id => {
+                    self.fail(format!("two leaders in term {}: {other} and {id}", status.term))
+                }
+                Some(_) => {}
+                None => {
+                    self.history.push(format!("t{} n{id} leader of term {}", self.now, status.term));
+                    self.leaders.insert(status.term, id);
+                }
+            }
+        }
+    }
+
+    fn maybe_compact(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).expect("node");
+        let Some(core) = node.core.as_mut() else { return };
+        let applied = node.machine.applied_index;
+        if applied >= core.snapshot_index() + 15 {
+            let command = core.compact(applied, node.machine.encode());
+            self.execute(id, command);
+        }
+    }
+
+    fn crash(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).expect("node");
+        if node.core.take().is_some() {
+            self.history.push(format!("t{} n{id} crashed", self.now));
+            self.network.retain(|m| m.to != id);
+        }
+    }
+
+    fn restart(&mut self, id: u64) {
+        let voters = self.voters();
+        let node = self.nodes.get_mut(&id).expect("node");
+        if node.core.is_some() {
+            return;
+        }
+        let seed = self.seed.wrapping_add(self.now);
+        let core = QuorumCore::restore(settings(id, &voters, seed), node.disk.clone()).expect("restart");
+        let snapshot = &node.disk.snapshot;
+        node.machine =
+            if snapshot.get_metadata().index == 0 { Machine::default() } else { Machine::decode(&snapshot.data) };
+        node.core = Some(core);
+        self.history.push(format!("t{} n{id} restarted", self.now));
+    }
+
+    fn propose(&mut self) {
+        let alive: Vec<u64> = self.nodes.iter().filter(|(_, n)| n.core.is_some()).map(|(id, _)| *id).collect();
+        if alive.is_empty() {
+            return;
+        }
+        let id = alive[self.rng.below(alive.len() as u64) as usize];
+        let value = self.next_value;
+        let core = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()).expect("alive");
+        if core.propose(value.to_be_bytes().to_vec()).is_ok() {
+            self.next_value += 1;
+            self.proposed.insert(value, id);
+        }
+        self.run_commands(id);
+    }
+
+    fn deliver(&mut self) {
+        let now = self.now;
+        let mut due: Vec<InFlight> = Vec::new();
+        let mut i = 0;
+        while i < self.network.len() {
+            if self.network[i].deliver_at <= now {
+                due.push(self.network.swap_remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        due.sort_by_key(|m| (m.deliver_at, m.seq));
+        for m in due {
+            let message = RaftMessage::parse_from_bytes(&m.bytes).expect("decode");
+            if self.cut.contains(&(message.from, m.to)) || self.rng.chance(self.loss_percent) {
+                continue;
+            }
+            let Some(core) = self.nodes.get_mut(&m.to).and_then(|n| n.core.as_mut()) else { continue };
+            if let Err(e) = core.step(message) {
+                self.fail(format!("node {} rejected a message: {e}", m.to));
+            }
+            self.run_commands(m.to);
+        }
+    }
+
+    fn tick(&mut self) {
+        self.now += 1;
+        for id in self.voters() {
+            if let Some(core) = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) {
+                core.tick();
+            }
+            self.run_commands(id);
+        }
+        self.deliver();
+    }
+
+    fn nemesis(&mut self) {
+        let voters = self.voters();
+        let pick = |rng: &mut Rng| voters[rng.below(voters.len() as u64) as usize];
+        match self.rng.below(100) {
+            0..=2 => {
+                let id = pick(&mut self.rng);
+                self.crash(id);
+            }
+            3..=7 => {
+                let id = pick(&mut self.rng);
+                self.restart(id);
+            }
+            8..=9 => {
+                // Isolate one node both ways.
+                let id = pick(&mut self.rng);
+                for &o in &voters {
+                    if o != id {
+                        self.cut.insert((id, o));
+                        self.cut.insert((o, id));
+                    }
+                }
+                self.history.push(format!("t{} isolate n{id}", self.now));
+            }
+            10 => {
+                // One-way loss.
+                let (a, b) = (pick(&mut self.rng), pick(&mut self.rng));
+                if a != b {
+                    self.cut.insert((a, b));
+                    self.history.push(format!("t{} cut n{a}->n{b}", self.now));
+                }
+            }
+            11..=13 => {
+                self.cut.clear();
+                self.history.push(format!("t{} heal network", self.now));
+            }
+            14 => self.loss_percent = self.rng.below(30),
+            _ => {}
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut.clear();
+        self.loss_percent = 0;
+        for id in self.voters() {
+            self.restart(id);
+        }
+        self.history.push(format!("t{} heal all", self.now));
+    }
+
+    /// Runs until every node applied the same last index under one leader, or fails.
+    fn converge(&mut self) {
+        // Entries proposed by a leader that then lost its leadership may still be committed by
+        // the next leader; one more proposal after healing makes every node apply them.
+        let deadline = self.now + 2_000;
+        let mut proposed_after_heal = false;
+        while self.now < deadline {
+            self.tick();
+            let leader =
+                self.nodes.values().filter_map(|n| n.core.as_ref()).find(|c| c.is_leader()).map(|c| c.status());
+            if let Some(l) = leader {
+                if !proposed_after_heal {
+                    self.propose_at(l.node_id);
+                    proposed_after_heal = true;
+                    continue;
+                }
+                let applied: BTreeSet<u64> = self.nodes.values().map(|n| n.machine.applied_index).collect();
+                if applied.len() == 1 && applied.contains(&l.commit_index) && l.commit_index == l.last_index {
+                    return;
+                }
+            }
+        }
+        let statuses: Vec<_> = self
+            .nodes
+            .values()
+            .map(|n| {
+                (n.core.as_ref().map(|c| c.status()), n.machine.applied_index, n.disk.snapshot.get_metadata().index)
+            })
+            .collect();
+        self.fail(format!("the cluster did not converge after healing: {statuses:#?}"));
+    }
+
+    fn propose_at(&mut self, id: u64) {
+        let value = self.next_value;
+        let core = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()).expect("alive");
+        if core.propose(value.to_be_bytes().to_vec()).is_ok() {
+            self.next_value += 1;
+            self.proposed.insert(value, id);
+        }
+        self.run_commands(id);
+    }
+
+    fn check_final(&self) {
+        let reference = &self.nodes.values().next().expect("nodes").machine.values;
+        for (id, node) in &self.nodes {
+            if &node.machine.values != reference {
+                self.fail(format!("node {id} ended with a different history"));
+            }
+        }
+        let present: BTreeSet<u64> = reference.iter().copied().collect();
+        if let Some(lost) = self.acknowledged.iter().find(|v| !present.contains(v)) {
+            self.fail(format!("acknowledged value {lost} was lost"));
+        }
+    }
+
+    /// A fingerprint of the whole run, to show that a seed replays exactly.
+    fn fingerprint(&self) -> String {
+        format!("{:?} {:?} {}", self.history, self.committed, self.now)
+    }
+}
+
+fn run(seed: u64) -> Sim {
+    let size = if seed.is_multiple_of(3) { 5 } else { 3 };
+    let mut sim = Sim::new(seed, size);
+    for _ in 0..400 {
+        sim.nemesis();
+        if sim.rng.chance(30) {
+            sim.propose();
+        }
+        sim.tick();
+    }
+    sim.heal();
+    sim.converge();
+    sim.check_final();
+    sim
+}
+
+#[test]
+fn many_seeds_keep_raft_safe_and_converge() {
+    let seeds: Vec<u64> = match std::env::var("STROM_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("STROM_SIM_SEED is a number")],
+        Err(_) => {
+            let count = std::env::var("STROM_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+            (0..count).collect()
+        }
+    };
+    let mut acknowledged = 0;
+    let mut leaders = 0;
+    for seed in seeds {
+        let sim = run(seed);
+        acknowledged += sim.acknowledged.len();
+        leaders += sim.leaders.len();
+    }
+    // The runs must have done real work, not merely stayed safe by doing nothing.
+    assert!(acknowledged > 0 && leaders > 0, "acknowledged {acknowledged}, leaders {leaders}");
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    assert_eq!(run(7).fingerprint(), run(7).fingerprint());
+}
+
+#[test]
+fn a_single_voter_commits_alone() {
+    let mut sim = Sim::new(1, 1);
+    for _ in 0..40 {
+        sim.tick();
+    }
+    sim.propose_at(1);
+    sim.tick();
+    assert_eq!(sim.acknowledged.len(), 1);
+}
