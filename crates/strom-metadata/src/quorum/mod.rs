@@ -15,6 +15,7 @@
 //! from the controllers instead of taking part in Raft.
 
 mod core;
+mod durable;
 mod logger;
 mod storage;
 
@@ -22,5 +23,6 @@ mod storage;
 mod simulation;
 
 pub use self::core::{Committed, PersistBatch, QuorumCommand, QuorumCore, QuorumError, QuorumSettings, QuorumStatus};
+pub use durable::{DurableQuorumLog, QUORUM_DIR};
 pub use raft::eraftpb::Message as RaftMessage;
 pub use storage::PersistentState;

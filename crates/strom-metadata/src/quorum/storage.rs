@@ -68,7 +68,13 @@ impl MemoryLog {
         let contiguous = entries.iter().enumerate().all(|(i, e)| e.index == snapshot_index + 1 + i as u64);
         assert!(contiguous, "persisted Raft entries after snapshot {snapshot_index} are not contiguous");
         let mut hard_state = state.hard_state;
-        hard_state.commit = hard_state.commit.max(snapshot_index);
+        let last = entries.last().map_or(snapshot_index, |e| e.index);
+        if hard_state.commit > last {
+            // Only a log damaged on disk loses entries below the commit index; Raft refuses to
+            // start with a commit index past its log, so the rest is learnt from the leader.
+            tracing::warn!(commit = hard_state.commit, last, "metadata quorum log ends before its commit index");
+        }
+        hard_state.commit = hard_state.commit.clamp(snapshot_index, last);
         let conf_state = ConfState { voters, ..Default::default() };
         MemoryLog { hard_state, conf_state, snapshot: state.snapshot, entries }
     }
