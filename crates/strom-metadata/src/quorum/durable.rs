@@ -177,8 +177,11 @@ fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
     buf.extend_from_slice(payload);
 }
 
-/// Reads every whole, valid record; returns the entries, their positions and the valid length.
-fn read_log(path: &Path) -> Result<(Vec<Entry>, Vec<(u64, u64)>, u64), MetadataError> {
+/// What `raft.log` holds: the entries, their `(index, position)`s and the length of the valid part.
+type LogContents = (Vec<Entry>, Vec<(u64, u64)>, u64);
+
+/// Reads every whole, valid record.
+fn read_log(path: &Path) -> Result<LogContents, MetadataError> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut f) => {
