@@ -7,6 +7,8 @@
 //!                        ▼
 //!                  dispatch ─▶ handlers/<api>.rs ─▶ replica::ReplicaManager ─▶ strom-storage Log
 //!                                               └─▶ metadata::MetadataStore ─▶ strom-metadata Controller
+//!  metadata::publisher: the one task that applies committed metadata records to the image and
+//!                       the hosted partitions
 //!  purgatory: fetches wait for new data (watch channel bumped by every append)
 //! ```
 //!

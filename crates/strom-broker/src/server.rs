@@ -12,7 +12,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strom_metadata::controller::ControllerSettings;
-use strom_metadata::MetadataImage;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -42,15 +41,6 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub fetch_purgatory: FetchPurgatory,
     pub groups: GroupManager,
-}
-
-impl Broker {
-    /// Brings the hosted partitions in line with a new metadata image.
-    pub fn apply_image(&self, image: &MetadataImage) {
-        if let Err(e) = self.replicas.reconcile(image) {
-            tracing::error!("applying metadata to local partitions failed: {e}");
-        }
-    }
 }
 
 /// A running broker. Dropping it does not stop it; call [`BrokerHandle::shutdown`].
@@ -138,6 +128,9 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     let mut tasks = JoinSet::new();
     tasks.spawn(accept_loop(Arc::clone(&broker), listener, stop_rx.clone()));
     tasks.spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
+    if let Some(committed) = broker.metadata.take_committed() {
+        tasks.spawn(crate::metadata::publisher::run(Arc::clone(&broker), committed, stop_rx.clone()));
+    }
     {
         let b = Arc::clone(&broker);
         tasks.spawn(async move { b.groups.run_timers(&b, stop_rx).await });

@@ -1,16 +1,13 @@
 //! The controller: validates admin operations against the current image and turns them into
-//! metadata records, which it makes durable in the metadata log before applying them.
-//!
-//! It is synchronous and holds no locks of its own; the broker serialises calls to it (one
-//! mutex), which is also what orders the metadata log.
+//! metadata records ([`Proposal`]). It does no I/O and never changes the image: the quorum makes
+//! the records durable and orders them, and the node's publisher applies them. The caller
+//! serialises operations and runs the next one only on an image that includes the records of the
+//! previous one, so every proposal is validated against everything committed before it.
 
 use crate::error::MetadataError;
 use crate::image::{MetadataImage, TopicImage};
-use crate::log::MetadataLog;
 use crate::records::MetadataRecord;
 use crate::topic_config;
-use std::path::Path;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// Kafka's limit on topic name length (so that `<topic>-<partition>` fits a file name).
@@ -40,46 +37,46 @@ pub struct ControllerSettings {
     pub delete_topic_enable: bool,
 }
 
+/// What an operation decided: the records to commit (none for a validation or a no-op) and the
+/// answer to give once they are committed.
+#[derive(Debug)]
+pub struct Proposal<T> {
+    pub records: Vec<MetadataRecord>,
+    pub value: T,
+}
+
+impl<T> Proposal<T> {
+    fn new(records: Vec<MetadataRecord>, value: T) -> Proposal<T> {
+        Proposal { records, value }
+    }
+}
+
 pub struct Controller {
-    log: MetadataLog,
-    image: Arc<MetadataImage>,
     settings: ControllerSettings,
     /// Live brokers; a single node in this mode.
     brokers: Vec<i32>,
-    /// Producer ids already reserved by a ProducerIds record and not yet handed out.
+    /// Producer ids already reserved by a committed ProducerIds record and not yet handed out.
     producer_ids_left: std::ops::Range<i64>,
 }
 
 impl Controller {
-    pub fn open(data_dir: &Path, settings: ControllerSettings) -> Result<Controller, MetadataError> {
-        let (log, image) = MetadataLog::open(data_dir)?;
+    pub fn new(settings: ControllerSettings) -> Controller {
         let brokers = vec![settings.node_id];
-        let start = image.next_producer_id;
-        Ok(Controller { log, image: Arc::new(image), settings, brokers, producer_ids_left: start..start })
+        Controller { settings, brokers, producer_ids_left: 0..0 }
     }
 
-    /// The current image; cheap to clone and never changes under the reader.
-    pub fn image(&self) -> Arc<MetadataImage> {
-        Arc::clone(&self.image)
-    }
-
-    fn commit(&mut self, records: Vec<MetadataRecord>) -> Result<(), MetadataError> {
-        self.log.append(&records)?;
-        let mut next = (*self.image).clone();
-        for r in &records {
-            next.apply(r);
-        }
-        self.image = Arc::new(next);
-        Ok(())
-    }
-
-    pub fn create_topic(&mut self, spec: CreateTopicSpec, validate_only: bool) -> Result<TopicImage, MetadataError> {
+    pub fn create_topic(
+        &self,
+        image: &MetadataImage,
+        spec: CreateTopicSpec,
+        validate_only: bool,
+    ) -> Result<Proposal<TopicImage>, MetadataError> {
         validate_topic_name(&spec.name)?;
-        if self.image.topics.contains_key(&spec.name) {
+        if image.topics.contains_key(&spec.name) {
             return Err(MetadataError::TopicAlreadyExists(spec.name));
         }
         let normalized = spec.name.replace('.', "_");
-        if let Some(other) = self.image.topics.keys().find(|t| t.replace('.', "_") == normalized) {
+        if let Some(other) = image.topics.keys().find(|t| t.replace('.', "_") == normalized) {
             return Err(MetadataError::InvalidTopic(format!(
                 "Topic '{}' collides with existing topic: {other}",
                 spec.name
@@ -99,14 +96,13 @@ impl Controller {
         records.extend(
             assignments.into_iter().map(|(partition, replicas)| partition_record(topic_id, partition, replicas)),
         );
+        let mut preview = MetadataImage::default();
+        records.iter().for_each(|r| preview.apply(r));
+        let topic = preview.topics.remove(&spec.name).ok_or(MetadataError::UnknownTopic(spec.name))?;
         if validate_only {
-            let mut preview = MetadataImage::default();
-            records.iter().for_each(|r| preview.apply(r));
-            return preview.topics.remove(&spec.name).ok_or(MetadataError::UnknownTopic(spec.name));
+            records.clear();
         }
-        self.commit(records)?;
-        tracing::info!(topic = %spec.name, %topic_id, "created topic");
-        self.image.topic(&spec.name).cloned().ok_or(MetadataError::UnknownTopic(spec.name))
+        Ok(Proposal::new(records, topic))
     }
 
     fn plan_assignments(&self, spec: &CreateTopicSpec) -> Result<Vec<(i32, Vec<i32>)>, MetadataError> {
@@ -193,25 +189,24 @@ impl Controller {
         (0..rf).map(|i| self.brokers[(partition as usize + i) % n]).collect()
     }
 
-    pub fn delete_topic(&mut self, name: &str) -> Result<TopicImage, MetadataError> {
+    pub fn delete_topic(&self, image: &MetadataImage, name: &str) -> Result<Proposal<TopicImage>, MetadataError> {
         if !self.settings.delete_topic_enable {
             return Err(MetadataError::TopicDeletionDisabled);
         }
-        let topic = self.image.topic(name).cloned().ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
-        self.commit(vec![MetadataRecord::RemoveTopic { topic_id: topic.topic_id }])?;
-        tracing::info!(topic = %name, "deleted topic");
-        Ok(topic)
+        let topic = image.topic(name).cloned().ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+        Ok(Proposal::new(vec![MetadataRecord::RemoveTopic { topic_id: topic.topic_id }], topic))
     }
 
     /// Grows a topic to `new_total` partitions (CreatePartitions). Kafka never shrinks a topic.
     pub fn create_partitions(
-        &mut self,
+        &self,
+        image: &MetadataImage,
         name: &str,
         new_total: i32,
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
-    ) -> Result<(), MetadataError> {
-        let topic = self.image.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    ) -> Result<Proposal<()>, MetadataError> {
+        let topic = image.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let current = topic.partitions.len() as i32;
         if new_total < current {
             return Err(MetadataError::InvalidPartitions(format!(
@@ -242,23 +237,22 @@ impl Controller {
             records.push(partition_record(topic_id, p, replicas));
         }
         if validate_only {
-            return Ok(());
+            records.clear();
         }
-        self.commit(records)?;
-        tracing::info!(topic = %name, partitions = new_total, "added partitions");
-        Ok(())
+        Ok(Proposal::new(records, ()))
     }
 
     /// Changes topic configs. `replace_all` is the legacy AlterConfigs semantics (the given set
     /// replaces every override); otherwise each entry sets (`Some`) or deletes (`None`) one key.
     pub fn alter_topic_configs(
-        &mut self,
+        &self,
+        image: &MetadataImage,
         name: &str,
         changes: Vec<(String, Option<String>)>,
         replace_all: bool,
         validate_only: bool,
-    ) -> Result<(), MetadataError> {
-        let topic = self.image.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    ) -> Result<Proposal<()>, MetadataError> {
+        let topic = image.topic(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let mut records = Vec::new();
         if replace_all {
             for key in topic.configs.keys() {
@@ -277,22 +271,37 @@ impl Controller {
             }
             records.push(MetadataRecord::Config { topic: name.to_string(), key, value });
         }
-        if validate_only || records.is_empty() {
-            return Ok(());
+        if validate_only {
+            records.clear();
         }
-        self.commit(records)
+        Ok(Proposal::new(records, ()))
     }
 
-    /// Hands out a new producer id (InitProducerId), reserving a block in the log when needed.
-    pub fn allocate_producer_id(&mut self) -> Result<i64, MetadataError> {
+    /// Hands out a new producer id (InitProducerId), proposing the reservation of a new block when
+    /// the current one is used up. The block counts as reserved only once [`Self::committed`] is
+    /// told that the proposal was committed.
+    pub fn allocate_producer_id(&mut self, image: &MetadataImage) -> Result<Proposal<i64>, MetadataError> {
         if self.producer_ids_left.is_empty() {
-            let start = self.image.next_producer_id;
-            self.commit(vec![MetadataRecord::ProducerIds { next_producer_id: start + PRODUCER_ID_BLOCK }])?;
-            self.producer_ids_left = start..start + PRODUCER_ID_BLOCK;
+            let start = image.next_producer_id;
+            return Ok(Proposal::new(
+                vec![MetadataRecord::ProducerIds { next_producer_id: start + PRODUCER_ID_BLOCK }],
+                start,
+            ));
         }
         let id = self.producer_ids_left.start;
         self.producer_ids_left.start += 1;
-        Ok(id)
+        Ok(Proposal::new(Vec::new(), id))
+    }
+
+    /// Learns that `records` were committed, for the state the controller keeps beside the image
+    /// (the producer-id block it hands out from).
+    pub fn committed(&mut self, records: &[MetadataRecord]) {
+        for r in records {
+            if let MetadataRecord::ProducerIds { next_producer_id } = r {
+                // The proposal's own value was the block's first id.
+                self.producer_ids_left = next_producer_id - PRODUCER_ID_BLOCK + 1..*next_producer_id;
+            }
+        }
     }
 }
 
@@ -334,14 +343,36 @@ pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
 mod tests {
     use super::*;
 
-    fn controller(dir: &Path) -> Controller {
-        let settings = ControllerSettings {
-            node_id: 1,
-            default_num_partitions: 1,
-            default_replication_factor: 1,
-            delete_topic_enable: true,
-        };
-        Controller::open(dir, settings).expect("open")
+    /// A controller and the image its committed proposals built, as a node's publisher keeps it.
+    struct Harness {
+        controller: Controller,
+        image: MetadataImage,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let settings = ControllerSettings {
+                node_id: 1,
+                default_num_partitions: 1,
+                default_replication_factor: 1,
+                delete_topic_enable: true,
+            };
+            Harness { controller: Controller::new(settings), image: MetadataImage::default() }
+        }
+
+        fn run<T>(
+            &mut self,
+            op: impl FnOnce(&mut Controller, &MetadataImage) -> Result<Proposal<T>, MetadataError>,
+        ) -> Result<T, MetadataError> {
+            let proposal = op(&mut self.controller, &self.image)?;
+            proposal.records.iter().for_each(|r| self.image.apply(r));
+            self.controller.committed(&proposal.records);
+            Ok(proposal.value)
+        }
+
+        fn create(&mut self, spec: CreateTopicSpec) -> Result<TopicImage, MetadataError> {
+            self.run(|c, image| c.create_topic(image, spec, false))
+        }
     }
 
     fn spec(name: &str, partitions: i32) -> CreateTopicSpec {
@@ -349,69 +380,71 @@ mod tests {
     }
 
     #[test]
-    fn topics_survive_reopen_with_same_id() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let id = {
-            let mut c = controller(dir.path());
-            let t = c.create_topic(spec("orders", 3), false).expect("create");
-            c.alter_topic_configs("orders", vec![("retention.ms".into(), Some("1000".into()))], false, false)
-                .expect("alter");
-            t.topic_id
-        };
-        let c = controller(dir.path());
-        let t = c.image().topic("orders").cloned().expect("exists");
-        assert_eq!(t.topic_id, id);
-        assert_eq!(t.partitions.len(), 3);
-        assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("1000"));
-    }
-
-    #[test]
     fn rejects_bad_names_counts_and_duplicates() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut c = controller(dir.path());
-        assert!(matches!(c.create_topic(spec("bad name", 1), false), Err(MetadataError::InvalidTopic(_))));
-        assert!(matches!(c.create_topic(spec("..", 1), false), Err(MetadataError::InvalidTopic(_))));
-        assert!(matches!(c.create_topic(spec(&"x".repeat(250), 1), false), Err(MetadataError::InvalidTopic(_))));
-        assert!(matches!(c.create_topic(spec("t", 0), false), Err(MetadataError::InvalidPartitions(_))));
+        let mut h = Harness::new();
+        assert!(matches!(h.create(spec("bad name", 1)), Err(MetadataError::InvalidTopic(_))));
+        assert!(matches!(h.create(spec("..", 1)), Err(MetadataError::InvalidTopic(_))));
+        assert!(matches!(h.create(spec(&"x".repeat(250), 1)), Err(MetadataError::InvalidTopic(_))));
+        assert!(matches!(h.create(spec("t", 0)), Err(MetadataError::InvalidPartitions(_))));
         let mut three = spec("t", 1);
         three.replication_factor = 3;
-        assert!(matches!(c.create_topic(three, false), Err(MetadataError::InvalidReplicationFactor(_))));
-        c.create_topic(spec("a.b", 1), false).expect("create");
-        assert!(matches!(c.create_topic(spec("a.b", 1), false), Err(MetadataError::TopicAlreadyExists(_))));
-        assert!(matches!(c.create_topic(spec("a_b", 1), false), Err(MetadataError::InvalidTopic(_))));
+        assert!(matches!(h.create(three), Err(MetadataError::InvalidReplicationFactor(_))));
+        h.create(spec("a.b", 1)).expect("create");
+        assert!(matches!(h.create(spec("a.b", 1)), Err(MetadataError::TopicAlreadyExists(_))));
+        assert!(matches!(h.create(spec("a_b", 1)), Err(MetadataError::InvalidTopic(_))));
     }
 
     #[test]
-    fn validate_only_changes_nothing_and_partitions_only_grow() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut c = controller(dir.path());
-        c.create_topic(spec("v", 2), true).expect("validate");
-        assert!(c.image().topic("v").is_none());
-        c.create_topic(spec("v", 2), false).expect("create");
-        assert!(matches!(c.create_partitions("v", 1, None, false), Err(MetadataError::InvalidPartitions(_))));
-        c.create_partitions("v", 4, None, false).expect("grow");
-        assert_eq!(c.image().topic("v").map(|t| t.partitions.len()), Some(4));
+    fn validate_only_proposes_nothing_and_partitions_only_grow() {
+        let mut h = Harness::new();
+        let preview = h.run(|c, image| c.create_topic(image, spec("v", 2), true)).expect("validate");
+        assert_eq!(preview.partitions.len(), 2);
+        assert!(h.image.topic("v").is_none());
+        h.create(spec("v", 2)).expect("create");
+        assert!(matches!(
+            h.run(|c, image| c.create_partitions(image, "v", 1, None, false)),
+            Err(MetadataError::InvalidPartitions(_))
+        ));
+        h.run(|c, image| c.create_partitions(image, "v", 4, None, true)).expect("validate grow");
+        assert_eq!(h.image.topic("v").map(|t| t.partitions.len()), Some(2));
+        h.run(|c, image| c.create_partitions(image, "v", 4, None, false)).expect("grow");
+        assert_eq!(h.image.topic("v").map(|t| t.partitions.len()), Some(4));
     }
 
     #[test]
-    fn producer_ids_never_repeat_across_restarts() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let first = controller(dir.path()).allocate_producer_id().expect("pid");
-        let second = controller(dir.path()).allocate_producer_id().expect("pid");
-        assert!(second > first);
+    fn configs_are_validated_and_replace_all_drops_the_rest() {
+        let mut h = Harness::new();
+        h.create(spec("c", 1)).expect("create");
+        let set = |k: &str, v: &str| vec![(k.to_string(), Some(v.to_string()))];
+        assert!(matches!(
+            h.run(|c, image| c.alter_topic_configs(image, "c", set("retention.ms", "soon"), false, false)),
+            Err(MetadataError::InvalidConfig(_))
+        ));
+        h.run(|c, image| c.alter_topic_configs(image, "c", set("retention.ms", "1000"), false, false)).expect("set");
+        h.run(|c, image| c.alter_topic_configs(image, "c", set("segment.bytes", "1048576"), true, false))
+            .expect("replace");
+        let configs = &h.image.topic("c").expect("topic").configs;
+        assert_eq!(configs.get("segment.bytes").map(String::as_str), Some("1048576"));
+        assert!(!configs.contains_key("retention.ms"));
     }
 
     #[test]
-    fn torn_last_line_is_dropped() {
-        let dir = tempfile::tempdir().expect("tmp");
-        controller(dir.path()).create_topic(spec("keep", 1), false).expect("create");
-        let file = dir.path().join(crate::log::METADATA_DIR).join("records.jsonl");
-        let mut bytes = std::fs::read(&file).expect("read");
-        bytes.extend_from_slice(b"{\"type\":\"Topic\",\"na");
-        std::fs::write(&file, bytes).expect("write");
-        let mut c = controller(dir.path());
-        assert!(c.image().topic("keep").is_some());
-        c.create_topic(spec("after", 1), false).expect("create after torn tail");
-        assert!(controller(dir.path()).image().topic("after").is_some());
+    fn producer_ids_come_from_committed_blocks_and_never_repeat() {
+        let mut h = Harness::new();
+        let ids: Vec<i64> = (0..2500).map(|_| h.run(|c, image| c.allocate_producer_id(image)).expect("pid")).collect();
+        let mut unique = ids.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        // A proposal that is never committed reserves nothing: the next block starts where the
+        // committed ones end.
+        let uncommitted =
+            Controller::new(h.controller.settings.clone()).allocate_producer_id(&h.image).expect("proposal");
+        assert!(uncommitted.value > *ids.last().expect("ids"));
+        // A fresh controller (a restart) continues after every committed block.
+        let mut restarted =
+            Harness { controller: Controller::new(h.controller.settings.clone()), image: h.image.clone() };
+        let next = restarted.run(|c, image| c.allocate_producer_id(image)).expect("pid");
+        assert!(next > *ids.last().expect("ids"));
     }
 }

@@ -20,7 +20,7 @@ pub mod quorum;
 pub mod records;
 pub mod topic_config;
 
-pub use controller::{Controller, CreateTopicSpec};
+pub use controller::{Controller, CreateTopicSpec, Proposal};
 pub use error::MetadataError;
 pub use image::{MetadataImage, PartitionImage, TopicImage};
 pub use records::MetadataRecord;

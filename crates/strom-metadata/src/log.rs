@@ -66,3 +66,41 @@ impl MetadataLog {
         self.file.sync_data().map_err(io)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn topic(name: &str) -> MetadataRecord {
+        MetadataRecord::Topic { name: name.into(), topic_id: Uuid::new_v4() }
+    }
+
+    #[test]
+    fn records_survive_reopen_and_a_torn_last_line_is_dropped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let keep = topic("keep");
+        {
+            let (mut log, _) = MetadataLog::open(dir.path()).expect("open");
+            log.append(std::slice::from_ref(&keep)).expect("append");
+        }
+        let file = dir.path().join(METADATA_DIR).join(RECORDS_FILE);
+        let mut bytes = std::fs::read(&file).expect("read");
+        bytes.extend_from_slice(b"{\"type\":\"Topic\",\"na");
+        std::fs::write(&file, bytes).expect("write");
+        let (mut log, image) = MetadataLog::open(dir.path()).expect("reopen");
+        assert_eq!(
+            image.topic("keep").map(|t| t.topic_id),
+            Some(match keep {
+                MetadataRecord::Topic { topic_id, .. } => topic_id,
+                _ => unreachable!(),
+            })
+        );
+        assert_eq!(image.applied_records, 1);
+        log.append(&[topic("after")]).expect("append after torn tail");
+        drop(log);
+        let (_, image) = MetadataLog::open(dir.path()).expect("reopen again");
+        assert!(image.topic("after").is_some());
+        assert_eq!(image.applied_records, 2);
+    }
+}

@@ -15,7 +15,7 @@ use strom_protocol::ResponseError;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Creates `__consumer_offsets` if it does not exist yet.
-pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
+pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
     if broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
@@ -31,11 +31,9 @@ pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
             ("segment.bytes".into(), c.offsets_topic_segment_bytes.to_string()),
         ],
     };
-    let (result, image) = broker.metadata.write(|ctl| ctl.create_topic(spec, false));
-    match result {
+    match broker.metadata.write(|ctl, image| ctl.create_topic(image, spec, false)).await {
         Ok(_) => {
             tracing::info!(partitions = c.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");
-            broker.apply_image(&image);
             Ok(())
         }
         Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
@@ -65,7 +63,7 @@ pub fn append(
     if entries.is_empty() {
         return Ok(());
     }
-    ensure_offsets_topic(broker)?;
+    // The topic is created by FindCoordinator, which every client sends before committing.
     let partition = partition_of(broker, group);
     let log = broker.replicas.get(OFFSETS_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
     let recs: Vec<_> = entries.iter().map(|(k, v)| (Some(k.as_slice()), v.as_deref())).collect();

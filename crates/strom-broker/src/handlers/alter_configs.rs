@@ -16,7 +16,7 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: AlterConfigsReq
         let name = res.resource_name.to_string();
         let changes =
             res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
-        let result = apply_topic_changes(broker, res.resource_type, &name, changes, true, req.validate_only);
+        let result = apply_topic_changes(broker, res.resource_type, &name, changes, true, req.validate_only).await;
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name;
@@ -30,8 +30,8 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: AlterConfigsReq
 }
 
 /// Shared by AlterConfigs and IncrementalAlterConfigs: validates the resource, applies the
-/// changes through the controller and pushes the new settings down to the partitions' logs.
-pub fn apply_topic_changes(
+/// changes through the controller; the publisher pushes the new settings down to the logs.
+pub async fn apply_topic_changes(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -51,10 +51,5 @@ pub fn apply_topic_changes(
             return Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}")))
         }
     }
-    let (result, image) = broker.metadata.write(|c| c.alter_topic_configs(name, changes, replace_all, validate_only));
-    result?;
-    if !validate_only {
-        broker.apply_image(&image);
-    }
-    Ok(())
+    broker.metadata.write(|c, image| c.alter_topic_configs(image, name, changes, replace_all, validate_only)).await
 }

@@ -15,20 +15,15 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreatePartition
             .assignments
             .filter(|a| !a.is_empty())
             .map(|a| a.into_iter().map(|x| x.broker_ids.into_iter().map(|b| b.0).collect()).collect());
-        let (result, image) =
-            broker.metadata.write(|c| c.create_partitions(&name, t.count, assignments, req.validate_only));
+        let result = broker
+            .metadata
+            .write(|c, image| c.create_partitions(image, &name, t.count, assignments, req.validate_only))
+            .await;
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name;
-        match result {
-            Ok(()) => {
-                if !req.validate_only {
-                    broker.apply_image(&image);
-                }
-            }
-            Err(e) => {
-                r.error_code = e.code();
-                r.error_message = e.message.map(StrBytes::from_string);
-            }
+        if let Err(e) = result {
+            r.error_code = e.code();
+            r.error_message = e.message.map(StrBytes::from_string);
         }
         resp.results.push(r);
     }

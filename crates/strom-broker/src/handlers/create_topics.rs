@@ -56,11 +56,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequ
                             .collect(),
                         configs,
                     };
-                    let (r, image) = broker.metadata.write(|c| c.create_topic(spec, req.validate_only));
-                    if r.is_ok() && !req.validate_only {
-                        broker.apply_image(&image);
-                    }
-                    r
+                    broker.metadata.write(|c, image| c.create_topic(image, spec, req.validate_only)).await
                 }
             }
         };

@@ -32,13 +32,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteTopicsRequ
             resp.responses.push(r);
             continue;
         };
-        let (result, image) = broker.metadata.write(|c| c.delete_topic(&topic));
-        match result {
+        match broker.metadata.write(|c, image| c.delete_topic(image, &topic)).await {
             Ok(deleted) => {
                 if ctx.api_version >= 6 {
                     r.topic_id = deleted.topic_id;
                 }
-                broker.apply_image(&image);
             }
             Err(e) => {
                 r.error_code = e.code();

@@ -13,7 +13,7 @@ use strom_protocol::StrBytes;
 const KEY_TYPE_GROUP: i8 = 0;
 
 /// (error code, message) for one key, or the node when all is well.
-fn lookup(broker: &Broker, key: &str, key_type: i8) -> Result<(), (i16, String)> {
+async fn lookup(broker: &Broker, key: &str, key_type: i8) -> Result<(), (i16, String)> {
     if key_type != KEY_TYPE_GROUP {
         return Err((
             ResponseError::CoordinatorNotAvailable.code(),
@@ -23,7 +23,7 @@ fn lookup(broker: &Broker, key: &str, key_type: i8) -> Result<(), (i16, String)>
     if key.is_empty() {
         return Err((ResponseError::InvalidGroupId.code(), "group id must not be empty".into()));
     }
-    ensure_offsets_topic(broker).map_err(|e| (e.code(), e.message.unwrap_or_default()))
+    ensure_offsets_topic(broker).await.map_err(|e| (e.code(), e.message.unwrap_or_default()))
 }
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
@@ -31,7 +31,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorR
     let node = BrokerId(broker.config.node_id);
     let host = StrBytes::from_string(broker.advertised_host.clone());
     if ctx.api_version < 4 {
-        match lookup(broker, &req.key, req.key_type) {
+        match lookup(broker, &req.key, req.key_type).await {
             Ok(()) => {
                 resp.node_id = node;
                 resp.host = host;
@@ -49,7 +49,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorR
     }
     for key in req.coordinator_keys {
         let mut c = Coordinator::default();
-        match lookup(broker, &key, req.key_type) {
+        match lookup(broker, &key, req.key_type).await {
             Ok(()) => {
                 c.node_id = node;
                 c.host = host.clone();

@@ -75,7 +75,7 @@ pub async fn handle(
         }
         let result = match error {
             Some(e) => Err(e),
-            None => apply_topic_changes(broker, res.resource_type, &name, changes, false, req.validate_only),
+            None => apply_topic_changes(broker, res.resource_type, &name, changes, false, req.validate_only).await,
         };
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;

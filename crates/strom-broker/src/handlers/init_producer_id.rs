@@ -20,8 +20,7 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdR
         resp.error_code = ResponseError::CoordinatorNotAvailable.code();
         return resp;
     }
-    let (result, _) = broker.metadata.write(|c| c.allocate_producer_id());
-    match result {
+    match broker.metadata.write(|c, image| c.allocate_producer_id(image)).await {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;

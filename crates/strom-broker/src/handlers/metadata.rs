@@ -43,7 +43,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
     }
     for requested in req.topics.unwrap_or_default() {
         let topic = match &requested.name {
-            Some(name) => match ensure_topic(broker, name, allow_auto_create) {
+            Some(name) => match ensure_topic(broker, name, allow_auto_create).await {
                 Ok(image) => match image.topic(name) {
                     Some(t) => topic_response(t, v),
                     None => {

@@ -36,7 +36,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         let topic = if !matches!(acks, -1..=1) {
             Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {acks}")))
         } else {
-            ensure_topic(broker, &name, true)
+            ensure_topic(broker, &name, true).await
         };
         let no_overrides = BTreeMap::new();
         let configs = topic.as_ref().ok().and_then(|image| image.topic(&name)).map_or(&no_overrides, |t| &t.configs);

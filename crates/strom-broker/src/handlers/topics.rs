@@ -12,7 +12,7 @@ use strom_protocol::ResponseError;
 pub type TopicLookup = Result<Arc<MetadataImage>, KafkaError>;
 
 /// Finds `name`, creating it when auto-creation is allowed both by the request and the broker.
-pub fn ensure_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> TopicLookup {
+pub async fn ensure_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> TopicLookup {
     let image = broker.metadata.image();
     if image.topic(name).is_some() {
         return Ok(image);
@@ -28,15 +28,13 @@ pub fn ensure_topic(broker: &Broker, name: &str, allow_auto_create: bool) -> Top
     }
     let spec =
         CreateTopicSpec { name: name.to_string(), num_partitions: -1, replication_factor: -1, ..Default::default() };
-    let (result, image) = broker.metadata.write(|c| c.create_topic(spec, false));
-    match result {
+    match broker.metadata.write(|c, image| c.create_topic(image, spec, false)).await {
         Ok(_) => {
             tracing::info!(topic = %name, "auto-created topic");
-            broker.apply_image(&image);
-            Ok(image)
+            Ok(broker.metadata.image())
         }
         // Another request created it first.
-        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(image),
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(broker.metadata.image()),
         Err(e) => Err(e),
     }
 }

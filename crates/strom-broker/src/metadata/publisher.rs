@@ -1,0 +1,69 @@
+//! The metadata publisher: the one place where committed metadata records change this node.
+//! Batches arrive in log order; each is applied to a copy of the image, the hosted partitions
+//! are brought in line with it (on a blocking thread: logs are opened and deleted), and only then
+//! is the new image installed, so the image never names a partition this node has not opened.
+
+use super::CommittedRecords;
+use crate::server::Broker;
+use std::sync::Arc;
+use strom_metadata::{MetadataImage, MetadataRecord};
+use tokio::sync::{mpsc, watch};
+
+pub async fn run(
+    broker: Arc<Broker>,
+    mut committed: mpsc::UnboundedReceiver<CommittedRecords>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let batch = tokio::select! {
+            _ = stop.changed() => return,
+            batch = committed.recv() => match batch {
+                Some(b) => b,
+                None => return,
+            },
+        };
+        publish(&broker, batch).await;
+    }
+}
+
+async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
+    let current = broker.metadata.image();
+    let mut next = (*current).clone();
+    for record in &batch.records {
+        describe(&next, record);
+        next.apply(record);
+    }
+    assert_eq!(next.applied_records, batch.offset, "committed metadata batches arrive in order, without gaps");
+    let next = Arc::new(next);
+    let (b, image) = (Arc::clone(broker), Arc::clone(&next));
+    match tokio::task::spawn_blocking(move || b.replicas.reconcile(&image)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("applying metadata to local partitions failed: {e}"),
+        Err(e) => tracing::error!("applying metadata to local partitions panicked: {e}"),
+    }
+    broker.metadata.publish(next);
+}
+
+/// One log line per change an operator cares about.
+fn describe(before: &MetadataImage, record: &MetadataRecord) {
+    match record {
+        MetadataRecord::Topic { name, topic_id } => tracing::info!(topic = %name, %topic_id, "created topic"),
+        MetadataRecord::RemoveTopic { topic_id } => {
+            if let Some(t) = before.topic_by_id(topic_id) {
+                tracing::info!(topic = %t.name, "deleted topic");
+            }
+        }
+        MetadataRecord::Partition { topic_id, partition, .. } => {
+            let existing = before.topic_by_id(topic_id);
+            if existing.is_some_and(|t| !t.partitions.is_empty() && !t.partitions.contains_key(partition)) {
+                tracing::info!(topic = %existing.map(|t| t.name.as_str()).unwrap_or_default(), partition, "added partition");
+            }
+        }
+        MetadataRecord::Config { topic, key, value } => {
+            tracing::info!(topic = %topic, key = %key, value = ?value, "topic config changed")
+        }
+        MetadataRecord::ProducerIds { next_producer_id } => {
+            tracing::debug!(next_producer_id, "reserved a block of producer ids")
+        }
+    }
+}
