@@ -58,9 +58,12 @@ impl BrokerHandle {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
         let broker = Arc::clone(&self.broker);
-        tokio::task::spawn_blocking(move || broker.replicas.shutdown())
-            .await
-            .map_err(|e| StartError::MetaProperties(format!("shutdown task failed: {e}")))??;
+        tokio::task::spawn_blocking(move || {
+            broker.metadata.stop();
+            broker.replicas.shutdown()
+        })
+        .await
+        .map_err(|e| StartError::MetaProperties(format!("shutdown task failed: {e}")))??;
         tracing::info!("shut down cleanly");
         Ok(())
     }

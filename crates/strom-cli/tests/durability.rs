@@ -69,6 +69,51 @@ async fn topics_data_and_offsets_survive_a_restart() {
     let _ = md; // the topic config is checked through DescribeConfigs in the admin tests
 }
 
+/// Rewrites a stopped broker's metadata the way Strom kept it before the metadata quorum: one JSON
+/// record per line in `__cluster_metadata/records.jsonl`, no `__cluster_metadata-0`.
+fn rewrite_as_pre_quorum_data_dir(dir: &std::path::Path) {
+    use strom_metadata::image::decode_records;
+    use strom_metadata::quorum::{DurableQuorumLog, QUORUM_DIR};
+    let (durable, state) = DurableQuorumLog::open(dir).expect("quorum files");
+    drop(durable);
+    let mut image = if state.snapshot.get_metadata().index > 0 {
+        strom_metadata::MetadataImage::decode_snapshot(&state.snapshot.data).expect("snapshot")
+    } else {
+        strom_metadata::MetadataImage::default()
+    };
+    for e in &state.entries {
+        decode_records(&e.data).expect("entry").iter().for_each(|r| image.apply(r));
+    }
+    assert!(image.topic("legacy").is_some(), "the quorum holds the topic");
+    std::fs::remove_dir_all(dir.join(QUORUM_DIR)).expect("remove quorum dir");
+    let (mut log, _) = strom_metadata::log::MetadataLog::open(dir).expect("legacy log");
+    log.append(&image.to_records()).expect("write legacy records");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_from_before_the_metadata_quorum_opens_unchanged() {
+    let mut broker = TestBroker::start(&[]);
+    broker.create_topic("legacy", 2, &[("retention.ms", "86400000")]).await;
+    let producer = broker.producer(&[("acks", "all")]);
+    produce(&producer, "legacy", 0..500).await;
+    drop(producer);
+    broker.stop();
+    rewrite_as_pre_quorum_data_dir(&broker.data_dir());
+    broker.restart();
+    let log = broker.log();
+    assert!(log.contains("moved the single-node metadata log into the metadata quorum"), "{log}");
+    assert_eq!(broker.consume_all("legacy", 2, 500).len(), 500, "the old data is served");
+    let producer = broker.producer(&[("acks", "all")]);
+    produce(&producer, "legacy", 500..600).await;
+    drop(producer);
+    // Restarting again reads the quorum, not the old file (kept, renamed, for the operator).
+    broker.stop();
+    broker.restart();
+    assert_eq!(broker.consume_all("legacy", 2, 600).len(), 600);
+    let old = broker.data_dir().join("__cluster_metadata").join("records.jsonl.migrated");
+    assert!(old.exists(), "the old log is kept as {}", old.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_loses_no_acknowledged_message() {
     let mut broker = TestBroker::start(&["log.flush.interval.messages=1"]);

@@ -72,6 +72,11 @@ impl Controller {
         validate_only: bool,
     ) -> Result<Proposal<TopicImage>, MetadataError> {
         validate_topic_name(&spec.name)?;
+        if spec.name == "__cluster_metadata" {
+            return Err(MetadataError::InvalidRequest(
+                "Creation of internal topic __cluster_metadata is prohibited.".into(),
+            ));
+        }
         if image.topics.contains_key(&spec.name) {
             return Err(MetadataError::TopicAlreadyExists(spec.name));
         }
@@ -384,6 +389,7 @@ mod tests {
         let mut h = Harness::new();
         assert!(matches!(h.create(spec("bad name", 1)), Err(MetadataError::InvalidTopic(_))));
         assert!(matches!(h.create(spec("..", 1)), Err(MetadataError::InvalidTopic(_))));
+        assert!(matches!(h.create(spec("__cluster_metadata", 1)), Err(MetadataError::InvalidRequest(_))));
         assert!(matches!(h.create(spec(&"x".repeat(250), 1)), Err(MetadataError::InvalidTopic(_))));
         assert!(matches!(h.create(spec("t", 0)), Err(MetadataError::InvalidPartitions(_))));
         let mut three = spec("t", 1);

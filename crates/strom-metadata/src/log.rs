@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Directory under the data dir, named like Kafka's KRaft metadata partition.
 pub const METADATA_DIR: &str = "__cluster_metadata";
-const RECORDS_FILE: &str = "records.jsonl";
+pub const RECORDS_FILE: &str = "records.jsonl";
 
 pub struct MetadataLog {
     path: PathBuf,

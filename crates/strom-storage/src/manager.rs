@@ -23,6 +23,9 @@ use crate::log::Log;
 /// `.kafka_cleanshutdown`).
 pub const CLEAN_SHUTDOWN_FILE: &str = ".strom_cleanshutdown";
 
+/// Kafka's metadata partition: it lives in the log directory but is not a data log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
 /// Owns one log directory root. Logs themselves are owned by the broker's partition objects;
 /// the manager only knows how to open them and where their checkpoints go.
 #[derive(Debug)]
@@ -65,7 +68,10 @@ impl LogManager {
                 continue;
             }
             if let Some(tp) = entry.file_name().to_str().and_then(TopicPartition::from_dir_name) {
-                partitions.push((tp, entry.path()));
+                // The metadata quorum keeps its own files in Kafka's `__cluster_metadata-0`.
+                if tp.topic != METADATA_TOPIC {
+                    partitions.push((tp, entry.path()));
+                }
             }
         }
         partitions.sort();

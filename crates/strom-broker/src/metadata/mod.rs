@@ -4,7 +4,7 @@
 //!  handler ─▶ MetadataStore::write(op) ─▶ Controller (image → Proposal: records + answer)
 //!                   │ records
 //!                   ▼
-//!             quorum (single node: the local metadata log, fsynced)
+//!             quorum (Raft; today one voter, this node: quorum::QuorumNode)
 //!                   │ committed records, in order
 //!                   ▼
 //!             publisher task ─▶ image ─▶ ReplicaManager ─▶ swap image ─▶ applied offset
@@ -17,11 +17,11 @@
 //! records of the one before, so the controller validates against everything committed.
 
 pub mod publisher;
+pub mod quorum;
 
 use crate::errors::KafkaError;
 use std::sync::{Arc, Mutex, RwLock};
 use strom_metadata::controller::ControllerSettings;
-use strom_metadata::log::MetadataLog;
 use strom_metadata::{Controller, MetadataError, MetadataImage, MetadataRecord, Proposal};
 use strom_protocol::ResponseError;
 use tokio::sync::{mpsc, watch};
@@ -32,37 +32,27 @@ pub struct CommittedRecords {
     pub records: Vec<MetadataRecord>,
 }
 
-/// The controller and the local log it writes, used one operation at a time.
-struct Writer {
-    controller: Controller,
-    log: Arc<Mutex<MetadataLog>>,
-    /// Metadata offset after the last record written.
-    offset: u64,
-}
-
 pub struct MetadataStore {
-    writer: tokio::sync::Mutex<Writer>,
+    /// The controller, used one operation at a time.
+    controller: tokio::sync::Mutex<Controller>,
+    quorum: quorum::QuorumNode,
     image: RwLock<Arc<MetadataImage>>,
-    committed: mpsc::UnboundedSender<CommittedRecords>,
     /// Taken by the publisher when the broker starts.
     committed_rx: Mutex<Option<mpsc::UnboundedReceiver<CommittedRecords>>>,
     applied: watch::Sender<u64>,
 }
 
 impl MetadataStore {
-    /// Opens the metadata log and replays it into the image the broker starts from.
+    /// Starts the metadata quorum and returns once the image holds everything committed: the
+    /// image the broker starts from.
     pub fn open(data_dir: &std::path::Path, settings: ControllerSettings) -> Result<MetadataStore, MetadataError> {
-        let (log, image) = MetadataLog::open(data_dir)?;
-        let offset = image.applied_records;
         let (committed, rx) = mpsc::unbounded_channel();
+        let started = quorum::start(data_dir, settings.node_id, committed)?;
+        let offset = started.image.offset;
         Ok(MetadataStore {
-            writer: tokio::sync::Mutex::new(Writer {
-                controller: Controller::new(settings),
-                log: Arc::new(Mutex::new(log)),
-                offset,
-            }),
-            image: RwLock::new(Arc::new(image)),
-            committed,
+            controller: tokio::sync::Mutex::new(Controller::new(settings)),
+            quorum: started.node,
+            image: RwLock::new(Arc::new(started.image)),
             committed_rx: Mutex::new(Some(rx)),
             applied: watch::Sender::new(offset),
         })
@@ -80,31 +70,28 @@ impl MetadataStore {
         &self,
         op: impl FnOnce(&mut Controller, &MetadataImage) -> Result<Proposal<T>, MetadataError>,
     ) -> Result<T, KafkaError> {
-        let mut writer = self.writer.lock().await;
+        let mut controller = self.controller.lock().await;
         let image = self.image();
-        let Proposal { records, value } = op(&mut writer.controller, &image)?;
+        let Proposal { records, value } = op(&mut controller, &image)?;
         if records.is_empty() {
             return Ok(value);
         }
-        let log = Arc::clone(&writer.log);
-        let to_write = records.clone();
-        tokio::task::spawn_blocking(move || log.lock().unwrap_or_else(|p| p.into_inner()).append(&to_write))
-            .await
-            .map_err(|e| {
-            KafkaError::new(ResponseError::UnknownServerError, format!("metadata write task failed: {e}"))
-        })??;
-        writer.controller.committed(&records);
-        writer.offset += records.len() as u64;
-        let offset = writer.offset;
-        if self.committed.send(CommittedRecords { offset, records }).is_err() {
-            return Err(KafkaError::new(ResponseError::UnknownServerError, "the broker is shutting down"));
-        }
+        let offset = self.quorum.propose(&records).await.map_err(|e| match e {
+            quorum::ProposeError::NotController => KafkaError::new(ResponseError::NotController, e.to_string()),
+            quorum::ProposeError::Stopped(_) => KafkaError::new(ResponseError::UnknownServerError, e.to_string()),
+        })?;
+        controller.committed(&records);
         self.applied
             .subscribe()
             .wait_for(|applied| *applied >= offset)
             .await
             .map_err(|_| KafkaError::new(ResponseError::UnknownServerError, "the broker is shutting down"))?;
         Ok(value)
+    }
+
+    /// Stops the metadata quorum (at shutdown, after the listeners).
+    pub fn stop(&self) {
+        self.quorum.stop();
     }
 
     /// The channel of committed records; the publisher takes it once.
@@ -115,7 +102,7 @@ impl MetadataStore {
     /// Installs the image the publisher built and announces how far it got. Only the publisher
     /// calls this.
     pub(crate) fn publish(&self, image: Arc<MetadataImage>) {
-        let offset = image.applied_records;
+        let offset = image.offset;
         *self.image.write().unwrap_or_else(|p| p.into_inner()) = image;
         self.applied.send_modify(|applied| {
             assert!(offset > *applied, "the applied metadata offset only grows ({} → {offset})", *applied);

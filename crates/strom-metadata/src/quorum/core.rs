@@ -154,6 +154,13 @@ impl QuorumCore {
         })
     }
 
+    /// Starts an election now instead of waiting for the election timeout (a sole voter at start).
+    pub fn campaign(&mut self) -> Result<(), QuorumError> {
+        self.raw.campaign()?;
+        self.after_event();
+        Ok(())
+    }
+
     /// Asks this node's leadership to move to `to` (a controller shutting down hands over first).
     pub fn transfer_leadership(&mut self, to: u64) {
         self.raw.transfer_leader(to);

@@ -1,6 +1,6 @@
 //! The Raft library logs through `slog`; this drain forwards its lines to `tracing` with the
-//! record's key-values appended, so quorum events (elections, leadership changes) appear in the
-//! node's log beside everything else.
+//! record's key-values appended. Leadership changes are logged at info, the rest of the
+//! library's narration at debug.
 
 use std::fmt::Write;
 
@@ -28,7 +28,11 @@ impl slog::Drain for TracingDrain {
         match record.level() {
             slog::Level::Critical | slog::Level::Error => tracing::error!(target: "strom::raft", "{msg}{}", kv.0),
             slog::Level::Warning => tracing::warn!(target: "strom::raft", "{msg}{}", kv.0),
-            slog::Level::Info => tracing::info!(target: "strom::raft", "{msg}{}", kv.0),
+            // The library narrates every step at info; an operator wants the leadership changes.
+            slog::Level::Info if msg.to_string().starts_with("became leader") => {
+                tracing::info!(target: "strom::raft", "{msg}{}", kv.0)
+            }
+            slog::Level::Info => tracing::debug!(target: "strom::raft", "{msg}{}", kv.0),
             slog::Level::Debug => tracing::debug!(target: "strom::raft", "{msg}{}", kv.0),
             slog::Level::Trace => tracing::trace!(target: "strom::raft", "{msg}{}", kv.0),
         }

@@ -24,5 +24,5 @@ mod simulation;
 
 pub use self::core::{Committed, PersistBatch, QuorumCommand, QuorumCore, QuorumError, QuorumSettings, QuorumStatus};
 pub use durable::{DurableQuorumLog, QUORUM_DIR};
-pub use raft::eraftpb::Message as RaftMessage;
+pub use raft::eraftpb::{HardState, Message as RaftMessage, Snapshot};
 pub use storage::PersistentState;

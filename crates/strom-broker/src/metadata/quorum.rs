@@ -1,0 +1,271 @@
+//! The adapter that runs this node's [`QuorumCore`] on a thread of its own: it ticks the core's
+//! clock, hands it proposals, and executes its commands — `Persist` through the quorum's files
+//! (fsync, so the thread may block), `Apply` by decoding the entry's records and sending them to
+//! the publisher, and answering the proposer with the entry's index once it is committed.
+//!
+//! Today the quorum has one voter (this node, as `strom server` has always been); the transport
+//! to other controllers comes with `controller.quorum.voters`. A data directory written before the
+//! quorum existed (`__cluster_metadata/records.jsonl`) is migrated into a first snapshot.
+
+use super::CommittedRecords;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+use strom_metadata::image::{decode_records, encode_records};
+use strom_metadata::quorum::{
+    Committed, DurableQuorumLog, PersistBatch, PersistentState, QuorumCommand, QuorumCore, QuorumSettings,
+};
+use strom_metadata::{MetadataError, MetadataImage, MetadataRecord};
+use tokio::sync::{mpsc, oneshot};
+
+/// Length of one tick of the quorum's clock.
+const TICK: Duration = Duration::from_millis(50);
+/// A snapshot is taken once this many bytes of entries were applied since the last one
+/// (Kafka's `metadata.log.max.record.bytes.between.snapshots` default).
+const SNAPSHOT_AFTER_BYTES: u64 = 20 << 20;
+
+/// Why a proposal did not become a committed entry.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("this node is not the active controller")]
+    NotController,
+    #[error("the metadata quorum stopped: {0}")]
+    Stopped(String),
+}
+
+enum Input {
+    Propose { data: Vec<u8>, reply: oneshot::Sender<Result<u64, ProposeError>> },
+    Stop,
+}
+
+/// Handle on the quorum thread.
+pub struct QuorumNode {
+    input: Sender<Input>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The state of the node's quorum when it is ready to serve: the image of everything committed.
+pub struct StartedQuorum {
+    pub node: QuorumNode,
+    pub image: MetadataImage,
+}
+
+impl QuorumNode {
+    /// Proposes records; answers with their entry's index once committed.
+    pub async fn propose(&self, records: &[MetadataRecord]) -> Result<u64, ProposeError> {
+        let (reply, answer) = oneshot::channel();
+        self.input
+            .send(Input::Propose { data: encode_records(records), reply })
+            .map_err(|_| ProposeError::Stopped("the quorum thread has exited".into()))?;
+        answer.await.map_err(|_| ProposeError::Stopped("the quorum thread has exited".into()))?
+    }
+
+    /// Stops the thread after the work in hand.
+    pub fn stop(&self) {
+        let _ = self.input.send(Input::Stop);
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the thread owns.
+struct Driver {
+    core: QuorumCore,
+    durable: DurableQuorumLog,
+    image: MetadataImage,
+    bytes_since_snapshot: u64,
+    /// Proposals waiting for their entry: index → (term proposed in, reply).
+    pending: HashMap<u64, (u64, oneshot::Sender<Result<u64, ProposeError>>)>,
+    publisher: Option<mpsc::UnboundedSender<CommittedRecords>>,
+}
+
+/// Opens the quorum's files (migrating a pre-quorum log), becomes the leader of the one-voter
+/// quorum, applies everything committed, and starts the thread.
+pub fn start(
+    data_dir: &Path,
+    node_id: i32,
+    publisher: mpsc::UnboundedSender<CommittedRecords>,
+) -> Result<StartedQuorum, MetadataError> {
+    let (mut durable, mut state) = DurableQuorumLog::open(data_dir)?;
+    if migrate_legacy_log(data_dir, &mut durable, &state)? {
+        (durable, state) = DurableQuorumLog::open(data_dir)?;
+    }
+    let snapshot_index = state.snapshot.get_metadata().index;
+    let mut image = if snapshot_index == 0 {
+        MetadataImage::default()
+    } else {
+        MetadataImage::decode_snapshot(&state.snapshot.data).map_err(|reason| corrupt(data_dir, reason))?
+    };
+    image.offset = snapshot_index;
+    let settings = QuorumSettings {
+        node_id: node_id as u64,
+        voters: vec![node_id as u64],
+        election_ticks: 10,
+        heartbeat_ticks: 2,
+        max_append_bytes: 1 << 20,
+        seed: uuid::Uuid::new_v4().as_u64_pair().0,
+    };
+    let core = QuorumCore::restore(settings, state).map_err(|e| corrupt(data_dir, e.to_string()))?;
+    let mut driver = Driver { core, durable, image, bytes_since_snapshot: 0, pending: HashMap::new(), publisher: None };
+    // A sole voter elects itself at once; its first entry commits everything before it, so the
+    // image below holds every record this node ever acknowledged.
+    driver.core.campaign().map_err(|e| corrupt(data_dir, e.to_string()))?;
+    for _ in 0..1000 {
+        driver.drain()?;
+        if driver.core.is_leader() && driver.image.offset == driver.core.last_index() {
+            break;
+        }
+    }
+    if !(driver.core.is_leader() && driver.image.offset == driver.core.last_index()) {
+        return Err(corrupt(data_dir, "the metadata quorum of one did not elect itself".into()));
+    }
+    tracing::info!(offset = driver.image.offset, term = driver.core.status().term, "metadata quorum ready");
+    let image = driver.image.clone();
+    driver.publisher = Some(publisher);
+    let (input, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("strom-quorum".into())
+        .spawn(move || driver.run(rx))
+        .map_err(|source| MetadataError::Io { path: data_dir.to_path_buf(), source })?;
+    Ok(StartedQuorum { node: QuorumNode { input, thread: std::sync::Mutex::new(Some(thread)) }, image })
+}
+
+fn corrupt(dir: &Path, reason: String) -> MetadataError {
+    MetadataError::Corrupt { path: dir.to_path_buf(), line: 0, reason }
+}
+
+impl Driver {
+    fn run(mut self, input: Receiver<Input>) {
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let event = input.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
+            match event {
+                Ok(Input::Propose { data, reply }) => self.propose(data, reply),
+                Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.core.tick();
+                    next_tick += TICK;
+                }
+            }
+            if let Err(e) = self.drain() {
+                tracing::error!("the metadata quorum cannot write its log and stops: {e}");
+                for (_, (_, reply)) in self.pending.drain() {
+                    let _ = reply.send(Err(ProposeError::Stopped(e.to_string())));
+                }
+                // Further proposals fail when the channel closes with this thread.
+                return;
+            }
+        }
+    }
+
+    fn propose(&mut self, data: Vec<u8>, reply: oneshot::Sender<Result<u64, ProposeError>>) {
+        let term = self.core.status().term;
+        match self.core.propose(data) {
+            Ok(()) => {
+                self.pending.insert(self.core.last_index(), (term, reply));
+            }
+            Err(_) => {
+                let _ = reply.send(Err(ProposeError::NotController));
+            }
+        }
+    }
+
+    /// Executes commands until the core has none left.
+    fn drain(&mut self) -> Result<(), MetadataError> {
+        loop {
+            let commands = self.core.poll();
+            if commands.is_empty() {
+                return Ok(());
+            }
+            for command in commands {
+                match command {
+                    QuorumCommand::Persist(batch) => self.durable.persist(&batch)?,
+                    QuorumCommand::Send(messages) => {
+                        // One voter: there is nobody to send to.
+                        debug_assert!(messages.is_empty(), "a quorum of one sends no messages");
+                    }
+                    QuorumCommand::RestoreSnapshot { index, data, .. } => {
+                        let mut image = MetadataImage::decode_snapshot(&data)
+                            .map_err(|r| corrupt(Path::new("snapshot from the leader"), r))?;
+                        image.offset = index;
+                        self.image = image;
+                    }
+                    QuorumCommand::Apply(entries) => {
+                        for entry in entries {
+                            self.apply(entry)?;
+                        }
+                    }
+                }
+            }
+            self.maybe_snapshot()?;
+        }
+    }
+
+    fn apply(&mut self, entry: Committed) -> Result<(), MetadataError> {
+        let records = decode_records(&entry.data)
+            .map_err(|r| corrupt(Path::new("metadata quorum entry"), format!("entry {}: {r}", entry.index)))?;
+        for r in &records {
+            self.image.apply(r);
+        }
+        assert!(entry.index > self.image.offset, "metadata entries are applied in order");
+        self.image.offset = entry.index;
+        self.bytes_since_snapshot += entry.data.len() as u64;
+        if let Some(publisher) = &self.publisher {
+            let _ = publisher.send(CommittedRecords { offset: entry.index, records });
+        }
+        if let Some((term, reply)) = self.pending.remove(&entry.index) {
+            let outcome = if term == entry.term { Ok(entry.index) } else { Err(ProposeError::NotController) };
+            let _ = reply.send(outcome);
+        }
+        Ok(())
+    }
+
+    fn maybe_snapshot(&mut self) -> Result<(), MetadataError> {
+        if self.bytes_since_snapshot < SNAPSHOT_AFTER_BYTES || self.image.offset <= self.core.snapshot_index() {
+            return Ok(());
+        }
+        let data = bytes::Bytes::from(self.image.encode_snapshot());
+        if let QuorumCommand::Persist(batch) = self.core.compact(self.image.offset, data) {
+            self.durable.persist(&batch)?;
+        }
+        self.bytes_since_snapshot = 0;
+        tracing::info!(offset = self.image.offset, "wrote a metadata snapshot");
+        Ok(())
+    }
+}
+
+/// Moves a pre-quorum single-node log (`__cluster_metadata/records.jsonl`) into the quorum as its
+/// first snapshot, and renames the old file so that it is never read again. Returns whether it did.
+fn migrate_legacy_log(
+    data_dir: &Path,
+    durable: &mut DurableQuorumLog,
+    state: &PersistentState,
+) -> Result<bool, MetadataError> {
+    let legacy = data_dir.join(strom_metadata::log::METADATA_DIR).join(strom_metadata::log::RECORDS_FILE);
+    let fresh = state.entries.is_empty() && state.snapshot.get_metadata().index == 0 && state.hard_state.term == 0;
+    if !legacy.exists() || !fresh {
+        return Ok(false);
+    }
+    let (_, image) = strom_metadata::log::MetadataLog::open(data_dir)?;
+    let mut snapshot = strom_metadata::quorum::Snapshot { data: image.encode_snapshot().into(), ..Default::default() };
+    snapshot.mut_metadata().index = 1;
+    snapshot.mut_metadata().term = 1;
+    let hard_state = strom_metadata::quorum::HardState { term: 1, vote: 0, commit: 1, ..Default::default() };
+    durable.persist(&PersistBatch {
+        snapshot: Some(snapshot),
+        snapshot_replaces_log: true,
+        entries: Vec::new(),
+        hard_state: Some(hard_state),
+    })?;
+    let migrated = legacy.with_extension("jsonl.migrated");
+    std::fs::rename(&legacy, &migrated).map_err(|source| MetadataError::Io { path: legacy.clone(), source })?;
+    tracing::info!(
+        topics = image.topics.len(),
+        from = %legacy.display(),
+        "moved the single-node metadata log into the metadata quorum (old file kept as {})",
+        migrated.display()
+    );
+    Ok(true)
+}
