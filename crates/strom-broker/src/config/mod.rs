@@ -4,6 +4,9 @@
 //! JVM or SSL-only settings) and unknown keys get a one-line warning each; an invalid value stops
 //! start-up with a message naming the key.
 
+pub mod cluster;
+
+pub use cluster::{ClusterConfig, Roles, Voter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -30,7 +33,12 @@ pub struct Listener {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// The client listener (the first listener that is not a controller listener).
     pub listener: Listener,
+    /// Every listener of `listeners`, by name.
+    pub listeners: Vec<Listener>,
+    /// Roles, quorum, replication: see [`ClusterConfig`].
+    pub cluster: ClusterConfig,
     pub advertised_listener: Option<Listener>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -100,6 +108,8 @@ impl Default for BrokerConfig {
         BrokerConfig {
             node_id: 1,
             listener: Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 },
+            listeners: Vec::new(),
+            cluster: ClusterConfig::default(),
             advertised_listener: None,
             log_dirs: vec![PathBuf::from("./strom-data")],
             num_partitions: 1,
@@ -149,22 +159,10 @@ const NOT_APPLICABLE: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "log.cleaner.enable",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-];
-
-/// KRaft keys that describe a single combined node; accepted silently.
-const KRAFT_SINGLE_NODE: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "listener.security.protocol.map",
-    "inter.broker.listener.name",
-    "broker.rack",
 ];
 
 impl BrokerConfig {
@@ -211,7 +209,10 @@ impl BrokerConfig {
             let k = key.as_str();
             match k {
                 "node.id" | "broker.id" => c.node_id = parse(k, value)?,
-                "listeners" => c.listener = pick_listener(k, value, &controller_names)?,
+                "listeners" => {
+                    c.listeners = parse_listeners(k, value)?;
+                    c.listener = pick_listener(k, value, &controller_names)?;
+                }
                 "advertised.listeners" => c.advertised_listener = Some(pick_listener(k, value, &controller_names)?),
                 "log.dirs" | "log.dir" => {
                     c.log_dirs = value.split(',').map(|d| PathBuf::from(d.trim())).collect();
@@ -265,7 +266,7 @@ impl BrokerConfig {
                 "offsets.retention.check.interval.ms" => c.offsets_retention_check_interval_ms = positive(k, value)?,
                 "offsets.commit.timeout.ms" => c.offsets_commit_timeout_ms = positive(k, value)?,
                 "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = positive(k, value)?,
-                _ if KRAFT_SINGLE_NODE.contains(&k) => {}
+                _ if cluster::KEYS.contains(&k) => {}
                 _ if NOT_APPLICABLE.contains(&k) || k.starts_with("zookeeper.") => {
                     tracing::warn!("config {k} does not apply to Strom and is ignored");
                 }
@@ -278,6 +279,7 @@ impl BrokerConfig {
         if let Some(r) = roll {
             c.log_roll_ms = r;
         }
+        c.cluster = ClusterConfig::from_properties(&props, c.node_id, &c.listeners)?;
         c.raw = props;
         Ok(c)
     }
@@ -324,17 +326,26 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Picks the client listener from a comma-separated list, skipping controller listeners (a
-/// combined Kafka node lists both).
-fn pick_listener(key: &str, value: &str, controller_names: &[String]) -> Result<Listener, ConfigError> {
-    let mut listeners = Vec::new();
+/// Parses `NAME://host:port,...`.
+fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let mut listeners: Vec<Listener> = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, rest) = item.split_once("://").ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
         let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
         let port = port.parse::<u16>().map_err(|_| invalid(key, value, "port is not a number 0-65535"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        if listeners.iter().any(|l| l.name == name) {
+            return Err(invalid(key, value, &format!("listener name {name} appears twice")));
+        }
         listeners.push(Listener { name: name.to_string(), host, port });
     }
+    Ok(listeners)
+}
+
+/// Picks the client listener from a comma-separated list, skipping controller listeners (a
+/// combined Kafka node lists both).
+fn pick_listener(key: &str, value: &str, controller_names: &[String]) -> Result<Listener, ConfigError> {
+    let listeners = parse_listeners(key, value)?;
     let mut clients = listeners.into_iter().filter(|l| !controller_names.contains(&l.name));
     let first = clients.next().ok_or_else(|| invalid(key, value, "no client listener"))?;
     if first.name != "PLAINTEXT" {
