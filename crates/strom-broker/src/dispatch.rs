@@ -2,6 +2,7 @@
 //! decodes the body, runs the handler, encodes the response with the request's correlation id.
 
 use crate::handlers::{self, api_versions};
+use crate::metadata::transport::{decode_raft_frame, STROM_RAFT_API_KEY};
 use crate::net::zero_copy::{self, ResponsePart};
 use crate::server::Broker;
 use bytes::{Bytes, BytesMut};
@@ -33,6 +34,15 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
         Ok(t) => t,
         Err(e) => return Outcome::Close(e.to_string()),
     };
+    if key == STROM_RAFT_API_KEY {
+        return match decode_raft_frame(&frame) {
+            Ok(message) => {
+                broker.metadata.step(message);
+                Outcome::NoResponse
+            }
+            Err(e) => Outcome::Close(e),
+        };
+    }
     let Some((api_key, range)) = api_versions::supported(key) else {
         return Outcome::Close(format!("unsupported API key {key} (correlation id {correlation_id})"));
     };

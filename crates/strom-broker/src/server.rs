@@ -4,6 +4,7 @@
 
 use crate::config::BrokerConfig;
 use crate::group::GroupManager;
+use crate::metadata::transport::RaftTransport;
 use crate::metadata::MetadataStore;
 use crate::purgatory::FetchPurgatory;
 use crate::replica::ReplicaManager;
@@ -89,10 +90,24 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         default_replication_factor: config.default_replication_factor,
         delete_topic_enable: config.delete_topic_enable,
     };
+    let (stop, stop_rx) = watch::channel(false);
+    let (voters, transport) = if config.cluster.is_single_node() {
+        (vec![config.node_id as u64], RaftTransport::none())
+    } else {
+        let voters = config.cluster.voters.iter().map(|v| v.id as u64).collect();
+        let peers = config
+            .cluster
+            .voters
+            .iter()
+            .filter(|v| v.id != config.node_id)
+            .map(|v| (v.id as u64, v.host.clone(), v.port))
+            .collect();
+        (voters, RaftTransport::start(peers, stop_rx.clone()))
+    };
     let cfg = Arc::clone(&config);
     let (metadata, replicas) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-        let metadata = MetadataStore::open(cfg.data_dir(), settings)?;
-        let replicas = ReplicaManager::open(Arc::clone(&cfg), &metadata.image())?;
+        let metadata = MetadataStore::open(cfg.data_dir(), settings, voters, transport)?;
+        let replicas = ReplicaManager::open(Arc::clone(&cfg), &metadata.image(), cfg.cluster.is_single_node())?;
         Ok((metadata, replicas))
     })
     .await
@@ -127,8 +142,15 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
             .await
             .map_err(|e| StartError::MetaProperties(format!("loading consumer groups failed: {e}")))?;
     }
-    let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    if let (false, Some(l)) = (config.cluster.is_single_node(), &config.cluster.controller_listener) {
+        let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
+        let addr = format!("{host}:{}", l.port);
+        let controller_listener =
+            TcpListener::bind(&addr).await.map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+        tracing::info!(listener = %addr, "controller listener started");
+        tasks.spawn(accept_loop(Arc::clone(&broker), controller_listener, stop_rx.clone()));
+    }
     tasks.spawn(accept_loop(Arc::clone(&broker), listener, stop_rx.clone()));
     tasks.spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
     if let Some(committed) = broker.metadata.take_committed() {

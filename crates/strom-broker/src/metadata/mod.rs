@@ -18,6 +18,7 @@
 
 pub mod publisher;
 pub mod quorum;
+pub mod transport;
 
 use crate::errors::KafkaError;
 use std::sync::{Arc, Mutex, RwLock};
@@ -45,9 +46,14 @@ pub struct MetadataStore {
 impl MetadataStore {
     /// Starts the metadata quorum and returns once the image holds everything committed: the
     /// image the broker starts from.
-    pub fn open(data_dir: &std::path::Path, settings: ControllerSettings) -> Result<MetadataStore, MetadataError> {
+    pub fn open(
+        data_dir: &std::path::Path,
+        settings: ControllerSettings,
+        voters: Vec<u64>,
+        transport: transport::RaftTransport,
+    ) -> Result<MetadataStore, MetadataError> {
         let (committed, rx) = mpsc::unbounded_channel();
-        let started = quorum::start(data_dir, settings.node_id, committed)?;
+        let started = quorum::start(data_dir, settings.node_id, voters, transport, committed)?;
         let offset = started.image.offset;
         Ok(MetadataStore {
             controller: tokio::sync::Mutex::new(Controller::new(settings)),
@@ -87,6 +93,16 @@ impl MetadataStore {
             .await
             .map_err(|_| KafkaError::new(ResponseError::UnknownServerError, "the broker is shutting down"))?;
         Ok(value)
+    }
+
+    /// Hands a Raft message from another controller to this node's quorum.
+    pub fn step(&self, message: strom_metadata::quorum::RaftMessage) {
+        self.quorum.step(message);
+    }
+
+    /// This node's view of the quorum: the leader is the active controller, the term its epoch.
+    pub fn quorum_status(&self) -> strom_metadata::quorum::QuorumStatus {
+        self.quorum.status()
     }
 
     /// Stops the metadata quorum (at shutdown, after the listeners).

@@ -3,10 +3,13 @@
 //! (fsync, so the thread may block), `Apply` by decoding the entry's records and sending them to
 //! the publisher, and answering the proposer with the entry's index once it is committed.
 //!
-//! Today the quorum has one voter (this node, as `strom server` has always been); the transport
-//! to other controllers comes with `controller.quorum.voters`. A data directory written before the
-//! quorum existed (`__cluster_metadata/records.jsonl`) is migrated into a first snapshot.
+//! Without `controller.quorum.voters` the quorum has one voter, this node (what `strom server`
+//! has always been), which elects itself before the broker starts. With voters, messages go to
+//! the other controllers through [`RaftTransport`] and arrive through [`QuorumNode::step`]. A data
+//! directory written before the quorum existed (`__cluster_metadata/records.jsonl`) is migrated
+//! into a first snapshot.
 
+use super::transport::RaftTransport;
 use super::CommittedRecords;
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 use strom_metadata::image::{decode_records, encode_records};
 use strom_metadata::quorum::{
     Committed, DurableQuorumLog, PersistBatch, PersistentState, QuorumCommand, QuorumCore, QuorumSettings,
+    QuorumStatus, RaftMessage,
 };
 use strom_metadata::{MetadataError, MetadataImage, MetadataRecord};
 use tokio::sync::{mpsc, oneshot};
@@ -36,12 +40,14 @@ pub enum ProposeError {
 
 enum Input {
     Propose { data: Vec<u8>, reply: oneshot::Sender<Result<u64, ProposeError>> },
+    Peer(RaftMessage),
     Stop,
 }
 
 /// Handle on the quorum thread.
 pub struct QuorumNode {
     input: Sender<Input>,
+    status: std::sync::Arc<std::sync::Mutex<QuorumStatus>>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -59,6 +65,16 @@ impl QuorumNode {
             .send(Input::Propose { data: encode_records(records), reply })
             .map_err(|_| ProposeError::Stopped("the quorum thread has exited".into()))?;
         answer.await.map_err(|_| ProposeError::Stopped("the quorum thread has exited".into()))?
+    }
+
+    /// Hands a message from another controller to the quorum.
+    pub fn step(&self, message: RaftMessage) {
+        let _ = self.input.send(Input::Peer(message));
+    }
+
+    /// Where this node stands in the quorum (leader, term, commit), as of its last event.
+    pub fn status(&self) -> QuorumStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Stops the thread after the work in hand.
@@ -79,13 +95,18 @@ struct Driver {
     /// Proposals waiting for their entry: index → (term proposed in, reply).
     pending: HashMap<u64, (u64, oneshot::Sender<Result<u64, ProposeError>>)>,
     publisher: Option<mpsc::UnboundedSender<CommittedRecords>>,
+    transport: RaftTransport,
+    status: std::sync::Arc<std::sync::Mutex<QuorumStatus>>,
 }
 
-/// Opens the quorum's files (migrating a pre-quorum log), becomes the leader of the one-voter
-/// quorum, applies everything committed, and starts the thread.
+/// Opens the quorum's files (migrating a pre-quorum log), applies what this node knows to be
+/// committed, and starts the thread. A sole voter first elects itself and commits everything in
+/// its log; with other voters the node catches up once a leader reaches it.
 pub fn start(
     data_dir: &Path,
     node_id: i32,
+    voters: Vec<u64>,
+    transport: RaftTransport,
     publisher: mpsc::UnboundedSender<CommittedRecords>,
 ) -> Result<StartedQuorum, MetadataError> {
     let (mut durable, mut state) = DurableQuorumLog::open(data_dir)?;
@@ -101,27 +122,46 @@ pub fn start(
     image.offset = snapshot_index;
     let settings = QuorumSettings {
         node_id: node_id as u64,
-        voters: vec![node_id as u64],
+        voters: voters.clone(),
         election_ticks: 10,
         heartbeat_ticks: 2,
         max_append_bytes: 1 << 20,
         seed: uuid::Uuid::new_v4().as_u64_pair().0,
     };
     let core = QuorumCore::restore(settings, state).map_err(|e| corrupt(data_dir, e.to_string()))?;
-    let mut driver = Driver { core, durable, image, bytes_since_snapshot: 0, pending: HashMap::new(), publisher: None };
-    // A sole voter elects itself at once; its first entry commits everything before it, so the
-    // image below holds every record this node ever acknowledged.
-    driver.core.campaign().map_err(|e| corrupt(data_dir, e.to_string()))?;
-    for _ in 0..1000 {
-        driver.drain()?;
-        if driver.core.is_leader() && driver.image.offset == driver.core.last_index() {
-            break;
+    let status = std::sync::Arc::new(std::sync::Mutex::new(core.status()));
+    let mut driver = Driver {
+        core,
+        durable,
+        image,
+        bytes_since_snapshot: 0,
+        pending: HashMap::new(),
+        publisher: None,
+        transport,
+        status: std::sync::Arc::clone(&status),
+    };
+    if voters == [node_id as u64] {
+        // A sole voter elects itself at once; its first entry commits everything before it, so
+        // the image below holds every record this node ever acknowledged.
+        driver.core.campaign().map_err(|e| corrupt(data_dir, e.to_string()))?;
+        for _ in 0..1000 {
+            driver.drain()?;
+            if driver.core.is_leader() && driver.image.offset == driver.core.last_index() {
+                break;
+            }
         }
+        if !(driver.core.is_leader() && driver.image.offset == driver.core.last_index()) {
+            return Err(corrupt(data_dir, "the metadata quorum of one did not elect itself".into()));
+        }
+    } else {
+        driver.drain()?;
     }
-    if !(driver.core.is_leader() && driver.image.offset == driver.core.last_index()) {
-        return Err(corrupt(data_dir, "the metadata quorum of one did not elect itself".into()));
-    }
-    tracing::info!(offset = driver.image.offset, term = driver.core.status().term, "metadata quorum ready");
+    tracing::info!(
+        offset = driver.image.offset,
+        term = driver.core.status().term,
+        voters = ?voters,
+        "metadata quorum started"
+    );
     let image = driver.image.clone();
     driver.publisher = Some(publisher);
     let (input, rx) = std::sync::mpsc::channel();
@@ -129,7 +169,7 @@ pub fn start(
         .name("strom-quorum".into())
         .spawn(move || driver.run(rx))
         .map_err(|source| MetadataError::Io { path: data_dir.to_path_buf(), source })?;
-    Ok(StartedQuorum { node: QuorumNode { input, thread: std::sync::Mutex::new(Some(thread)) }, image })
+    Ok(StartedQuorum { node: QuorumNode { input, status, thread: std::sync::Mutex::new(Some(thread)) }, image })
 }
 
 fn corrupt(dir: &Path, reason: String) -> MetadataError {
@@ -143,6 +183,11 @@ impl Driver {
             let event = input.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
             match event {
                 Ok(Input::Propose { data, reply }) => self.propose(data, reply),
+                Ok(Input::Peer(message)) => {
+                    if let Err(e) = self.core.step(message) {
+                        tracing::warn!("metadata quorum refused a peer message: {e}");
+                    }
+                }
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
                     self.core.tick();
@@ -177,15 +222,27 @@ impl Driver {
         loop {
             let commands = self.core.poll();
             if commands.is_empty() {
+                let status = self.core.status();
+                let mut shared = self.status.lock().unwrap_or_else(|p| p.into_inner());
+                if shared.leader != status.leader && status.leader.is_some() {
+                    tracing::info!(leader = ?status.leader, term = status.term, "metadata quorum leader");
+                }
+                if !status.is_leader {
+                    // Proposals of a former leadership cannot be answered by this node any more.
+                    let stale: Vec<u64> = self.pending.keys().copied().collect();
+                    for index in stale {
+                        if let Some((_, reply)) = self.pending.remove(&index) {
+                            let _ = reply.send(Err(ProposeError::NotController));
+                        }
+                    }
+                }
+                *shared = status;
                 return Ok(());
             }
             for command in commands {
                 match command {
                     QuorumCommand::Persist(batch) => self.durable.persist(&batch)?,
-                    QuorumCommand::Send(messages) => {
-                        // One voter: there is nobody to send to.
-                        debug_assert!(messages.is_empty(), "a quorum of one sends no messages");
-                    }
+                    QuorumCommand::Send(messages) => messages.iter().for_each(|m| self.transport.send(m)),
                     QuorumCommand::RestoreSnapshot { index, data, .. } => {
                         let mut image = MetadataImage::decode_snapshot(&data)
                             .map_err(|r| corrupt(Path::new("snapshot from the leader"), r))?;

@@ -21,13 +21,19 @@ pub struct ReplicaManager {
 impl ReplicaManager {
     /// Opens the log directory and every partition the image says this broker hosts. Partition
     /// directories that the image no longer knows (topics deleted while the broker was down)
-    /// are removed.
-    pub fn open(config: Arc<BrokerConfig>, image: &MetadataImage) -> Result<ReplicaManager, StorageError> {
+    /// are removed when `image_is_complete`: a sole voter's image holds everything committed,
+    /// but a cluster node's may lag behind the quorum until it has caught up, and removing a
+    /// partition the node merely has not heard of yet would lose data.
+    pub fn open(
+        config: Arc<BrokerConfig>,
+        image: &MetadataImage,
+        image_is_complete: bool,
+    ) -> Result<ReplicaManager, StorageError> {
         let (logs, found) = LogManager::open(config.data_dir().to_path_buf())?;
         let manager = ReplicaManager { config, logs, partitions: RwLock::new(HashMap::new()) };
         manager.reconcile(image)?;
         manager.log_recovery_summary();
-        for (tp, path) in found {
+        for (tp, path) in found.into_iter().filter(|_| image_is_complete) {
             let known = image.topic(&tp.topic).is_some_and(|t| t.partitions.contains_key(&tp.partition));
             if !known {
                 tracing::info!(partition = %tp, "removing data of a partition that no longer exists");

@@ -18,6 +18,7 @@ mod core;
 mod durable;
 mod logger;
 mod storage;
+mod wire;
 
 #[cfg(test)]
 mod simulation;
@@ -26,3 +27,4 @@ pub use self::core::{Committed, PersistBatch, QuorumCommand, QuorumCore, QuorumE
 pub use durable::{DurableQuorumLog, QUORUM_DIR};
 pub use raft::eraftpb::{HardState, Message as RaftMessage, Snapshot};
 pub use storage::PersistentState;
+pub use wire::{decode_message, encode_message};

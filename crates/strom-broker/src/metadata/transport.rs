@@ -1,0 +1,125 @@
+//! Raft messages between controllers. Each message travels in a Kafka-framed request with
+//! Strom's private API key [`STROM_RAFT_API_KEY`] (request header v1 with a null client id, then
+//! the raft-rs message in protobuf), one way: no response, since Raft carries its own
+//! acknowledgements and retries. One task per peer keeps a connection to the peer's controller
+//! endpoint (`controller.quorum.voters`) and writes what the quorum thread queues for it; a full
+//! queue or a broken connection drops messages, which Raft resends.
+
+use bytes::{BufMut, BytesMut};
+use std::collections::HashMap;
+use std::time::Duration;
+use strom_metadata::quorum::{decode_message, encode_message, RaftMessage};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+/// Strom's private API key for Raft messages, far above Kafka's keys (which end below 100).
+pub const STROM_RAFT_API_KEY: i16 = 0x7F00;
+/// Messages waiting for one peer before new ones are dropped.
+const PEER_QUEUE: usize = 4096;
+/// A single Raft message larger than this is refused on receipt (entries are capped far lower).
+pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 << 20;
+
+/// The sending half, used by the quorum thread.
+#[derive(Clone)]
+pub struct RaftTransport {
+    peers: HashMap<u64, mpsc::Sender<BytesMut>>,
+}
+
+impl RaftTransport {
+    /// Starts one sender task per peer `(id, host, port)`.
+    pub fn start(peers: Vec<(u64, String, u16)>, stop: watch::Receiver<bool>) -> RaftTransport {
+        let mut senders = HashMap::new();
+        for (id, host, port) in peers {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            senders.insert(id, tx);
+            tokio::spawn(send_loop(id, format!("{host}:{port}"), rx, stop.clone()));
+        }
+        RaftTransport { peers: senders }
+    }
+
+    /// A transport with no peers (a quorum of one).
+    pub fn none() -> RaftTransport {
+        RaftTransport { peers: HashMap::new() }
+    }
+
+    /// Queues a message for its peer; drops it when the peer's queue is full or unknown.
+    pub fn send(&self, message: &RaftMessage) {
+        let Some(peer) = self.peers.get(&message.to) else {
+            tracing::debug!(to = message.to, "no route to metadata quorum peer");
+            return;
+        };
+        let body = encode_message(message);
+        let mut frame = BytesMut::with_capacity(14 + body.len());
+        frame.put_i32((10 + body.len()) as i32);
+        frame.put_i16(STROM_RAFT_API_KEY);
+        frame.put_i16(0);
+        frame.put_i32(0);
+        frame.put_i16(-1);
+        frame.put_slice(&body);
+        let _ = peer.try_send(frame);
+    }
+}
+
+/// Decodes the body of a [`STROM_RAFT_API_KEY`] frame (after its length prefix).
+pub fn decode_raft_frame(frame: &[u8]) -> Result<RaftMessage, String> {
+    if frame.len() < 10 || frame[8..10] != [0xFF, 0xFF] {
+        return Err("malformed Strom Raft frame header".into());
+    }
+    if frame.len() - 10 > MAX_RAFT_MESSAGE_BYTES {
+        return Err(format!("Strom Raft message of {} bytes is too large", frame.len() - 10));
+    }
+    decode_message(&frame[10..]).map_err(|e| format!("malformed Raft message: {e}"))
+}
+
+async fn send_loop(peer: u64, address: String, mut queue: mpsc::Receiver<BytesMut>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connected = tokio::select! {
+            _ = stop.changed() => return,
+            c = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&address)) => c,
+        };
+        let mut stream = match connected {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(peer, %address, "cannot reach metadata quorum peer: {e}");
+                drain_queue(&mut queue);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+            Err(_) => {
+                drain_queue(&mut queue);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        backoff = Duration::from_millis(50);
+        tracing::debug!(peer, %address, "connected to metadata quorum peer");
+        loop {
+            let frame = tokio::select! {
+                _ = stop.changed() => return,
+                f = queue.recv() => match f {
+                    Some(f) => f,
+                    None => return,
+                },
+            };
+            let mut batch = frame;
+            while let Ok(more) = queue.try_recv() {
+                batch.extend_from_slice(&more);
+                if batch.len() > 1 << 20 {
+                    break;
+                }
+            }
+            if let Err(e) = stream.write_all(&batch).await {
+                tracing::debug!(peer, %address, "lost the connection to metadata quorum peer: {e}");
+                break;
+            }
+        }
+    }
+}
+
+/// Messages queued while the peer is unreachable are stale by the time it is back.
+fn drain_queue(queue: &mut mpsc::Receiver<BytesMut>) {
+    while queue.try_recv().is_ok() {}
+}
