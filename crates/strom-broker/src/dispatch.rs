@@ -2,6 +2,7 @@
 //! decodes the body, runs the handler, encodes the response with the request's correlation id.
 
 use crate::handlers::{self, api_versions};
+use crate::metadata::forward::{decode_forward_frame, encode_forward_answer, ForwardedOutcome, STROM_FORWARD_API_KEY};
 use crate::metadata::transport::{decode_raft_frame, STROM_RAFT_API_KEY};
 use crate::net::zero_copy::{self, ResponsePart};
 use crate::server::Broker;
@@ -39,6 +40,15 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
             Ok(message) => {
                 broker.metadata.step(message);
                 Outcome::NoResponse
+            }
+            Err(e) => Outcome::Close(e),
+        };
+    }
+    if key == STROM_FORWARD_API_KEY {
+        return match decode_forward_frame(&frame) {
+            Ok((correlation_id, op)) => {
+                let outcome = ForwardedOutcome::from_result(broker.metadata.write_here(op).await);
+                Outcome::Respond(encode_forward_answer(correlation_id, &outcome))
             }
             Err(e) => Outcome::Close(e),
         };

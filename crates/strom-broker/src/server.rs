@@ -92,9 +92,9 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     };
     let (stop, stop_rx) = watch::channel(false);
     let (voters, transport) = if config.cluster.is_single_node() {
-        (vec![config.node_id as u64], RaftTransport::none())
+        (vec![(config.node_id as u64, String::new())], RaftTransport::none())
     } else {
-        let voters = config.cluster.voters.iter().map(|v| v.id as u64).collect();
+        let voters = config.cluster.voters.iter().map(|v| (v.id as u64, format!("{}:{}", v.host, v.port))).collect();
         let peers = config
             .cluster
             .voters

@@ -16,7 +16,7 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// What a CreateTopics entry asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CreateTopicSpec {
     pub name: String,
     /// -1 means the broker default (num.partitions).
@@ -48,6 +48,10 @@ pub struct Proposal<T> {
 impl<T> Proposal<T> {
     fn new(records: Vec<MetadataRecord>, value: T) -> Proposal<T> {
         Proposal { records, value }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Proposal<U> {
+        Proposal { records: self.records, value: f(self.value) }
     }
 }
 

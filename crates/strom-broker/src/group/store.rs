@@ -7,7 +7,7 @@ use super::records::{self, OffsetsRecord, StoredGroup};
 use crate::errors::KafkaError;
 use crate::server::Broker;
 use std::collections::HashMap;
-use strom_metadata::CreateTopicSpec;
+use strom_metadata::{ControllerOp, CreateTopicSpec};
 use strom_protocol::batch::{BatchIter, BatchSpec, Compression, RecordIter, BATCH_HEADER_LEN};
 use strom_protocol::ResponseError;
 
@@ -31,7 +31,7 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
             ("segment.bytes".into(), c.offsets_topic_segment_bytes.to_string()),
         ],
     };
-    match broker.metadata.write(|ctl, image| ctl.create_topic(image, spec, false)).await {
+    match broker.metadata.write(ControllerOp::CreateTopic { spec, validate_only: false }).await {
         Ok(_) => {
             tracing::info!(partitions = c.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");
             Ok(())

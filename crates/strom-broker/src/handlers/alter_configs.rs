@@ -5,6 +5,7 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
+use strom_metadata::ControllerOp;
 use strom_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use strom_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use strom_protocol::ResponseError;
@@ -51,5 +52,6 @@ pub async fn apply_topic_changes(
             return Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}")))
         }
     }
-    broker.metadata.write(|c, image| c.alter_topic_configs(image, name, changes, replace_all, validate_only)).await
+    let op = ControllerOp::AlterTopicConfigs { name: name.to_string(), changes, replace_all, validate_only };
+    broker.metadata.write(op).await.map(|_| ())
 }

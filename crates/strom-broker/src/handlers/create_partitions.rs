@@ -3,6 +3,7 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
+use strom_metadata::ControllerOp;
 use strom_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use strom_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use strom_protocol::StrBytes;
@@ -15,10 +16,13 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: CreatePartition
             .assignments
             .filter(|a| !a.is_empty())
             .map(|a| a.into_iter().map(|x| x.broker_ids.into_iter().map(|b| b.0).collect()).collect());
-        let result = broker
-            .metadata
-            .write(|c, image| c.create_partitions(image, &name, t.count, assignments, req.validate_only))
-            .await;
+        let op = ControllerOp::CreatePartitions {
+            name: name.clone(),
+            total: t.count,
+            assignments,
+            validate_only: req.validate_only,
+        };
+        let result = broker.metadata.write(op).await;
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name;
         if let Err(e) = result {

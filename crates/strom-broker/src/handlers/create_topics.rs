@@ -7,7 +7,7 @@ use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
 use std::collections::HashMap;
-use strom_metadata::CreateTopicSpec;
+use strom_metadata::{ControllerOp, CreateTopicSpec};
 use strom_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use strom_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use strom_protocol::ResponseError;
@@ -56,7 +56,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: CreateTopicsRequ
                             .collect(),
                         configs,
                     };
-                    broker.metadata.write(|c, image| c.create_topic(image, spec, req.validate_only)).await
+                    broker
+                        .metadata
+                        .write(ControllerOp::CreateTopic { spec, validate_only: req.validate_only })
+                        .await
+                        .and_then(|a| a.into_topic().map_err(KafkaError::from))
                 }
             }
         };

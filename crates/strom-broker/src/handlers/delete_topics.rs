@@ -2,7 +2,9 @@
 //! then its partitions' data.
 
 use crate::dispatch::RequestContext;
+use crate::errors::KafkaError;
 use crate::server::Broker;
+use strom_metadata::ControllerOp;
 use strom_protocol::messages::delete_topics_response::DeletableTopicResult;
 use strom_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use strom_protocol::ResponseError;
@@ -32,7 +34,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DeleteTopicsRequ
             resp.responses.push(r);
             continue;
         };
-        match broker.metadata.write(|c, image| c.delete_topic(image, &topic)).await {
+        let answer = broker.metadata.write(ControllerOp::DeleteTopic { name: topic.clone() }).await;
+        match answer.and_then(|a| a.into_topic().map_err(KafkaError::from)) {
             Ok(deleted) => {
                 if ctx.api_version >= 6 {
                     r.topic_id = deleted.topic_id;

@@ -3,7 +3,9 @@
 //! transaction coordinator, which Strom does not have yet.
 
 use crate::dispatch::RequestContext;
+use crate::errors::KafkaError;
 use crate::server::Broker;
+use strom_metadata::ControllerOp;
 use strom_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use strom_protocol::ResponseError;
 
@@ -20,7 +22,8 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: InitProducerIdR
         resp.error_code = ResponseError::CoordinatorNotAvailable.code();
         return resp;
     }
-    match broker.metadata.write(|c, image| c.allocate_producer_id(image)).await {
+    let answer = broker.metadata.write(ControllerOp::AllocateProducerId).await;
+    match answer.and_then(|a| a.into_producer_id().map_err(KafkaError::from)) {
         Ok(id) => {
             resp.producer_id = ProducerId(id);
             resp.producer_epoch = 0;

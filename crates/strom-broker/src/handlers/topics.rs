@@ -5,7 +5,7 @@ use crate::errors::KafkaError;
 use crate::server::Broker;
 use std::sync::Arc;
 use strom_metadata::controller::validate_topic_name;
-use strom_metadata::{CreateTopicSpec, MetadataError, MetadataImage};
+use strom_metadata::{ControllerOp, CreateTopicSpec, MetadataError, MetadataImage};
 use strom_protocol::ResponseError;
 
 /// The image in which the topic was found (or created), or why not.
@@ -28,7 +28,7 @@ pub async fn ensure_topic(broker: &Broker, name: &str, allow_auto_create: bool) 
     }
     let spec =
         CreateTopicSpec { name: name.to_string(), num_partitions: -1, replication_factor: -1, ..Default::default() };
-    match broker.metadata.write(|c, image| c.create_topic(image, spec, false)).await {
+    match broker.metadata.write(ControllerOp::CreateTopic { spec, validate_only: false }).await {
         Ok(_) => {
             tracing::info!(topic = %name, "auto-created topic");
             Ok(broker.metadata.image())

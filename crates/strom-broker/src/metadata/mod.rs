@@ -16,14 +16,17 @@
 //! partitions itself. Operations are serialised, and each runs on an image that includes the
 //! records of the one before, so the controller validates against everything committed.
 
+pub mod forward;
 pub mod publisher;
 pub mod quorum;
 pub mod transport;
 
 use crate::errors::KafkaError;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use strom_metadata::controller::ControllerSettings;
-use strom_metadata::{Controller, MetadataError, MetadataImage, MetadataRecord, Proposal};
+use strom_metadata::{Controller, ControllerOp, MetadataError, MetadataImage, MetadataRecord, OpAnswer, Proposal};
 use strom_protocol::ResponseError;
 use tokio::sync::{mpsc, watch};
 
@@ -33,7 +36,19 @@ pub struct CommittedRecords {
     pub records: Vec<MetadataRecord>,
 }
 
+/// How long a controller operation waits for a leader, the active controller's answer and this
+/// broker's catching up, in all.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Waits until the publisher has applied `offset` (forever if it never does: the publisher only
+/// stops with the broker).
+async fn wait_applied(mut applied: watch::Receiver<u64>, offset: u64) {
+    let _ = applied.wait_for(|a| *a >= offset).await;
+}
+
 pub struct MetadataStore {
+    /// Controller listener address of each voter, for forwarding.
+    controllers: HashMap<u64, String>,
     /// The controller, used one operation at a time.
     controller: tokio::sync::Mutex<Controller>,
     quorum: quorum::QuorumNode,
@@ -49,13 +64,15 @@ impl MetadataStore {
     pub fn open(
         data_dir: &std::path::Path,
         settings: ControllerSettings,
-        voters: Vec<u64>,
+        voters: Vec<(u64, String)>,
         transport: transport::RaftTransport,
     ) -> Result<MetadataStore, MetadataError> {
         let (committed, rx) = mpsc::unbounded_channel();
-        let started = quorum::start(data_dir, settings.node_id, voters, transport, committed)?;
+        let ids = voters.iter().map(|(id, _)| *id).collect();
+        let started = quorum::start(data_dir, settings.node_id, ids, transport, committed)?;
         let offset = started.image.offset;
         Ok(MetadataStore {
+            controllers: voters.into_iter().collect(),
             controller: tokio::sync::Mutex::new(Controller::new(settings)),
             quorum: started.node,
             image: RwLock::new(Arc::new(started.image)),
@@ -69,30 +86,68 @@ impl MetadataStore {
         Arc::clone(&self.image.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Runs one controller operation on the current image, commits its records and returns its
-    /// answer once this broker's publisher has applied them (so a Metadata request that follows
-    /// sees the change). Operations that propose no records (validation) return at once.
-    pub async fn write<T>(
-        &self,
-        op: impl FnOnce(&mut Controller, &MetadataImage) -> Result<Proposal<T>, MetadataError>,
-    ) -> Result<T, KafkaError> {
+    /// Runs one controller operation and returns its answer once this broker's publisher has
+    /// applied its records (so a Metadata request that follows, on this broker, sees the change).
+    /// On the active controller the operation runs here; elsewhere it is forwarded to it. While
+    /// the quorum has no leader, or leadership moves, the operation is retried for up to
+    /// [`WRITE_TIMEOUT`]; then the client gets NOT_CONTROLLER, which Kafka clients retry.
+    pub async fn write(&self, op: ControllerOp) -> Result<OpAnswer, KafkaError> {
+        let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+        loop {
+            let status = self.quorum.status();
+            let outcome = match status.leader {
+                _ if status.is_leader => self.write_here(op.clone()).await,
+                Some(leader) => match self.controllers.get(&leader) {
+                    Some(address) => forward::forward(address, &op, WRITE_TIMEOUT).await,
+                    None => Err(KafkaError::new(
+                        ResponseError::NotController,
+                        format!("no address for controller {leader}"),
+                    )),
+                },
+                None => Err(KafkaError::new(ResponseError::NotController, "the metadata quorum has no leader yet")),
+            };
+            match outcome {
+                Err(e) if e.code == ResponseError::NotController && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+                Ok((answer, offset)) => {
+                    let caught_up = self.applied.subscribe();
+                    let wait = tokio::time::timeout_at(deadline, wait_applied(caught_up, offset));
+                    if wait.await.is_err() {
+                        tracing::warn!(offset, "answering a controller operation before this broker applied it");
+                    }
+                    return Ok(answer);
+                }
+            }
+        }
+    }
+
+    /// Runs an operation on this node, which must be the active controller with every committed
+    /// record applied. Returns the answer and the metadata offset of its records. Also serves
+    /// operations forwarded by other brokers.
+    pub async fn write_here(&self, op: ControllerOp) -> Result<(OpAnswer, u64), KafkaError> {
+        let not_controller = || KafkaError::new(ResponseError::NotController, "this node is not the active controller");
         let mut controller = self.controller.lock().await;
+        let status = self.quorum.status();
+        if !status.is_leader || !status.committed_in_current_term {
+            return Err(not_controller());
+        }
+        // A new leader acts only on an image holding everything committed before its term.
+        wait_applied(self.applied.subscribe(), status.commit_index).await;
         let image = self.image();
-        let Proposal { records, value } = op(&mut controller, &image)?;
+        let Proposal { records, value } = controller.run(&image, op)?;
         if records.is_empty() {
-            return Ok(value);
+            return Ok((value, image.offset));
         }
         let offset = self.quorum.propose(&records).await.map_err(|e| match e {
-            quorum::ProposeError::NotController => KafkaError::new(ResponseError::NotController, e.to_string()),
+            quorum::ProposeError::NotController => not_controller(),
             quorum::ProposeError::Stopped(_) => KafkaError::new(ResponseError::UnknownServerError, e.to_string()),
         })?;
         controller.committed(&records);
-        self.applied
-            .subscribe()
-            .wait_for(|applied| *applied >= offset)
-            .await
-            .map_err(|_| KafkaError::new(ResponseError::UnknownServerError, "the broker is shutting down"))?;
-        Ok(value)
+        // The next operation must see these records.
+        wait_applied(self.applied.subscribe(), offset).await;
+        Ok((value, offset))
     }
 
     /// Hands a Raft message from another controller to this node's quorum.

@@ -81,6 +81,9 @@ pub struct QuorumStatus {
     pub commit_index: u64,
     pub last_index: u64,
     pub applied_index: u64,
+    /// True once an entry of the current term is committed: a new leader's log then holds every
+    /// committed entry, and its controller may act once it has applied up to `commit_index`.
+    pub committed_in_current_term: bool,
 }
 
 pub struct QuorumCore {
@@ -192,6 +195,8 @@ impl QuorumCore {
             commit_index: self.raw.raft.raft_log.committed,
             last_index: self.last_index(),
             applied_index: self.applied,
+            committed_in_current_term: self.raw.raft.raft_log.term(self.raw.raft.raft_log.committed).ok()
+                == Some(self.raw.raft.term),
         }
     }
 

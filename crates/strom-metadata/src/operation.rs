@@ -1,0 +1,61 @@
+//! Controller operations as data, so that a broker that is not the active controller can forward
+//! one to the controller that is (KRaft forwards admin requests the same way), and the answers
+//! that come back.
+
+use crate::controller::{Controller, CreateTopicSpec, Proposal};
+use crate::error::MetadataError;
+use crate::image::{MetadataImage, TopicImage};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControllerOp {
+    CreateTopic { spec: CreateTopicSpec, validate_only: bool },
+    DeleteTopic { name: String },
+    CreatePartitions { name: String, total: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool },
+    AlterTopicConfigs { name: String, changes: Vec<(String, Option<String>)>, replace_all: bool, validate_only: bool },
+    AllocateProducerId,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum OpAnswer {
+    Topic(TopicImage),
+    Done,
+    ProducerId(i64),
+}
+
+impl Controller {
+    /// Runs one operation against `image`.
+    pub fn run(&mut self, image: &MetadataImage, op: ControllerOp) -> Result<Proposal<OpAnswer>, MetadataError> {
+        Ok(match op {
+            ControllerOp::CreateTopic { spec, validate_only } => {
+                self.create_topic(image, spec, validate_only)?.map(OpAnswer::Topic)
+            }
+            ControllerOp::DeleteTopic { name } => self.delete_topic(image, &name)?.map(OpAnswer::Topic),
+            ControllerOp::CreatePartitions { name, total, assignments, validate_only } => {
+                self.create_partitions(image, &name, total, assignments, validate_only)?.map(|()| OpAnswer::Done)
+            }
+            ControllerOp::AlterTopicConfigs { name, changes, replace_all, validate_only } => {
+                self.alter_topic_configs(image, &name, changes, replace_all, validate_only)?.map(|()| OpAnswer::Done)
+            }
+            ControllerOp::AllocateProducerId => self.allocate_producer_id(image)?.map(OpAnswer::ProducerId),
+        })
+    }
+}
+
+impl OpAnswer {
+    pub fn into_topic(self) -> Result<TopicImage, MetadataError> {
+        match self {
+            OpAnswer::Topic(t) => Ok(t),
+            other => Err(MetadataError::InvalidRequest(format!("expected a topic, the controller answered {other:?}"))),
+        }
+    }
+
+    pub fn into_producer_id(self) -> Result<i64, MetadataError> {
+        match self {
+            OpAnswer::ProducerId(id) => Ok(id),
+            other => {
+                Err(MetadataError::InvalidRequest(format!("expected a producer id, the controller answered {other:?}")))
+            }
+        }
+    }
+}
