@@ -39,6 +39,7 @@ impl From<MetadataError> for KafkaError {
             MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            MetadataError::BrokerNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
             MetadataError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
             MetadataError::Io { .. } | MetadataError::Corrupt { .. } => {

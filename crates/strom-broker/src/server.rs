@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strom_metadata::controller::ControllerSettings;
+use strom_metadata::{BrokerEndpoint, ControllerOp};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -158,7 +159,25 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     }
     {
         let b = Arc::clone(&broker);
-        tasks.spawn(async move { b.groups.run_timers(&b, stop_rx).await });
+        let timers_stop = stop_rx.clone();
+        tasks.spawn(async move { b.groups.run_timers(&b, timers_stop).await });
+    }
+    let registration = ControllerOp::RegisterBroker {
+        broker_id: config.node_id,
+        incarnation_id: uuid::Uuid::new_v4(),
+        endpoints: vec![BrokerEndpoint {
+            name: config.listener.name.clone(),
+            host: broker.advertised_host.clone(),
+            port: broker.advertised_port as u16,
+        }],
+        rack: config.cluster.rack.clone(),
+    };
+    if config.cluster.is_single_node() {
+        broker.metadata.write(registration).await.map_err(|e| {
+            StartError::MetaProperties(format!("registering the broker failed: {}", e.message.unwrap_or_default()))
+        })?;
+    } else {
+        tasks.spawn(register(Arc::clone(&broker), registration, stop_rx.clone()));
     }
     tracing::info!(
         node_id = config.node_id,
@@ -171,6 +190,20 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         started.elapsed().as_millis()
     );
     Ok(BrokerHandle { local_addr, broker, stop, tasks })
+}
+
+/// Registers this broker with the active controller, retrying until the quorum has a leader.
+async fn register(broker: Arc<Broker>, registration: ControllerOp, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            result = broker.metadata.write(registration.clone()) => match result {
+                Ok(_) => return,
+                Err(e) => tracing::warn!("registering with the controller failed, retrying: {}", e.message.unwrap_or_default()),
+            },
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch::Receiver<bool>) {

@@ -46,7 +46,7 @@ pub struct Proposal<T> {
 }
 
 impl<T> Proposal<T> {
-    fn new(records: Vec<MetadataRecord>, value: T) -> Proposal<T> {
+    pub(crate) fn new(records: Vec<MetadataRecord>, value: T) -> Proposal<T> {
         Proposal { records, value }
     }
 
@@ -57,16 +57,13 @@ impl<T> Proposal<T> {
 
 pub struct Controller {
     settings: ControllerSettings,
-    /// Live brokers; a single node in this mode.
-    brokers: Vec<i32>,
     /// Producer ids already reserved by a committed ProducerIds record and not yet handed out.
     producer_ids_left: std::ops::Range<i64>,
 }
 
 impl Controller {
     pub fn new(settings: ControllerSettings) -> Controller {
-        let brokers = vec![settings.node_id];
-        Controller { settings, brokers, producer_ids_left: 0..0 }
+        Controller { settings, producer_ids_left: 0..0 }
     }
 
     pub fn create_topic(
@@ -94,7 +91,7 @@ impl Controller {
         for (k, v) in &spec.configs {
             topic_config::validate(k, v)?;
         }
-        let assignments = self.plan_assignments(&spec)?;
+        let assignments = self.plan_assignments(&self.live_brokers(image), &spec)?;
         let topic_id = Uuid::new_v4();
         let mut records = vec![MetadataRecord::Topic { name: spec.name.clone(), topic_id }];
         records.extend(spec.configs.iter().map(|(k, v)| MetadataRecord::Config {
@@ -114,7 +111,7 @@ impl Controller {
         Ok(Proposal::new(records, topic))
     }
 
-    fn plan_assignments(&self, spec: &CreateTopicSpec) -> Result<Vec<(i32, Vec<i32>)>, MetadataError> {
+    fn plan_assignments(&self, brokers: &[i32], spec: &CreateTopicSpec) -> Result<Vec<(i32, Vec<i32>)>, MetadataError> {
         if !spec.assignments.is_empty() {
             if spec.num_partitions != -1 || spec.replication_factor != -1 {
                 return Err(MetadataError::InvalidRequest(
@@ -130,7 +127,7 @@ impl Controller {
                         "Partitions should be a consecutive 0-based integer sequence".into(),
                     ));
                 }
-                self.check_replicas(*p, replicas, rf)?;
+                check_replicas(brokers, *p, replicas, rf)?;
             }
             return Ok(sorted);
         }
@@ -151,51 +148,61 @@ impl Controller {
                 "Replication factor must be larger than 0, or -1 to use the default value.".into(),
             ));
         }
-        self.check_replication_factor(rf as usize)?;
-        Ok((0..partitions).map(|p| (p, self.assign_replicas(p, rf as usize))).collect())
+        check_replication_factor(brokers, rf as usize)?;
+        Ok((0..partitions).map(|p| (p, assign_replicas(brokers, p, rf as usize))).collect())
     }
+}
 
-    fn check_replication_factor(&self, rf: usize) -> Result<(), MetadataError> {
-        if rf > self.brokers.len() {
-            return Err(MetadataError::InvalidReplicationFactor(format!(
+fn check_replication_factor(brokers: &[i32], rf: usize) -> Result<(), MetadataError> {
+    if rf > brokers.len() {
+        return Err(MetadataError::InvalidReplicationFactor(format!(
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
-                self.brokers.len()
+                brokers.len()
             )));
-        }
-        Ok(())
     }
+    Ok(())
+}
 
-    fn check_replicas(&self, partition: i32, replicas: &[i32], rf: usize) -> Result<(), MetadataError> {
-        let invalid = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
-        if replicas.is_empty() {
-            return invalid(format!(
-                "The manual partition assignment includes a partition ({partition}) with no replicas."
-            ));
-        }
-        if replicas.len() != rf {
-            return invalid("All partitions should have the same number of replicas".into());
-        }
-        let mut seen = replicas.to_vec();
-        seen.sort_unstable();
-        seen.dedup();
-        if seen.len() != replicas.len() {
-            return invalid(format!(
-                "The manual partition assignment includes the broker twice in partition {partition}."
-            ));
-        }
-        if let Some(b) = replicas.iter().find(|b| !self.brokers.contains(b)) {
-            return invalid(format!(
-                "The manual partition assignment includes broker {b}, but no such broker is registered."
-            ));
-        }
-        Ok(())
+fn check_replicas(brokers: &[i32], partition: i32, replicas: &[i32], rf: usize) -> Result<(), MetadataError> {
+    let invalid = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
+    if replicas.is_empty() {
+        return invalid(format!(
+            "The manual partition assignment includes a partition ({partition}) with no replicas."
+        ));
     }
+    if replicas.len() != rf {
+        return invalid("All partitions should have the same number of replicas".into());
+    }
+    let mut seen = replicas.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != replicas.len() {
+        return invalid(format!("The manual partition assignment includes the broker twice in partition {partition}."));
+    }
+    if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
+        return invalid(format!(
+            "The manual partition assignment includes broker {b}, but no such broker is registered."
+        ));
+    }
+    Ok(())
+}
 
-    /// Round-robin over the live brokers, starting at a partition-dependent broker, as Kafka's
-    /// rack-unaware placement does.
-    fn assign_replicas(&self, partition: i32, rf: usize) -> Vec<i32> {
-        let n = self.brokers.len();
-        (0..rf).map(|i| self.brokers[(partition as usize + i) % n]).collect()
+/// Round-robin over the live brokers, starting at a partition-dependent broker, as Kafka's
+/// rack-unaware placement does.
+fn assign_replicas(brokers: &[i32], partition: i32, rf: usize) -> Vec<i32> {
+    let n = brokers.len();
+    (0..rf).map(|i| brokers[(partition as usize + i) % n]).collect()
+}
+
+impl Controller {
+    /// Brokers that can take replicas: the registered, unfenced ones (before this node's own
+    /// registration is committed, itself).
+    fn live_brokers(&self, image: &MetadataImage) -> Vec<i32> {
+        let live: Vec<i32> = image.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect();
+        if live.is_empty() && image.brokers.is_empty() {
+            return vec![self.settings.node_id];
+        }
+        live
     }
 
     pub fn delete_topic(&self, image: &MetadataImage, name: &str) -> Result<Proposal<TopicImage>, MetadataError> {
@@ -227,6 +234,7 @@ impl Controller {
         }
         let rf = topic.partitions.values().next().map(|p| p.replicas.len()).unwrap_or(1);
         let topic_id = topic.topic_id;
+        let brokers = self.live_brokers(image);
         let mut records = Vec::new();
         for (i, p) in (current..new_total).enumerate() {
             let replicas = match &assignments {
@@ -238,10 +246,10 @@ impl Controller {
                             a.len()
                         ))
                     })?;
-                    self.check_replicas(p, &r, rf)?;
+                    check_replicas(&brokers, p, &r, rf)?;
                     r
                 }
-                None => self.assign_replicas(p, rf),
+                None => assign_replicas(&brokers, p, rf),
             };
             records.push(partition_record(topic_id, p, replicas));
         }

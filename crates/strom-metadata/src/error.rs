@@ -21,6 +21,8 @@ pub enum MetadataError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("Broker {0} is not registered.")]
+    BrokerNotRegistered(i32),
     #[error("Topic deletion is disabled (delete.topic.enable=false).")]
     TopicDeletionDisabled,
     #[error("metadata log {path}: {source}")]

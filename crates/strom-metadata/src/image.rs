@@ -1,7 +1,7 @@
 //! The in-memory picture of the cluster built by applying metadata records in order. Readers get
 //! an immutable `Arc<MetadataImage>`; a change builds a new image and swaps it in.
 
-use crate::records::MetadataRecord;
+use crate::records::{BrokerEndpoint, MetadataRecord};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -28,9 +28,29 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BrokerImage {
+    pub id: i32,
+    pub incarnation_id: Uuid,
+    pub epoch: i64,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+    /// A fenced broker leads nothing and is left out of Metadata responses.
+    pub fenced: bool,
+}
+
+impl BrokerImage {
+    /// The endpoint of listener `name`.
+    pub fn endpoint(&self, name: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+}
+
 /// The whole cluster metadata at one point of the metadata log.
 #[derive(Debug, Clone, Default)]
 pub struct MetadataImage {
+    pub brokers: BTreeMap<i32, BrokerImage>,
     pub topics: BTreeMap<String, TopicImage>,
     pub topic_names_by_id: HashMap<Uuid, String>,
     /// The first producer id not yet handed out.
@@ -105,6 +125,37 @@ impl MetadataImage {
                 assert!(*next_producer_id >= self.next_producer_id, "producer id blocks never go back");
                 self.next_producer_id = *next_producer_id;
             }
+            MetadataRecord::RegisterBroker { broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced } => {
+                if let Some(old) = self.brokers.get(broker_id) {
+                    assert!(*broker_epoch > old.epoch, "broker epochs only grow");
+                }
+                self.brokers.insert(
+                    *broker_id,
+                    BrokerImage {
+                        id: *broker_id,
+                        incarnation_id: *incarnation_id,
+                        epoch: *broker_epoch,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: *fenced,
+                    },
+                );
+            }
+            MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, fenced } => {
+                match self.brokers.get_mut(broker_id) {
+                    Some(b) if b.epoch == *broker_epoch => b.fenced = *fenced,
+                    _ => tracing::warn!(
+                        broker_id,
+                        broker_epoch,
+                        "metadata: registration change for an unknown broker epoch"
+                    ),
+                }
+            }
+            MetadataRecord::UnregisterBroker { broker_id, broker_epoch } => {
+                if self.brokers.get(broker_id).is_some_and(|b| b.epoch == *broker_epoch) {
+                    self.brokers.remove(broker_id);
+                }
+            }
         }
     }
 }
@@ -114,6 +165,16 @@ impl MetadataImage {
     /// holds (KRaft's snapshots are records too).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker {
+                broker_id: b.id,
+                incarnation_id: b.incarnation_id,
+                broker_epoch: b.epoch,
+                endpoints: b.endpoints.clone(),
+                rack: b.rack.clone(),
+                fenced: b.fenced,
+            });
+        }
         for t in self.topics.values() {
             out.push(MetadataRecord::Topic { name: t.name.clone(), topic_id: t.topic_id });
             for (key, value) in &t.configs {

@@ -12,6 +12,7 @@
 //! records go to a local file ([`MetadataLog`]); a later cluster mode replicates the very same
 //! records through a Raft quorum, and every broker builds its image by applying them.
 
+pub mod broker_lifecycle;
 pub mod controller;
 pub mod error;
 pub mod image;
@@ -23,6 +24,6 @@ pub mod topic_config;
 
 pub use controller::{Controller, CreateTopicSpec, Proposal};
 pub use error::MetadataError;
-pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use operation::{ControllerOp, OpAnswer};
-pub use records::MetadataRecord;
+pub use records::{BrokerEndpoint, MetadataRecord};

@@ -5,6 +5,7 @@
 use crate::controller::{Controller, CreateTopicSpec, Proposal};
 use crate::error::MetadataError;
 use crate::image::{MetadataImage, TopicImage};
+use crate::records::BrokerEndpoint;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,6 +15,8 @@ pub enum ControllerOp {
     CreatePartitions { name: String, total: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool },
     AlterTopicConfigs { name: String, changes: Vec<(String, Option<String>)>, replace_all: bool, validate_only: bool },
     AllocateProducerId,
+    RegisterBroker { broker_id: i32, incarnation_id: uuid::Uuid, endpoints: Vec<BrokerEndpoint>, rack: Option<String> },
+    UnregisterBroker { broker_id: i32 },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +24,7 @@ pub enum OpAnswer {
     Topic(TopicImage),
     Done,
     ProducerId(i64),
+    BrokerEpoch(i64),
 }
 
 impl Controller {
@@ -38,6 +42,12 @@ impl Controller {
                 self.alter_topic_configs(image, &name, changes, replace_all, validate_only)?.map(|()| OpAnswer::Done)
             }
             ControllerOp::AllocateProducerId => self.allocate_producer_id(image)?.map(OpAnswer::ProducerId),
+            ControllerOp::RegisterBroker { broker_id, incarnation_id, endpoints, rack } => {
+                self.register_broker(image, broker_id, incarnation_id, endpoints, rack)?.map(OpAnswer::BrokerEpoch)
+            }
+            ControllerOp::UnregisterBroker { broker_id } => {
+                self.unregister_broker(image, broker_id)?.map(|()| OpAnswer::Done)
+            }
         })
     }
 }

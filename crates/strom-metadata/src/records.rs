@@ -28,4 +28,26 @@ pub enum MetadataRecord {
     RemoveTopic { topic_id: Uuid },
     /// Producer ids below `next_producer_id` are handed out; fences ids across restarts.
     ProducerIds { next_producer_id: i64 },
+    /// A broker (re)registered (KRaft's RegisterBrokerRecord). A new incarnation of the same id
+    /// replaces the old registration; `broker_epoch` grows with every registration.
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        broker_epoch: i64,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+        fenced: bool,
+    },
+    /// A registered broker was fenced or unfenced (KRaft's BrokerRegistrationChangeRecord).
+    BrokerRegistrationChange { broker_id: i32, broker_epoch: i64, fenced: bool },
+    /// A broker's registration was removed (`strom cluster unregister`).
+    UnregisterBroker { broker_id: i32, broker_epoch: i64 },
+}
+
+/// One listener of a broker, as clients and other brokers reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
 }

@@ -159,6 +159,9 @@ impl GroupManager {
     }
 
     pub async fn join(&self, broker: &Broker, req: JoinRequest) -> JoinResponse {
+        if let Some(code) = store::not_coordinator(broker, &req.group_id) {
+            return JoinResponse::error(code);
+        }
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let reply = {
@@ -184,6 +187,9 @@ impl GroupManager {
     }
 
     pub async fn sync(&self, broker: &Broker, req: SyncRequest) -> SyncResponse {
+        if let Some(code) = store::not_coordinator(broker, &req.group_id) {
+            return SyncResponse::error(code);
+        }
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let reply = {
@@ -216,6 +222,9 @@ impl GroupManager {
         member: &str,
         instance: Option<&str>,
     ) -> i16 {
+        if let Some(code) = store::not_coordinator(broker, group) {
+            return code;
+        }
         let mut inner = self.lock();
         let (code, effects) = inner.coordinator.heartbeat(group, generation, member, instance, now_ms());
         // A heartbeat only pushes a deadline later: no need to wake the timer.
@@ -224,6 +233,9 @@ impl GroupManager {
     }
 
     pub fn leave(&self, broker: &Broker, group: &str, members: &[(String, Option<String>)]) -> (i16, Vec<i16>) {
+        if let Some(code) = store::not_coordinator(broker, group) {
+            return (code, vec![code; members.len()]);
+        }
         let mut inner = self.lock();
         let (code, per_member, effects) = inner.coordinator.leave_group(group, members, now_ms());
         self.apply_effects(broker, &mut inner, effects);
@@ -240,6 +252,9 @@ impl GroupManager {
         offsets: &[OffsetToCommit],
         now: i64,
     ) -> Vec<i16> {
+        if let Some(code) = store::not_coordinator(broker, &who.group_id) {
+            return vec![code; offsets.len()];
+        }
         let mut inner = self.lock();
         let check = if who.group_id.is_empty() {
             Err(ResponseError::InvalidGroupId.code())
@@ -344,6 +359,9 @@ impl GroupManager {
     }
 
     pub fn delete_group(&self, broker: &Broker, group: &str) -> i16 {
+        if let Some(code) = store::not_coordinator(broker, group) {
+            return code;
+        }
         let mut inner = self.lock();
         let code = inner.coordinator.delete_group(group);
         let only_offsets = code == ResponseError::GroupIdNotFound.code() && inner.offsets.has_offsets(group);
@@ -369,6 +387,9 @@ impl GroupManager {
 
     /// OffsetDelete: per-partition codes, or a group-level error.
     pub fn delete_offsets(&self, broker: &Broker, group: &str, partitions: &[(String, i32)]) -> Result<Vec<i16>, i16> {
+        if let Some(code) = store::not_coordinator(broker, group) {
+            return Err(code);
+        }
         let mut inner = self.lock();
         if inner.coordinator.group_state(group).is_none() && !inner.offsets.has_offsets(group) {
             return Err(ResponseError::GroupIdNotFound.code());

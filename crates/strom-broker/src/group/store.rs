@@ -41,6 +41,25 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
     }
 }
 
+/// NOT_COORDINATOR when another broker leads the group's `__consumer_offsets` partition: the
+/// client finds the coordinator again (FindCoordinator) and goes there.
+pub fn not_coordinator(broker: &Broker, group: &str) -> Option<i16> {
+    let image = broker.metadata.image();
+    let topic = image.topic(OFFSETS_TOPIC)?;
+    let partition = records::partition_for_group(group, topic.partitions.len() as i32);
+    let leader = topic.partitions.get(&partition)?.leader;
+    (leader != broker.config.node_id).then_some(ResponseError::NotCoordinator.code())
+}
+
+/// The broker leading the group's `__consumer_offsets` partition (its coordinator), if the topic
+/// exists.
+pub fn coordinator_of(broker: &Broker, group: &str) -> Option<i32> {
+    let image = broker.metadata.image();
+    let topic = image.topic(OFFSETS_TOPIC)?;
+    let partition = records::partition_for_group(group, topic.partitions.len() as i32);
+    topic.partitions.get(&partition).map(|p| p.leader)
+}
+
 /// The `__consumer_offsets` partition that holds a group's records.
 pub fn partition_of(broker: &Broker, group: &str) -> i32 {
     let partitions = broker

@@ -19,8 +19,7 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DeleteRecordsRe
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
             let result: Result<i64, KafkaError> = (|| {
-                let partition =
-                    broker.replicas.get(&name, p.partition_index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+                let partition = super::cluster_view::led_partition(broker, &name, p.partition_index)?;
                 let (_, hw) = partition.offsets()?;
                 let target = if p.offset == -1 { hw } else { p.offset };
                 if target < 0 || target > hw {

@@ -11,8 +11,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeGroupsRe
     let v = ctx.api_version;
     let mut resp = DescribeGroupsResponse::default();
     for group_id in req.groups {
-        let d = broker.groups.describe(group_id.as_str());
         let mut g = DescribedGroup::default();
+        if let Some(code) = crate::group::store::not_coordinator(broker, group_id.as_str()) {
+            g.error_code = code;
+            g.group_id = group_id;
+            resp.groups.push(g);
+            continue;
+        }
+        let d = broker.groups.describe(group_id.as_str());
         g.group_id = group_id;
         g.group_state = StrBytes::from_string(d.state);
         g.protocol_type = StrBytes::from_string(d.protocol_type);

@@ -87,8 +87,7 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
                 } else {
                     ResponseError::UnknownTopicOrPartition
                 })?;
-                let partition =
-                    broker.replicas.get(&t.name, fp.partition).ok_or(ResponseError::UnknownTopicOrPartition)?;
+                let partition = super::cluster_view::led_partition(broker, &t.name, fp.partition)?;
                 check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())?;
                 // Each partition gets at most partition_max_bytes of what is left of max_bytes;
                 // only the first partition with data may exceed that, by its first batch, so that

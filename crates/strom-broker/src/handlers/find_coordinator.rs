@@ -2,8 +2,9 @@
 //! (KIP-699). Transaction coordinators do not exist yet, so transaction keys get
 //! COORDINATOR_NOT_AVAILABLE with a sentence saying why.
 
+use super::cluster_view::{live_brokers, LiveBroker};
 use crate::dispatch::RequestContext;
-use crate::group::store::ensure_offsets_topic;
+use crate::group::store::{coordinator_of, ensure_offsets_topic};
 use crate::server::Broker;
 use strom_protocol::messages::find_coordinator_response::Coordinator;
 use strom_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -13,7 +14,7 @@ use strom_protocol::StrBytes;
 const KEY_TYPE_GROUP: i8 = 0;
 
 /// (error code, message) for one key, or the node when all is well.
-async fn lookup(broker: &Broker, key: &str, key_type: i8) -> Result<(), (i16, String)> {
+async fn lookup(broker: &Broker, key: &str, key_type: i8) -> Result<LiveBroker, (i16, String)> {
     if key_type != KEY_TYPE_GROUP {
         return Err((
             ResponseError::CoordinatorNotAvailable.code(),
@@ -23,19 +24,24 @@ async fn lookup(broker: &Broker, key: &str, key_type: i8) -> Result<(), (i16, St
     if key.is_empty() {
         return Err((ResponseError::InvalidGroupId.code(), "group id must not be empty".into()));
     }
-    ensure_offsets_topic(broker).await.map_err(|e| (e.code(), e.message.unwrap_or_default()))
+    ensure_offsets_topic(broker).await.map_err(|e| (e.code(), e.message.unwrap_or_default()))?;
+    // The coordinator is the leader of the group's __consumer_offsets partition.
+    let leader = coordinator_of(broker, key)
+        .ok_or((ResponseError::CoordinatorNotAvailable.code(), "__consumer_offsets is not ready".to_string()))?;
+    live_brokers(broker).into_iter().find(|b| b.id == leader).ok_or((
+        ResponseError::CoordinatorNotAvailable.code(),
+        format!("the coordinator (broker {leader}) is not available"),
+    ))
 }
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let mut resp = FindCoordinatorResponse::default();
-    let node = BrokerId(broker.config.node_id);
-    let host = StrBytes::from_string(broker.advertised_host.clone());
     if ctx.api_version < 4 {
         match lookup(broker, &req.key, req.key_type).await {
-            Ok(()) => {
-                resp.node_id = node;
-                resp.host = host;
-                resp.port = broker.advertised_port;
+            Ok(b) => {
+                resp.node_id = BrokerId(b.id);
+                resp.host = StrBytes::from_string(b.host);
+                resp.port = b.port;
             }
             Err((code, message)) => {
                 resp.error_code = code;
@@ -50,10 +56,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FindCoordinatorR
     for key in req.coordinator_keys {
         let mut c = Coordinator::default();
         match lookup(broker, &key, req.key_type).await {
-            Ok(()) => {
-                c.node_id = node;
-                c.host = host.clone();
-                c.port = broker.advertised_port;
+            Ok(b) => {
+                c.node_id = BrokerId(b.id);
+                c.host = StrBytes::from_string(b.host);
+                c.port = b.port;
             }
             Err((code, message)) => {
                 c.error_code = code;

@@ -28,8 +28,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
             pr.offset = -1;
             pr.leader_epoch = -1;
             let result: Result<(i64, i64), KafkaError> = (|| {
-                let partition =
-                    broker.replicas.get(&name, p.partition_index).ok_or(ResponseError::UnknownTopicOrPartition)?;
+                let partition = super::cluster_view::led_partition(broker, &name, p.partition_index)?;
                 check_leader_epoch(p.current_leader_epoch, partition.leader_epoch())?;
                 if ctx.api_version >= 4 {
                     pr.leader_epoch = partition.leader_epoch();

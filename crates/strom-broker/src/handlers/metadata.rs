@@ -2,6 +2,7 @@
 //! replicas, ISR and topic ids. Unknown topics are auto-created when both the request and
 //! `auto.create.topics.enable` allow it.
 
+use super::cluster_view::{controller_id, live_brokers};
 use super::ensure_topic;
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
@@ -18,16 +19,24 @@ use uuid::Uuid;
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     let v = ctx.api_version;
     let mut resp = MetadataResponse::default();
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.config.node_id);
-    b.host = StrBytes::from_string(broker.advertised_host.clone());
-    b.port = broker.advertised_port;
-    resp.brokers = vec![b];
+    resp.brokers = live_brokers(broker)
+        .into_iter()
+        .map(|l| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(l.id);
+            b.host = StrBytes::from_string(l.host);
+            b.port = l.port;
+            if v >= 1 {
+                b.rack = l.rack.map(StrBytes::from_string);
+            }
+            b
+        })
+        .collect();
     if v >= 2 {
         resp.cluster_id = Some(StrBytes::from_string(broker.cluster_id.clone()));
     }
     if v >= 1 {
-        resp.controller_id = BrokerId(broker.config.node_id);
+        resp.controller_id = BrokerId(controller_id(broker));
     }
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.

@@ -49,6 +49,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetFetchReque
     let v = ctx.api_version;
     let mut resp = OffsetFetchResponse::default();
     if v < 8 {
+        if let Some(code) = crate::group::store::not_coordinator(broker, req.group_id.as_str()) {
+            // v2+ has a top-level error code; older versions only per partition (none listed).
+            resp.error_code = if v >= 2 { code } else { 0 };
+            return resp;
+        }
         let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
         for (topic, parts) in fetch(broker, req.group_id.as_str(), topics) {
             let mut t = OffsetFetchResponseTopic::default();
@@ -73,6 +78,12 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetFetchReque
     for g in req.groups {
         let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
         let mut group = OffsetFetchResponseGroup::default();
+        if let Some(code) = crate::group::store::not_coordinator(broker, g.group_id.as_str()) {
+            group.error_code = code;
+            group.group_id = g.group_id;
+            resp.groups.push(group);
+            continue;
+        }
         for (topic, parts) in fetch(broker, g.group_id.as_str(), topics) {
             let mut t = OffsetFetchResponseTopics::default();
             t.name = TopicName(StrBytes::from_string(topic));

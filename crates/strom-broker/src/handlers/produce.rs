@@ -5,10 +5,10 @@
 //! acks=0 gets no response; acks=1 and acks=-1 are answered once the append is done (on a single
 //! node the leader is the whole ISR, so the high watermark moves with the append).
 
+use super::ensure_topic;
 use super::record_checks::{
     keyless_records, recompressed, rejection_message, timestamp_errors, topic_codec, RecordError, TimestampBounds,
 };
-use super::{ensure_topic, unknown_topic};
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::replica::log_config::{cleanup_policy_has, timestamp_max_ms, uses_log_append_time};
@@ -53,7 +53,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
             p.log_start_offset = -1;
             let mut record_errors: Vec<RecordError> = Vec::new();
             let result = topic.clone().and_then(|_| {
-                let partition = broker.replicas.get(&name, part.index).ok_or_else(|| unknown_topic(&name))?;
+                let partition = super::cluster_view::led_partition(broker, &name, part.index)?;
                 let records = part.records.filter(|r| !r.is_empty()).ok_or_else(|| {
                     KafkaError::new(ResponseError::CorruptMessage, "produce request has no record batches")
                 })?;

@@ -66,5 +66,14 @@ fn describe(before: &MetadataImage, record: &MetadataRecord) {
         MetadataRecord::ProducerIds { next_producer_id } => {
             tracing::debug!(next_producer_id, "reserved a block of producer ids")
         }
+        MetadataRecord::RegisterBroker { broker_id, broker_epoch, endpoints, rack, .. } => {
+            let listeners: Vec<String> =
+                endpoints.iter().map(|e| format!("{}://{}:{}", e.name, e.host, e.port)).collect();
+            tracing::info!(broker_id, broker_epoch, ?listeners, ?rack, "broker registered")
+        }
+        MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, fenced } => {
+            tracing::info!(broker_id, broker_epoch, fenced, "broker registration changed")
+        }
+        MetadataRecord::UnregisterBroker { broker_id, .. } => tracing::info!(broker_id, "broker unregistered"),
     }
 }

@@ -1,0 +1,64 @@
+//! What every handler needs to know about the cluster: which brokers clients can reach, which
+//! node to name as controller, and whether this broker leads a partition.
+
+use crate::replica::Partition;
+use crate::server::Broker;
+use std::sync::Arc;
+use strom_protocol::ResponseError;
+
+/// A broker as clients reach it.
+pub struct LiveBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// The registered, unfenced brokers with their endpoint on this broker's client listener; this
+/// broker alone until its own registration is committed.
+pub fn live_brokers(broker: &Broker) -> Vec<LiveBroker> {
+    let image = broker.metadata.image();
+    let listener = &broker.config.listener.name;
+    let mut out: Vec<LiveBroker> = image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let e = b.endpoint(listener)?;
+            Some(LiveBroker { id: b.id, host: e.host.clone(), port: e.port as i32, rack: b.rack.clone() })
+        })
+        .collect();
+    if !out.iter().any(|b| b.id == broker.config.node_id) {
+        out.push(LiveBroker {
+            id: broker.config.node_id,
+            host: broker.advertised_host.clone(),
+            port: broker.advertised_port,
+            rack: broker.config.cluster.rack.clone(),
+        });
+    }
+    out
+}
+
+/// The controller id clients are given: the active controller when it is also a reachable
+/// broker, otherwise this broker (which forwards controller operations, as KRaft brokers do).
+pub fn controller_id(broker: &Broker) -> i32 {
+    let leader = broker.metadata.quorum_status().leader.map(|l| l as i32);
+    let image = broker.metadata.image();
+    match leader {
+        Some(id) if image.brokers.get(&id).is_some_and(|b| !b.fenced) => id,
+        _ => broker.config.node_id,
+    }
+}
+
+/// The partition if this broker leads it: UNKNOWN_TOPIC_OR_PARTITION when the metadata has no
+/// such partition, NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh their
+/// metadata and go there).
+pub fn led_partition(broker: &Broker, topic: &str, partition: i32) -> Result<Arc<Partition>, ResponseError> {
+    let image = broker.metadata.image();
+    let p =
+        image.topic(topic).and_then(|t| t.partitions.get(&partition)).ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if p.leader != broker.config.node_id {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    broker.replicas.get(topic, partition).ok_or(ResponseError::NotLeaderOrFollower)
+}
