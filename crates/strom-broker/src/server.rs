@@ -2,6 +2,8 @@
 //! hosted partitions, the listener, and the background housekeeping (roll, flush, retention,
 //! checkpoints).
 
+pub use crate::meta_properties::base64url;
+
 use crate::config::BrokerConfig;
 use crate::group::GroupManager;
 use crate::metadata::transport::RaftTransport;
@@ -9,7 +11,6 @@ use crate::metadata::MetadataStore;
 use crate::purgatory::FetchPurgatory;
 use crate::replica::ReplicaManager;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strom_metadata::controller::ControllerSettings;
@@ -83,7 +84,8 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     let data_dir = config.data_dir().to_path_buf();
     std::fs::create_dir_all(&data_dir)
         .map_err(|source| StartError::DataDir { path: data_dir.display().to_string(), source })?;
-    let cluster_id = load_or_create_meta_properties(&data_dir, config.node_id)?;
+    let cluster_id =
+        crate::meta_properties::load_or_create(&data_dir, config.node_id, config.cluster.is_single_node())?;
 
     let settings = ControllerSettings {
         node_id: config.node_id,
@@ -269,60 +271,5 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             }
         })
         .await;
-    }
-}
-
-/// Reads `meta.properties` (cluster.id, node.id) or writes a new one with a fresh cluster id, as
-/// `kafka-storage format` would. A node id that differs from the stored one stops start-up.
-fn load_or_create_meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> {
-    let path = dir.join("meta.properties");
-    let err = |source| StartError::DataDir { path: path.display().to_string(), source };
-    if path.exists() {
-        let props = crate::config::parse_properties(&std::fs::read_to_string(&path).map_err(err)?);
-        let stored_node: Option<i32> = props.get("node.id").and_then(|v| v.parse().ok());
-        if stored_node.is_some_and(|n| n != node_id) {
-            return Err(StartError::MetaProperties(format!(
-                "{} belongs to node.id {}, but this broker is node.id {node_id}",
-                path.display(),
-                stored_node.unwrap_or_default()
-            )));
-        }
-        return props
-            .get("cluster.id")
-            .cloned()
-            .ok_or_else(|| StartError::MetaProperties(format!("{} has no cluster.id", path.display())));
-    }
-    let cluster_id = base64url(uuid::Uuid::new_v4().as_bytes());
-    let directory_id = base64url(uuid::Uuid::new_v4().as_bytes());
-    let text = format!(
-        "#\n#Written by Strom\ncluster.id={cluster_id}\ndirectory.id={directory_id}\nnode.id={node_id}\nversion=1\n"
-    );
-    let tmp = dir.join("meta.properties.tmp");
-    std::fs::write(&tmp, text).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
-    tracing::info!(%cluster_id, "formatted new data directory {}", dir.display());
-    Ok(cluster_id)
-}
-
-/// Kafka prints UUIDs (cluster id, topic id) as 22-character URL-safe base64 without padding.
-pub fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64url_matches_kafka_uuid_format() {
-        assert_eq!(super::base64url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
-        assert_eq!(super::base64url(b"\xfb\xff"), "-_8");
     }
 }

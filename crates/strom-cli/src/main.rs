@@ -29,6 +29,10 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Start a cluster of N nodes on this machine (loopback ports, data under one directory).
+    LocalCluster(tools::local_cluster::LocalClusterArgs),
+    /// Format log directories for a cluster and make cluster ids (Kafka's kafka-storage).
+    Storage(tools::storage::StorageArgs),
     /// Create, list, describe, alter and delete topics (Kafka's kafka-topics).
     Topics(tools::topics::TopicsArgs),
     /// List, describe (offsets and lag), reset and delete consumer groups (Kafka's kafka-consumer-groups).
@@ -70,6 +74,8 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),
+        Command::LocalCluster(args) => tools::finish("local cluster", tools::local_cluster::run(args)),
+        Command::Storage(args) => tools::finish("storage", tools::storage::run(args)),
         Command::Topics(args) => tools::run("topic", tools::topics::run(args)),
         Command::ConsumerGroups(args) => tools::run("consumer group", tools::consumer_groups::run(args)),
         Command::ConsoleProducer(args) => tools::run("console producer", tools::console_producer::run(args)),

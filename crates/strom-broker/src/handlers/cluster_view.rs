@@ -39,15 +39,11 @@ pub fn live_brokers(broker: &Broker) -> Vec<LiveBroker> {
     out
 }
 
-/// The controller id clients are given: the active controller when it is also a reachable
-/// broker, otherwise this broker (which forwards controller operations, as KRaft brokers do).
+/// The controller id clients are given: this broker, as KRaft brokers name an alive broker
+/// rather than the active controller (which clients cannot reach). Controller operations sent
+/// here are forwarded to the active controller, so the answer is always a broker that works.
 pub fn controller_id(broker: &Broker) -> i32 {
-    let leader = broker.metadata.quorum_status().leader.map(|l| l as i32);
-    let image = broker.metadata.image();
-    match leader {
-        Some(id) if image.brokers.get(&id).is_some_and(|b| !b.fenced) => id,
-        _ => broker.config.node_id,
-    }
+    broker.config.node_id
 }
 
 /// The partition if this broker leads it: UNKNOWN_TOPIC_OR_PARTITION when the metadata has no

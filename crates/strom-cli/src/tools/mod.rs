@@ -18,8 +18,10 @@ pub mod console_producer;
 pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod dump_log;
+pub mod local_cluster;
 pub mod offsets;
 pub mod producer_perf;
+pub mod storage;
 pub mod time;
 pub mod topics;
 

@@ -2,6 +2,7 @@
 //! directory, and gives librdkafka clients and a raw Kafka-protocol client to talk to it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod raw;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -25,7 +26,7 @@ pub struct TestBroker {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
@@ -35,15 +36,25 @@ impl TestBroker {
     pub fn start(overrides: &[&str]) -> TestBroker {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
-        let mut b = TestBroker {
-            _tmp: Some(tmp),
-            dir,
-            port: free_port(),
-            overrides: overrides.iter().map(|s| s.to_string()).collect(),
-            child: None,
-        };
+        let owned: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let mut b = TestBroker::unstarted(Some(tmp), dir, free_port(), owned);
         b.spawn();
         b
+    }
+
+    /// A broker not started yet, in `dir`, with its client listener on `port`.
+    pub fn unstarted(tmp: Option<tempfile::TempDir>, dir: PathBuf, port: u16, overrides: Vec<String>) -> TestBroker {
+        TestBroker { _tmp: tmp, dir, port, overrides, child: None }
+    }
+
+    /// Starts the broker process (see [`Self::unstarted`]).
+    pub fn launch(&mut self) {
+        self.spawn();
+    }
+
+    /// The `--override`s the broker starts with.
+    pub fn overrides(&self) -> &[String] {
+        &self.overrides
     }
 
     pub fn data_dir(&self) -> PathBuf {

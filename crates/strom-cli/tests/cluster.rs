@@ -1,0 +1,122 @@
+//! Three-node clusters on loopback: the metadata quorum, forwarding to the active controller,
+//! partitions spread over the brokers, consumer groups with their coordinator on another broker,
+//! and the death of the active controller while topics are being created.
+
+mod support;
+
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use support::cluster::TestCluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_of_a_three_node_cluster_serves_clients() {
+    let mut cluster = TestCluster::start(3, &[]);
+    cluster.wait_for_controller(Duration::from_secs(20));
+    // Created through node 2, whichever node is the controller: forwarded if need be, and
+    // visible on node 2 as soon as the request is answered.
+    cluster.nodes[1].create_topic("spread", 6, &[]).await;
+    for i in 0..3 {
+        let m = cluster.metadata(i);
+        assert_eq!(m.cluster_id.as_deref(), Some(cluster.cluster_id.as_str()), "one cluster id on node {}", i + 1);
+        let ids: BTreeSet<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+        assert_eq!(ids, BTreeSet::from([1, 2, 3]), "node {} lists every broker", i + 1);
+        let topic = m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "spread"));
+        let leaders: BTreeSet<i32> =
+            topic.expect("topic on every node").partitions.iter().map(|p| p.leader_id.0).collect();
+        assert_eq!(leaders, BTreeSet::from([1, 2, 3]), "partitions spread over the brokers");
+    }
+
+    // A producer that knows only node 3, and a consumer group that knows only node 1.
+    let producer = cluster.nodes[2].producer(&[("acks", "all"), ("enable.idempotence", "true")]);
+    let mut sent = Vec::new();
+    for i in 0..600 {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        sent.push(producer.send_result(FutureRecord::to("spread").key(&key).payload(&value)).expect("queue"));
+    }
+    for f in sent {
+        f.await.expect("delivery future").expect("delivered");
+    }
+    let consumer: StreamConsumer = cluster.nodes[0]
+        .client_config()
+        .set("group.id", "cluster-group")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["spread"]).expect("subscribe");
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < 600 {
+        assert!(Instant::now() < deadline, "consumed {} of 600", seen.len());
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+            seen.insert(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).expect("commit through the coordinator");
+    let committed = consumer.committed(Duration::from_secs(10)).expect("committed offsets");
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(total, 600, "the group's committed offsets cover every record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_active_controller_loses_no_acknowledged_topic_and_applies_none_twice() {
+    let mut cluster = TestCluster::start(3, &[]);
+    let first = cluster.wait_for_controller(Duration::from_secs(20));
+    // The creating client talks to a node that is not the one to be killed.
+    let via = (first + 1) % 3;
+    let admin = cluster.nodes[via].admin();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        if i == 10 {
+            cluster.nodes[first].kill();
+        }
+        let name = format!("t{i}");
+        let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1));
+        // An error (the client's own, or the topic's) means "not acknowledged", nothing more.
+        if let Ok(result) = admin.create_topics([&topic], &options).await {
+            if result.into_iter().all(|r| r.is_ok()) {
+                acknowledged.push(name);
+            }
+        }
+    }
+    let second = cluster.wait_for_controller(Duration::from_secs(20));
+    assert_ne!(second, first, "a new controller took over");
+    assert!(acknowledged.len() >= 30, "creations went on after the failover: {acknowledged:?}");
+    cluster.nodes[first].restart();
+    // Every node, the restarted one included, ends with the same topics and ids.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let views: Vec<BTreeMap<String, uuid::Uuid>> = (0..3)
+            .map(|i| {
+                cluster
+                    .metadata(i)
+                    .topics
+                    .iter()
+                    .filter_map(|t| Some((t.name.as_ref()?.to_string(), t.topic_id)))
+                    .collect()
+            })
+            .collect();
+        let agree = views.iter().all(|v| v == &views[0]);
+        if agree {
+            for name in &acknowledged {
+                assert!(views[0].contains_key(name), "acknowledged topic {name} is lost");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes disagree on the topics: {views:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,109 @@
+//! A cluster of `strom server` processes on loopback ports, each a broker and a controller,
+//! formatted with one cluster id through `strom storage format`.
+
+use super::raw::RawClient;
+use super::{free_port, TestBroker};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use strom_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+
+pub struct TestCluster {
+    _tmp: tempfile::TempDir,
+    pub nodes: Vec<TestBroker>,
+    pub cluster_id: String,
+}
+
+impl TestCluster {
+    /// Starts `n` combined nodes with extra overrides for each.
+    pub fn start(n: usize, overrides: &[&str]) -> TestCluster {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voters: Vec<String> =
+            ports.iter().enumerate().map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1)).collect();
+        let cluster_id = run_strom(&["storage", "random-uuid"]).trim().to_string();
+        let empty = tmp.path().join("empty.properties");
+        std::fs::write(&empty, "").expect("write empty properties");
+        let mut nodes = Vec::new();
+        for (i, (port, controller)) in ports.iter().enumerate() {
+            let dir = tmp.path().join(format!("n{}", i + 1));
+            std::fs::create_dir_all(&dir).expect("node dir");
+            let mut props = vec![
+                format!("node.id={}", i + 1),
+                "process.roles=broker,controller".to_string(),
+                format!("controller.quorum.voters={}", voters.join(",")),
+                format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
+            ];
+            props.extend(overrides.iter().map(|s| s.to_string()));
+            let node = TestBroker::unstarted(None, dir, *port, props);
+            let mut args = vec!["storage".to_string(), "format".into(), "-t".into(), cluster_id.clone()];
+            args.extend(["-c".to_string(), empty.display().to_string()]);
+            args.extend(["--override".to_string(), format!("log.dirs={}", node.data_dir().display())]);
+            for o in node.overrides() {
+                args.extend(["--override".to_string(), o.clone()]);
+            }
+            run_strom(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            nodes.push(node);
+        }
+        for node in &mut nodes {
+            node.launch();
+        }
+        let cluster = TestCluster { _tmp: tmp, nodes, cluster_id };
+        cluster.wait_for_registrations(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until every node's Metadata lists every broker (all registered).
+    pub fn wait_for_registrations(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !(0..self.nodes.len()).all(|i| self.metadata(i).brokers.len() == self.nodes.len()) {
+            assert!(Instant::now() < deadline, "not every broker registered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.nodes.iter().map(|n| n.bootstrap()).collect::<Vec<_>>().join(",")
+    }
+
+    /// Metadata (v12, all topics) as node `i` answers it.
+    pub fn metadata(&self, i: usize) -> MetadataResponse {
+        let mut req = MetadataRequest::default();
+        req.topics = None;
+        RawClient::connect(&self.nodes[i].bootstrap()).call(ApiKey::Metadata, 12, &req)
+    }
+
+    /// The index of the active controller: the running node whose log announces leadership of
+    /// the highest term, once every running node's log names that node as leader.
+    pub fn wait_for_controller(&mut self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let term_of = |line: &str| line.split("term=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok();
+        loop {
+            let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_running()).collect();
+            let mut best: Option<(u64, usize)> = None;
+            for &i in &running {
+                for line in self.nodes[i].log().lines().filter(|l| l.contains("became leader at term")) {
+                    if let Some(t) = term_of(line) {
+                        if best.is_none_or(|(bt, _)| t > bt) {
+                            best = Some((t, i));
+                        }
+                    }
+                }
+            }
+            if let Some((term, leader)) = best {
+                let announced = format!("leader=Some({}) term={term}", leader + 1);
+                if running.iter().all(|&i| self.nodes[i].log().contains(&announced)) {
+                    return leader;
+                }
+            }
+            assert!(Instant::now() < deadline, "no controller was elected");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs the strom binary and returns its standard output.
+pub fn run_strom(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_strom")).args(args).output().expect("run strom");
+    assert!(out.status.success(), "strom {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
