@@ -12,6 +12,9 @@ use uuid::Uuid;
 
 /// Kafka's limit on topic name length (so that `<topic>-<partition>` fits a file name).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Until partitions are replicated (the replica fetcher, ISR and high watermark of issue 13), a
+/// partition has exactly one replica; asking for more is refused rather than pretended.
+const MAX_REPLICATION_FACTOR: usize = 1;
 /// Producer ids are reserved in blocks so that the metadata log is not written per producer.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -154,6 +157,12 @@ impl Controller {
 }
 
 fn check_replication_factor(brokers: &[i32], rf: usize) -> Result<(), MetadataError> {
+    if rf > MAX_REPLICATION_FACTOR {
+        return Err(MetadataError::InvalidReplicationFactor(format!(
+            "Replication factor {rf} is not possible yet: Strom does not replicate partitions across brokers yet, \
+             so every partition has one replica (use --replication-factor 1)."
+        )));
+    }
     if rf > brokers.len() {
         return Err(MetadataError::InvalidReplicationFactor(format!(
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
@@ -164,6 +173,8 @@ fn check_replication_factor(brokers: &[i32], rf: usize) -> Result<(), MetadataEr
 }
 
 fn check_replicas(brokers: &[i32], partition: i32, replicas: &[i32], rf: usize) -> Result<(), MetadataError> {
+    check_replication_factor(brokers, rf.max(1))?;
+    check_replication_factor(brokers, rf.max(1))?;
     let invalid = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
     if replicas.is_empty() {
         return invalid(format!(

@@ -7,6 +7,7 @@
 pub mod log_config;
 mod manager;
 mod partition;
+pub mod state;
 
 pub use log_config::log_config_for;
 pub use manager::ReplicaManager;
