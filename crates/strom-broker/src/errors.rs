@@ -40,6 +40,7 @@ impl From<MetadataError> for KafkaError {
             MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
             MetadataError::BrokerNotRegistered(_) => ResponseError::BrokerIdNotRegistered,
+            MetadataError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
             MetadataError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
             MetadataError::Io { .. } | MetadataError::Corrupt { .. } => {

@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod errors;
 pub mod group;
 pub mod handlers;
+pub mod lifecycle;
 pub mod meta_properties;
 pub mod metadata;
 pub mod net;

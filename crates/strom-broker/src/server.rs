@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strom_metadata::controller::ControllerSettings;
-use strom_metadata::{BrokerEndpoint, ControllerOp};
+use strom_metadata::{BrokerEndpoint, ControllerOp, OpAnswer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -58,6 +58,18 @@ impl BrokerHandle {
     /// Stops accepting, closes connections, flushes every log and writes the checkpoints and the
     /// clean-shutdown marker.
     pub async fn shutdown(mut self) -> Result<(), StartError> {
+        if !self.broker.config.cluster.is_single_node() {
+            // Controlled shutdown: fenced first, so that the controller moves this broker's
+            // leaderships now rather than after broker.session.timeout.ms.
+            let fence = ControllerOp::FenceBroker { broker_id: self.broker.config.node_id };
+            match tokio::time::timeout(Duration::from_secs(5), self.broker.metadata.write(fence)).await {
+                Ok(Ok(_)) => tracing::info!("controlled shutdown: fenced, leaderships moved"),
+                Ok(Err(e)) => {
+                    tracing::warn!("controlled shutdown could not fence this broker: {}", e.message.unwrap_or_default())
+                }
+                Err(_) => tracing::warn!("controlled shutdown: the controller did not answer in time"),
+            }
+        }
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
         let broker = Arc::clone(&self.broker);
@@ -92,6 +104,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         default_num_partitions: config.num_partitions,
         default_replication_factor: config.default_replication_factor,
         delete_topic_enable: config.delete_topic_enable,
+        broker_session_timeout_ms: config.cluster.broker_session_timeout_ms as i64,
     };
     let (stop, stop_rx) = watch::channel(false);
     let (voters, transport) = if config.cluster.is_single_node() {
@@ -174,13 +187,20 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         }],
         rack: config.cluster.rack.clone(),
     };
-    if config.cluster.is_single_node() {
-        broker.metadata.write(registration).await.map_err(|e| {
+    // A sole node registers before it serves; a cluster node once the quorum has a leader.
+    let epoch = if config.cluster.is_single_node() {
+        let answer = broker.metadata.write(registration.clone()).await.map_err(|e| {
             StartError::MetaProperties(format!("registering the broker failed: {}", e.message.unwrap_or_default()))
         })?;
+        match answer {
+            OpAnswer::BrokerEpoch(epoch) => Some(epoch),
+            _ => None,
+        }
     } else {
-        tasks.spawn(register(Arc::clone(&broker), registration, stop_rx.clone()));
-    }
+        None
+    };
+    tasks.spawn(crate::lifecycle::run(Arc::clone(&broker), registration, epoch, stop_rx.clone()));
+    tasks.spawn(crate::lifecycle::expire_sessions(Arc::clone(&broker), stop_rx.clone()));
     tracing::info!(
         node_id = config.node_id,
         %cluster_id,
@@ -192,20 +212,6 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         started.elapsed().as_millis()
     );
     Ok(BrokerHandle { local_addr, broker, stop, tasks })
-}
-
-/// Registers this broker with the active controller, retrying until the quorum has a leader.
-async fn register(broker: Arc<Broker>, registration: ControllerOp, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            result = broker.metadata.write(registration.clone()) => match result {
-                Ok(_) => return,
-                Err(e) => tracing::warn!("registering with the controller failed, retrying: {}", e.message.unwrap_or_default()),
-            },
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch::Receiver<bool>) {

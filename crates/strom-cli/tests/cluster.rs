@@ -120,3 +120,59 @@ async fn killing_the_active_controller_loses_no_acknowledged_topic_and_applies_n
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_heartbeats_stop_is_fenced_and_leads_again_after_restart() {
+    let mut cluster = TestCluster::start(3, &["broker.session.timeout.ms=1500", "broker.heartbeat.interval.ms=300"]);
+    let controller = cluster.wait_for_controller(Duration::from_secs(20));
+    let victim = (controller + 1) % 3;
+    let witness = (controller + 2) % 3;
+    cluster.nodes[witness].create_topic("fenced", 3, &[]).await;
+    let victim_id = victim as i32 + 1;
+    let leaders = |cluster: &TestCluster| -> BTreeMap<i32, (i32, i32, i16)> {
+        let m = cluster.metadata(witness);
+        let t = m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "fenced")).cloned();
+        t.expect("topic")
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, (p.leader_id.0, p.leader_epoch, p.error_code)))
+            .collect()
+    };
+    let before = leaders(&cluster);
+    let (&victims_partition, &(_, epoch_before, _)) =
+        before.iter().find(|(_, (leader, _, _))| *leader == victim_id).expect("a partition on the victim");
+
+    cluster.nodes[victim].kill();
+    let killed_at = Instant::now();
+    loop {
+        let m = cluster.metadata(witness);
+        let listed = m.brokers.iter().any(|b| b.node_id.0 == victim_id);
+        let (leader, epoch, code) = leaders(&cluster)[&victims_partition];
+        if !listed && leader == -1 {
+            assert_eq!(code, 5, "LEADER_NOT_AVAILABLE for a partition without a live replica");
+            assert!(epoch > epoch_before, "the leader epoch moved on");
+            break;
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(15), "the dead broker was never fenced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.nodes[victim].restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (leader, _, code) = leaders(&cluster)[&victims_partition];
+        if leader == victim_id && code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted broker did not lead its partition again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Its partition takes writes again.
+    let producer = cluster.nodes[witness].producer(&[("acks", "all")]);
+    producer
+        .send(
+            FutureRecord::<(), str>::to("fenced").partition(victims_partition).payload("back"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produce to the partition of the restarted broker");
+}

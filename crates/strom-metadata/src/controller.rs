@@ -38,6 +38,8 @@ pub struct ControllerSettings {
     pub default_num_partitions: i32,
     pub default_replication_factor: i16,
     pub delete_topic_enable: bool,
+    /// `broker.session.timeout.ms`: a broker not heard from this long is fenced.
+    pub broker_session_timeout_ms: i64,
 }
 
 /// What an operation decided: the records to commit (none for a validation or a no-op) and the
@@ -59,14 +61,16 @@ impl<T> Proposal<T> {
 }
 
 pub struct Controller {
-    settings: ControllerSettings,
+    pub(crate) settings: ControllerSettings,
     /// Producer ids already reserved by a committed ProducerIds record and not yet handed out.
     producer_ids_left: std::ops::Range<i64>,
+    /// Last heartbeat of each broker, by this controller's clock (in memory only).
+    pub(crate) sessions: std::collections::HashMap<i32, i64>,
 }
 
 impl Controller {
     pub fn new(settings: ControllerSettings) -> Controller {
-        Controller { settings, producer_ids_left: 0..0 }
+        Controller { settings, producer_ids_left: 0..0, sessions: std::collections::HashMap::new() }
     }
 
     pub fn create_topic(
@@ -384,6 +388,7 @@ mod tests {
                 default_num_partitions: 1,
                 default_replication_factor: 1,
                 delete_topic_enable: true,
+                broker_session_timeout_ms: 9_000,
             };
             Harness { controller: Controller::new(settings), image: MetadataImage::default() }
         }

@@ -23,6 +23,8 @@ pub enum MetadataError {
     InvalidRequest(String),
     #[error("Broker {0} is not registered.")]
     BrokerNotRegistered(i32),
+    #[error("Broker {broker_id} has epoch {expected}, the request carried {got}.")]
+    StaleBrokerEpoch { broker_id: i32, expected: i64, got: i64 },
     #[error("Topic deletion is disabled (delete.topic.enable=false).")]
     TopicDeletionDisabled,
     #[error("metadata log {path}: {source}")]

@@ -10,13 +10,45 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ControllerOp {
-    CreateTopic { spec: CreateTopicSpec, validate_only: bool },
-    DeleteTopic { name: String },
-    CreatePartitions { name: String, total: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool },
-    AlterTopicConfigs { name: String, changes: Vec<(String, Option<String>)>, replace_all: bool, validate_only: bool },
+    CreateTopic {
+        spec: CreateTopicSpec,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    },
+    AlterTopicConfigs {
+        name: String,
+        changes: Vec<(String, Option<String>)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
     AllocateProducerId,
-    RegisterBroker { broker_id: i32, incarnation_id: uuid::Uuid, endpoints: Vec<BrokerEndpoint>, rack: Option<String> },
-    UnregisterBroker { broker_id: i32 },
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: uuid::Uuid,
+        endpoints: Vec<BrokerEndpoint>,
+        rack: Option<String>,
+    },
+    UnregisterBroker {
+        broker_id: i32,
+    },
+    BrokerHeartbeat {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
+    /// Run periodically on the active controller: fence brokers whose session expired.
+    ExpireBrokerSessions,
+    /// Fence a broker now (controlled shutdown).
+    FenceBroker {
+        broker_id: i32,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,7 +61,12 @@ pub enum OpAnswer {
 
 impl Controller {
     /// Runs one operation against `image`.
-    pub fn run(&mut self, image: &MetadataImage, op: ControllerOp) -> Result<Proposal<OpAnswer>, MetadataError> {
+    pub fn run(
+        &mut self,
+        image: &MetadataImage,
+        op: ControllerOp,
+        now_ms: i64,
+    ) -> Result<Proposal<OpAnswer>, MetadataError> {
         Ok(match op {
             ControllerOp::CreateTopic { spec, validate_only } => {
                 self.create_topic(image, spec, validate_only)?.map(OpAnswer::Topic)
@@ -45,6 +82,11 @@ impl Controller {
             ControllerOp::RegisterBroker { broker_id, incarnation_id, endpoints, rack } => {
                 self.register_broker(image, broker_id, incarnation_id, endpoints, rack)?.map(OpAnswer::BrokerEpoch)
             }
+            ControllerOp::BrokerHeartbeat { broker_id, broker_epoch } => {
+                self.broker_heartbeat(image, broker_id, broker_epoch, now_ms)?.map(|()| OpAnswer::Done)
+            }
+            ControllerOp::ExpireBrokerSessions => self.expire_sessions(image, now_ms).map(|()| OpAnswer::Done),
+            ControllerOp::FenceBroker { broker_id } => self.fence_broker(image, broker_id)?.map(|()| OpAnswer::Done),
             ControllerOp::UnregisterBroker { broker_id } => {
                 self.unregister_broker(image, broker_id)?.map(|()| OpAnswer::Done)
             }

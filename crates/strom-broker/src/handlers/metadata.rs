@@ -7,7 +7,7 @@ use super::ensure_topic;
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
-use strom_metadata::TopicImage;
+use strom_metadata::{MetadataImage, TopicImage};
 use strom_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -47,14 +47,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
     let allow_auto_create = v < 4 || req.allow_auto_topic_creation;
     if all_topics {
         let image = broker.metadata.image();
-        resp.topics = image.topics.values().map(|t| topic_response(t, v)).collect();
+        resp.topics = image.topics.values().map(|t| topic_response(&image, t, v)).collect();
         return resp;
     }
     for requested in req.topics.unwrap_or_default() {
         let topic = match &requested.name {
             Some(name) => match ensure_topic(broker, name, allow_auto_create).await {
                 Ok(image) => match image.topic(name) {
-                    Some(t) => topic_response(t, v),
+                    Some(t) => topic_response(&image, t, v),
                     None => {
                         error_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition.into())
                     }
@@ -64,7 +64,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
             None => {
                 let image = broker.metadata.image();
                 match image.topic_by_id(&requested.topic_id) {
-                    Some(t) => topic_response(t, v),
+                    Some(t) => topic_response(&image, t, v),
                     None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId.into()),
                 }
             }
@@ -75,7 +75,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: MetadataRequest)
 }
 
 /// Fields that a version does not have must stay at their defaults, or encoding fails.
-fn topic_response(t: &TopicImage, v: i16) -> MetadataResponseTopic {
+fn topic_response(image: &MetadataImage, t: &TopicImage, v: i16) -> MetadataResponseTopic {
     let mut topic = MetadataResponseTopic::default();
     topic.name = Some(TopicName(StrBytes::from_string(t.name.clone())));
     if v >= 10 {
@@ -94,6 +94,13 @@ fn topic_response(t: &TopicImage, v: i16) -> MetadataResponseTopic {
             }
             part.replica_nodes = p.replicas.iter().map(|r| BrokerId(*r)).collect();
             part.isr_nodes = p.isr.iter().map(|r| BrokerId(*r)).collect();
+            if v >= 5 {
+                let offline = |r: &&i32| image.brokers.get(r).is_none_or(|b| b.fenced) && !image.brokers.is_empty();
+                part.offline_replicas = p.replicas.iter().filter(offline).map(|r| BrokerId(*r)).collect();
+            }
+            if p.leader < 0 {
+                part.error_code = ResponseError::LeaderNotAvailable.code();
+            }
             part
         })
         .collect();

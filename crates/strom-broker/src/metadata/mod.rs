@@ -136,7 +136,7 @@ impl MetadataStore {
         // A new leader acts only on an image holding everything committed before its term.
         wait_applied(self.applied.subscribe(), status.commit_index).await;
         let image = self.image();
-        let Proposal { records, value } = controller.run(&image, op)?;
+        let Proposal { records, value } = controller.run(&image, op, crate::server::now_ms())?;
         if records.is_empty() {
             return Ok((value, image.offset));
         }

@@ -104,7 +104,10 @@ impl ReplicaManager {
                 }
                 let key = (topic.name.clone(), p.partition);
                 match map.get(&key) {
-                    Some(existing) => existing.set_config(config.clone())?,
+                    Some(existing) => {
+                        existing.set_config(config.clone())?;
+                        existing.set_leader_epoch(p.leader_epoch);
+                    }
                     None => {
                         let tp = TopicPartition { topic: topic.name.clone(), partition: p.partition };
                         let log = self.logs.open_log(tp, config.clone())?;

@@ -55,6 +55,11 @@ impl Partition {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|l| l.load_summary().clone())
     }
 
+    /// A new leadership of this partition (a later leader epoch from the metadata).
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
     }

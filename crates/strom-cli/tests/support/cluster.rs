@@ -2,7 +2,7 @@
 //! formatted with one cluster id through `strom storage format`.
 
 use super::raw::RawClient;
-use super::{free_port, TestBroker};
+use super::TestBroker;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use strom_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
@@ -17,7 +17,7 @@ impl TestCluster {
     /// Starts `n` combined nodes with extra overrides for each.
     pub fn start(n: usize, overrides: &[&str]) -> TestCluster {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (listen_port(), listen_port())).collect();
         let voters: Vec<String> =
             ports.iter().enumerate().map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1)).collect();
         let cluster_id = run_strom(&["storage", "random-uuid"]).trim().to_string();
@@ -97,6 +97,26 @@ impl TestCluster {
             }
             assert!(Instant::now() < deadline, "no controller was elected");
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A free port below the kernel's ephemeral range, so that no client connection of another test
+/// takes it between now and the node's start (`free_port` hands out ephemeral ports).
+fn listen_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+        ^ (std::process::id() as u64) << 20
+        ^ SEQ.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut x = seed | 1;
+    loop {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
         }
     }
 }

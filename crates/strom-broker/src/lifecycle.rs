@@ -1,0 +1,64 @@
+//! This broker's life as the controller sees it: registered (once the quorum has a leader), then
+//! a heartbeat every `broker.heartbeat.interval.ms` so that it is not fenced; registered again
+//! when the controller no longer knows its epoch (it was unregistered). And, on the active
+//! controller only, the periodic check that fences brokers whose heartbeats stopped.
+
+use crate::server::Broker;
+use std::sync::Arc;
+use std::time::Duration;
+use strom_metadata::{ControllerOp, OpAnswer};
+use strom_protocol::ResponseError;
+use tokio::sync::watch;
+
+/// How often the active controller looks for expired broker sessions.
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+pub async fn run(broker: Arc<Broker>, registration: ControllerOp, epoch: Option<i64>, mut stop: watch::Receiver<bool>) {
+    let ControllerOp::RegisterBroker { broker_id, .. } = &registration else { return };
+    let broker_id = *broker_id;
+    let interval = Duration::from_millis(broker.config.cluster.broker_heartbeat_interval_ms);
+    let mut epoch = epoch;
+    loop {
+        let op = match epoch {
+            None => registration.clone(),
+            Some(broker_epoch) => ControllerOp::BrokerHeartbeat { broker_id, broker_epoch },
+        };
+        let result = tokio::select! {
+            _ = stop.changed() => return,
+            r = broker.metadata.write(op) => r,
+        };
+        match (result, epoch) {
+            (Ok(OpAnswer::BrokerEpoch(e)), None) => {
+                tracing::info!(broker_epoch = e, "registered with the controller");
+                epoch = Some(e);
+            }
+            (Ok(_), _) => {}
+            (Err(e), Some(_))
+                if matches!(e.code, ResponseError::StaleBrokerEpoch | ResponseError::BrokerIdNotRegistered) =>
+            {
+                tracing::warn!("the controller no longer knows this broker's epoch; registering again");
+                epoch = None;
+                continue;
+            }
+            (Err(e), _) => tracing::warn!("heartbeat to the controller failed: {}", e.message.unwrap_or_default()),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// On the active controller, fences brokers not heard from for `broker.session.timeout.ms`.
+pub async fn expire_sessions(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => {}
+        }
+        if broker.metadata.quorum_status().is_leader {
+            // Another node became the controller meanwhile: nothing to do here.
+            let _ = broker.metadata.write_here(ControllerOp::ExpireBrokerSessions).await;
+        }
+    }
+}
