@@ -4,6 +4,8 @@
 #   kafka-python and confluent-kafka: produce and consume with keys and headers
 #   kafkajs: admin, an idempotent gzip producer, a consumer group and its committed offsets
 # Usage: interop/run.sh [path/to/strom]   (default: target/debug/strom)
+# With STROM_INTEROP_CLUSTER=1 the clients talk to node 2 of a 3-node `strom local-cluster`
+# instead (partitions and group coordinators spread over the three brokers).
 # With STROM_CAPTURE_DIR set, the clients talk to the broker through interop/record_proxy.py,
 # which writes the request frames they send there (seeds for the fuzz targets:
 # scripts/capture-fuzz-seeds.sh).
@@ -22,8 +24,16 @@ if [ -n "${STROM_CAPTURE_DIR:-}" ]; then
   client_port=$(free_port)
   advertised=(--override "advertised.listeners=PLAINTEXT://127.0.0.1:$client_port")
 fi
-"$STROM" server --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/data" \
-  "${advertised[@]}" --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
+if [ -n "${STROM_INTEROP_CLUSTER:-}" ]; then
+  # Ports below the ephemeral range, so no client connection takes one meanwhile.
+  base=$((20000 + RANDOM % 9000))
+  port=$((base + 1)); client_port=$port
+  "$STROM" local-cluster --nodes 3 --dir "$work/cluster" --base-port "$base" \
+    --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
+else
+  "$STROM" server --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/data" \
+    "${advertised[@]}" --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
+fi
 pid=$!
 proxy=
 cleanup() {
@@ -42,6 +52,13 @@ for p in $port $client_port; do
   done
 done
 B=127.0.0.1:$client_port
+if [ -n "${STROM_INTEROP_CLUSTER:-}" ]; then
+  for _ in $(seq 1 200); do
+    [ "$(kcat -L -b "$B" 2>/dev/null | grep -c ' at 127.0.0.1')" -eq 3 ] && break
+    sleep 0.1
+  done
+  kcat -L -b "$B" | grep -q "3 brokers" || { echo "the cluster did not come up"; cat "$work/broker.log"; exit 1; }
+fi
 passed=0; failed=0
 check() {
   local name=$1; shift
