@@ -55,5 +55,33 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir_all(meta.join("__cluster_metadata")).expect("meta dir");
     std::fs::write(meta.join("__cluster_metadata/records.jsonl"), data).expect("write");
     let _ = strom_metadata::log::MetadataLog::open(&meta);
+    // The metadata quorum's files: its log, its term and vote, a snapshot; restored into a core.
+    let quorum = meta.join(strom_metadata::quorum::QUORUM_DIR);
+    std::fs::create_dir_all(&quorum).expect("quorum dir");
+    std::fs::write(quorum.join("raft.log"), p[0]).expect("write");
+    std::fs::write(quorum.join("quorum-state"), p[4]).expect("write");
+    std::fs::write(quorum.join("00000000000000000002-0000000001.checkpoint"), p[3]).expect("write");
+    if let Ok((_, state)) = strom_metadata::quorum::DurableQuorumLog::open(&meta) {
+        if state.snapshot.get_metadata().index > 0 {
+            let _ = strom_metadata::MetadataImage::decode_snapshot(&state.snapshot.data);
+        }
+        for e in &state.entries {
+            let _ = strom_metadata::image::decode_records(&e.data);
+        }
+        let settings = strom_metadata::quorum::QuorumSettings {
+            node_id: 1,
+            voters: vec![1],
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            max_append_bytes: 1 << 20,
+            seed: 1,
+        };
+        if let Ok(mut core) = strom_metadata::quorum::QuorumCore::restore(settings, state) {
+            let _ = core.campaign();
+            for _ in 0..4 {
+                let _ = core.poll();
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&root);
 });

@@ -73,6 +73,15 @@ impl DurableQuorumLog {
         let snapshot_index = snapshot.get_metadata().index;
         let log_path = dir.join(LOG_FILE);
         let (entries, positions, valid_len) = read_log(&log_path)?;
+        // After a crash between a snapshot and the log's rewrite the log may still start at or
+        // before the snapshot; it must never start after it (a gap nothing can fill).
+        let first_after = entries.iter().find(|e| e.index > snapshot_index).map(|e| e.index);
+        if first_after.is_some_and(|i| i != snapshot_index + 1) {
+            return Err(corrupt(
+                &log_path,
+                format!("the log resumes at entry {} after a snapshot at {snapshot_index}", first_after.unwrap_or(0)),
+            ));
+        }
         let log = OpenOptions::new().create(true).read(true).append(true).open(&log_path).map_err(io_err(&log_path))?;
         let file_len = log.metadata().map_err(io_err(&log_path))?.len();
         if file_len > valid_len {
