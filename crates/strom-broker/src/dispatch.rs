@@ -114,6 +114,7 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
             call!(IncrementalAlterConfigsRequest, handlers::incremental_alter_configs::handle)
         }
         ApiKey::DescribeCluster => call!(DescribeClusterRequest, handlers::describe_cluster::handle),
+        ApiKey::DescribeQuorum => call!(DescribeQuorumRequest, handlers::describe_quorum::handle),
         ApiKey::InitProducerId => call!(InitProducerIdRequest, handlers::init_producer_id::handle),
         ApiKey::DeleteRecords => call!(DeleteRecordsRequest, handlers::delete_records::handle),
         ApiKey::FindCoordinator => call!(FindCoordinatorRequest, handlers::find_coordinator::handle),

@@ -31,6 +31,8 @@ enum Command {
     },
     /// Start a cluster of N nodes on this machine (loopback ports, data under one directory).
     LocalCluster(tools::local_cluster::LocalClusterArgs),
+    /// Describe the metadata quorum: leader, epoch, lag, voters (Kafka's kafka-metadata-quorum).
+    MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
     /// Format log directories for a cluster and make cluster ids (Kafka's kafka-storage).
     Storage(tools::storage::StorageArgs),
     /// Create, list, describe, alter and delete topics (Kafka's kafka-topics).
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),
         Command::LocalCluster(args) => tools::finish("local cluster", tools::local_cluster::run(args)),
+        Command::MetadataQuorum(args) => tools::run("metadata quorum", tools::metadata_quorum::run(args)),
         Command::Storage(args) => tools::finish("storage", tools::storage::run(args)),
         Command::Topics(args) => tools::run("topic", tools::topics::run(args)),
         Command::ConsumerGroups(args) => tools::run("consumer group", tools::consumer_groups::run(args)),

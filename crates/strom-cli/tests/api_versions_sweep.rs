@@ -195,6 +195,19 @@ fn every_advertised_version_of_every_api_answers() {
                     assert_eq!(r.error_code, 0, "{label}");
                     assert_eq!(r.brokers.len(), 1, "{label}");
                 }
+                ApiKey::DescribeQuorum => {
+                    let mut part = strom_protocol::messages::describe_quorum_request::PartitionData::default();
+                    part.partition_index = 0;
+                    let mut topic = strom_protocol::messages::describe_quorum_request::TopicData::default();
+                    topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+                    topic.partitions = vec![part];
+                    let mut req = strom_protocol::messages::DescribeQuorumRequest::default();
+                    req.topics = vec![topic];
+                    let r: strom_protocol::messages::DescribeQuorumResponse = c.call(key, v, &req);
+                    assert_eq!(r.error_code, 0, "{label}");
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!((p.leader_id.0, p.current_voters.len()), (1, 1), "{label}: a sole voter leads");
+                }
                 other if groups::sweep(&mut c, other, v) => {}
                 other => panic!("{other:?} is advertised: add it to this sweep"),
             }

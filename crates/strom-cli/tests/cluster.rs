@@ -68,6 +68,26 @@ async fn every_broker_of_a_three_node_cluster_serves_clients() {
         })
         .sum();
     assert_eq!(total, 600, "the group's committed offsets cover every record");
+
+    // kafka-metadata-quorum's view, through any broker.
+    let status = support::cluster::run_strom(&[
+        "metadata-quorum",
+        "--bootstrap-server",
+        &cluster.nodes[1].bootstrap(),
+        "describe",
+        "--status",
+    ]);
+    assert!(status.contains(&format!("ClusterId:              {}", cluster.cluster_id)), "{status}");
+    assert!(status.contains("CurrentVoters:          [1,2,3]"), "{status}");
+    let replication = support::cluster::run_strom(&[
+        "metadata-quorum",
+        "--bootstrap-server",
+        &cluster.nodes[2].bootstrap(),
+        "describe",
+        "--replication",
+    ]);
+    assert_eq!(replication.lines().filter(|l| l.ends_with("Leader")).count(), 1, "{replication}");
+    assert_eq!(replication.lines().filter(|l| l.ends_with("Follower")).count(), 2, "{replication}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,5 +25,5 @@ pub mod topic_config;
 pub use controller::{Controller, CreateTopicSpec, Proposal};
 pub use error::MetadataError;
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
-pub use operation::{ControllerOp, OpAnswer};
+pub use operation::{ControllerOp, OpAnswer, QuorumDescription, VoterProgress};
 pub use records::{BrokerEndpoint, MetadataRecord};

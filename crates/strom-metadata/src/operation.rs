@@ -49,6 +49,27 @@ pub enum ControllerOp {
     FenceBroker {
         broker_id: i32,
     },
+    /// The quorum as its leader sees it (DescribeQuorum); answered by the quorum layer, not the
+    /// controller.
+    DescribeQuorum,
+}
+
+/// DescribeQuorum's view of one voter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VoterProgress {
+    pub id: i32,
+    pub log_end_offset: i64,
+    pub last_fetch_ms: i64,
+    pub last_caught_up_ms: i64,
+}
+
+/// The metadata quorum as the active controller describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuorumDescription {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<VoterProgress>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +78,7 @@ pub enum OpAnswer {
     Done,
     ProducerId(i64),
     BrokerEpoch(i64),
+    Quorum(QuorumDescription),
 }
 
 impl Controller {
@@ -87,6 +109,9 @@ impl Controller {
             }
             ControllerOp::ExpireBrokerSessions => self.expire_sessions(image, now_ms).map(|()| OpAnswer::Done),
             ControllerOp::FenceBroker { broker_id } => self.fence_broker(image, broker_id)?.map(|()| OpAnswer::Done),
+            ControllerOp::DescribeQuorum => {
+                return Err(MetadataError::InvalidRequest("DescribeQuorum is answered by the quorum".into()))
+            }
             ControllerOp::UnregisterBroker { broker_id } => {
                 self.unregister_broker(image, broker_id)?.map(|()| OpAnswer::Done)
             }

@@ -26,7 +26,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use strom_metadata::controller::ControllerSettings;
-use strom_metadata::{Controller, ControllerOp, MetadataError, MetadataImage, MetadataRecord, OpAnswer, Proposal};
+use strom_metadata::{
+    Controller, ControllerOp, MetadataError, MetadataImage, MetadataRecord, OpAnswer, Proposal, QuorumDescription,
+    VoterProgress,
+};
 use strom_protocol::ResponseError;
 use tokio::sync::{mpsc, watch};
 
@@ -128,6 +131,10 @@ impl MetadataStore {
     /// operations forwarded by other brokers.
     pub async fn write_here(&self, op: ControllerOp) -> Result<(OpAnswer, u64), KafkaError> {
         let not_controller = || KafkaError::new(ResponseError::NotController, "this node is not the active controller");
+        if matches!(op, ControllerOp::DescribeQuorum) {
+            let description = self.describe_quorum_here().ok_or_else(not_controller)?;
+            return Ok((OpAnswer::Quorum(description), 0));
+        }
         let mut controller = self.controller.lock().await;
         let status = self.quorum.status();
         if !status.is_leader || !status.committed_in_current_term {
@@ -148,6 +155,45 @@ impl MetadataStore {
         // The next operation must see these records.
         wait_applied(self.applied.subscribe(), offset).await;
         Ok((value, offset))
+    }
+
+    /// The quorum as this node sees it when it is the leader: the voters' log end offsets (their
+    /// match index + 1, as offsets count from 0 and entries from 1), when they were last heard
+    /// from, and when last caught up (heard while holding every committed entry).
+    fn describe_quorum_here(&self) -> Option<QuorumDescription> {
+        let status = self.quorum.status();
+        if !status.is_leader {
+            return None;
+        }
+        let heard = self.quorum.last_heard();
+        let now = crate::server::now_ms();
+        let voters = status
+            .voter_match_index
+            .iter()
+            .map(|&(id, matched)| {
+                let own = id == status.node_id;
+                let last_fetch_ms = if own { -1 } else { heard.get(&id).copied().unwrap_or(-1) };
+                let caught_up = own || matched >= status.commit_index;
+                VoterProgress {
+                    id: id as i32,
+                    log_end_offset: if own { status.last_index as i64 } else { matched as i64 },
+                    last_fetch_ms,
+                    last_caught_up_ms: if own {
+                        now
+                    } else if caught_up {
+                        last_fetch_ms
+                    } else {
+                        -1
+                    },
+                }
+            })
+            .collect();
+        Some(QuorumDescription {
+            leader_id: status.node_id as i32,
+            leader_epoch: status.term as i32,
+            high_watermark: status.commit_index as i64,
+            voters,
+        })
     }
 
     /// Hands a Raft message from another controller to this node's quorum.

@@ -47,6 +47,8 @@ enum Input {
 /// Handle on the quorum thread.
 pub struct QuorumNode {
     input: Sender<Input>,
+    /// When each peer was last heard from (ms since the epoch), for DescribeQuorum.
+    last_heard: std::sync::Arc<std::sync::Mutex<HashMap<u64, i64>>>,
     status: std::sync::Arc<std::sync::Mutex<QuorumStatus>>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -77,6 +79,11 @@ impl QuorumNode {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// When each peer was last heard from, by this node's clock.
+    pub fn last_heard(&self) -> HashMap<u64, i64> {
+        self.last_heard.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Stops the thread after the work in hand.
     pub fn stop(&self) {
         let _ = self.input.send(Input::Stop);
@@ -97,6 +104,7 @@ struct Driver {
     publisher: Option<mpsc::UnboundedSender<CommittedRecords>>,
     transport: RaftTransport,
     status: std::sync::Arc<std::sync::Mutex<QuorumStatus>>,
+    last_heard: std::sync::Arc<std::sync::Mutex<HashMap<u64, i64>>>,
 }
 
 /// Opens the quorum's files (migrating a pre-quorum log), applies what this node knows to be
@@ -139,7 +147,9 @@ pub fn start(
         publisher: None,
         transport,
         status: std::sync::Arc::clone(&status),
+        last_heard: std::sync::Arc::default(),
     };
+    let last_heard = std::sync::Arc::clone(&driver.last_heard);
     if voters == [node_id as u64] {
         // A sole voter elects itself at once; its first entry commits everything before it, so
         // the image below holds every record this node ever acknowledged.
@@ -169,7 +179,10 @@ pub fn start(
         .name("strom-quorum".into())
         .spawn(move || driver.run(rx))
         .map_err(|source| MetadataError::Io { path: data_dir.to_path_buf(), source })?;
-    Ok(StartedQuorum { node: QuorumNode { input, status, thread: std::sync::Mutex::new(Some(thread)) }, image })
+    Ok(StartedQuorum {
+        node: QuorumNode { input, last_heard, status, thread: std::sync::Mutex::new(Some(thread)) },
+        image,
+    })
 }
 
 fn corrupt(dir: &Path, reason: String) -> MetadataError {
@@ -184,6 +197,10 @@ impl Driver {
             match event {
                 Ok(Input::Propose { data, reply }) => self.propose(data, reply),
                 Ok(Input::Peer(message)) => {
+                    self.last_heard
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(message.from, crate::server::now_ms());
                     if let Err(e) = self.core.step(message) {
                         tracing::warn!("metadata quorum refused a peer message: {e}");
                     }

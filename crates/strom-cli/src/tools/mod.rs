@@ -19,6 +19,7 @@ pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod dump_log;
 pub mod local_cluster;
+pub mod metadata_quorum;
 pub mod offsets;
 pub mod producer_perf;
 pub mod storage;

@@ -2,9 +2,11 @@
 //! the cluster. Each call is one or a few Kafka admin requests.
 
 mod groups;
+mod quorum;
 mod topics;
 
 pub use groups::{ConsumerGroupDescription, ConsumerGroupListing, MemberDescription};
+pub use quorum::{QuorumInfo, QuorumReplica};
 pub use topics::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, NewTopic};
 
 use crate::config::Properties;

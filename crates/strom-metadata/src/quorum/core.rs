@@ -84,6 +84,8 @@ pub struct QuorumStatus {
     /// True once an entry of the current term is committed: a new leader's log then holds every
     /// committed entry, and its controller may act once it has applied up to `commit_index`.
     pub committed_in_current_term: bool,
+    /// On the leader: each voter's match index (the last entry it is known to hold).
+    pub voter_match_index: Vec<(u64, u64)>,
 }
 
 pub struct QuorumCore {
@@ -197,6 +199,7 @@ impl QuorumCore {
             applied_index: self.applied,
             committed_in_current_term: self.raw.raft.raft_log.term(self.raw.raft.raft_log.committed).ok()
                 == Some(self.raw.raft.term),
+            voter_match_index: self.replication_progress().unwrap_or_default(),
         }
     }
 
