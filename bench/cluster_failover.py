@@ -48,6 +48,15 @@ class Cluster:
         log = open(os.path.join(self.dir, f"n{i}.log"), "a")
         self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
 
+    def start_all(self):
+        """Starts every node and waits for their ports and an elected controller."""
+        for i in range(1, self.nodes + 1):
+            self.start(i)
+        for i in range(1, self.nodes + 1):
+            wait_port(self.port(i))
+        while self.leader()[1] is None:
+            time.sleep(0.02)
+
     def log(self, i):
         with open(os.path.join(self.dir, f"n{i}.log")) as f:
             return f.read()
@@ -86,12 +95,7 @@ def controller_failover(strom, rounds):
     for r in range(rounds):
         c = Cluster(strom, 3, 20000 + random.randrange(9000))
         try:
-            for i in (1, 2, 3):
-                c.start(i)
-            for i in (1, 2, 3):
-                wait_port(c.port(i))
-            while c.leader()[1] is None:
-                time.sleep(0.02)
+            c.start_all()
             c.topics(1, "--create", "--topic", "warm", "--partitions", "1")
             term, victim = c.leader()
             other = next(i for i in (1, 2, 3) if i != victim)
@@ -111,12 +115,7 @@ def controller_failover(strom, rounds):
 def broker_fencing(strom, timeout_ms):
     c = Cluster(strom, 3, 20000 + random.randrange(9000), [f"broker.session.timeout.ms={timeout_ms}"])
     try:
-        for i in (1, 2, 3):
-            c.start(i)
-        for i in (1, 2, 3):
-            wait_port(c.port(i))
-        while c.leader()[1] is None:
-            time.sleep(0.02)
+        c.start_all()
         time.sleep(1)
         victim = next(i for i in (1, 2, 3) if i != c.leader()[1])
         watcher = c.leader()[1]
@@ -134,12 +133,7 @@ def broker_fencing(strom, timeout_ms):
 def startup(strom, partitions):
     c = Cluster(strom, 3, 20000 + random.randrange(9000))
     try:
-        for i in (1, 2, 3):
-            c.start(i)
-        for i in (1, 2, 3):
-            wait_port(c.port(i))
-        while c.leader()[1] is None:
-            time.sleep(0.02)
+        c.start_all()
         time.sleep(1)
         out = c.topics(1, "--create", "--topic", "many", "--partitions", str(partitions))
         if out.returncode != 0:

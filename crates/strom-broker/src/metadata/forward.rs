@@ -56,13 +56,7 @@ pub async fn forward(address: &str, op: &ControllerOp, timeout: Duration) -> Res
     let exchange = async {
         let mut stream = TcpStream::connect(address).await.map_err(|e| e.to_string())?;
         let body = serde_json::to_vec(op).map_err(|e| e.to_string())?;
-        let mut frame = BytesMut::with_capacity(14 + body.len());
-        frame.put_i32((10 + body.len()) as i32);
-        frame.put_i16(STROM_FORWARD_API_KEY);
-        frame.put_i16(0);
-        frame.put_i32(1);
-        frame.put_i16(-1);
-        frame.put_slice(&body);
+        let frame = super::transport::private_request_frame(STROM_FORWARD_API_KEY, 1, &body);
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
         let len = stream.read_i32().await.map_err(|e| e.to_string())?;
         if len < 4 || len as usize > MAX_FORWARD_BYTES {

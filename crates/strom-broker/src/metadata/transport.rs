@@ -49,16 +49,21 @@ impl RaftTransport {
             tracing::debug!(to = message.to, "no route to metadata quorum peer");
             return;
         };
-        let body = encode_message(message);
-        let mut frame = BytesMut::with_capacity(14 + body.len());
-        frame.put_i32((10 + body.len()) as i32);
-        frame.put_i16(STROM_RAFT_API_KEY);
-        frame.put_i16(0);
-        frame.put_i32(0);
-        frame.put_i16(-1);
-        frame.put_slice(&body);
-        let _ = peer.try_send(frame);
+        let _ = peer.try_send(private_request_frame(STROM_RAFT_API_KEY, 0, &encode_message(message)));
     }
+}
+
+/// A request frame of one of Strom's private API keys: length, request header v1 (key, version
+/// 0, correlation id, null client id), then `body`.
+pub fn private_request_frame(api_key: i16, correlation_id: i32, body: &[u8]) -> BytesMut {
+    let mut frame = BytesMut::with_capacity(14 + body.len());
+    frame.put_i32((10 + body.len()) as i32);
+    frame.put_i16(api_key);
+    frame.put_i16(0);
+    frame.put_i32(correlation_id);
+    frame.put_i16(-1);
+    frame.put_slice(body);
+    frame
 }
 
 /// Decodes the body of a [`STROM_RAFT_API_KEY`] frame (after its length prefix).

@@ -271,13 +271,7 @@ impl Sim {
             return;
         }
         let id = alive[self.rng.below(alive.len() as u64) as usize];
-        let value = self.next_value;
-        let core = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()).expect("alive");
-        if core.propose(value.to_be_bytes().to_vec()).is_ok() {
-            self.next_value += 1;
-            self.proposed.insert(value, id);
-        }
-        self.run_commands(id);
+        self.propose_at(id);
     }
 
     fn deliver(&mut self) {
