@@ -115,6 +115,7 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
         }
         ApiKey::DescribeCluster => call!(DescribeClusterRequest, handlers::describe_cluster::handle),
         ApiKey::DescribeQuorum => call!(DescribeQuorumRequest, handlers::describe_quorum::handle),
+        ApiKey::UnregisterBroker => call!(UnregisterBrokerRequest, handlers::unregister_broker::handle),
         ApiKey::InitProducerId => call!(InitProducerIdRequest, handlers::init_producer_id::handle),
         ApiKey::DeleteRecords => call!(DeleteRecordsRequest, handlers::delete_records::handle),
         ApiKey::FindCoordinator => call!(FindCoordinatorRequest, handlers::find_coordinator::handle),

@@ -29,6 +29,8 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Print the cluster id or unregister a broker (Kafka's kafka-cluster).
+    Cluster(tools::cluster::ClusterArgs),
     /// Start a cluster of N nodes on this machine (loopback ports, data under one directory).
     LocalCluster(tools::local_cluster::LocalClusterArgs),
     /// Describe the metadata quorum: leader, epoch, lag, voters (Kafka's kafka-metadata-quorum).
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Server { config, overrides } => run_server(config, overrides),
+        Command::Cluster(args) => tools::run("cluster", tools::cluster::run(args)),
         Command::LocalCluster(args) => tools::finish("local cluster", tools::local_cluster::run(args)),
         Command::MetadataQuorum(args) => tools::run("metadata quorum", tools::metadata_quorum::run(args)),
         Command::Storage(args) => tools::finish("storage", tools::storage::run(args)),

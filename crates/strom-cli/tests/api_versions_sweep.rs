@@ -9,6 +9,7 @@ mod support;
 
 use strom_protocol::batch::testing::TestBatch;
 use strom_protocol::messages::*;
+use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
 use support::raw::RawClient;
 use support::TestBroker;
@@ -207,6 +208,12 @@ fn every_advertised_version_of_every_api_answers() {
                     assert_eq!(r.error_code, 0, "{label}");
                     let p = &r.topics[0].partitions[0];
                     assert_eq!((p.leader_id.0, p.current_voters.len()), (1, 1), "{label}: a sole voter leads");
+                }
+                ApiKey::UnregisterBroker => {
+                    let mut req = UnregisterBrokerRequest::default();
+                    req.broker_id = BrokerId(99);
+                    let r: UnregisterBrokerResponse = c.call(key, v, &req);
+                    assert_eq!(r.error_code, ResponseError::BrokerIdNotRegistered.code(), "{label}");
                 }
                 other if groups::sweep(&mut c, other, v) => {}
                 other => panic!("{other:?} is advertised: add it to this sweep"),

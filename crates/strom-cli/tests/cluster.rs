@@ -176,6 +176,27 @@ async fn a_broker_whose_heartbeats_stop_is_fenced_and_leads_again_after_restart(
         assert!(killed_at.elapsed() < Duration::from_secs(15), "the dead broker was never fenced");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // kafka-cluster's view: the cluster id, and the dead broker's registration removed.
+    let witness_bootstrap = cluster.nodes[witness].bootstrap();
+    let id = support::cluster::run_strom(&["cluster", "cluster-id", "--bootstrap-server", &witness_bootstrap]);
+    assert_eq!(id.trim(), format!("Cluster ID: {}", cluster.cluster_id));
+    let victim_arg = victim_id.to_string();
+    let out = support::cluster::run_strom(&[
+        "cluster",
+        "unregister",
+        "--bootstrap-server",
+        &witness_bootstrap,
+        "--id",
+        &victim_arg,
+    ]);
+    assert_eq!(out.trim(), format!("Broker {victim_id} is no longer registered."));
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["cluster", "unregister", "--bootstrap-server", &witness_bootstrap, "--id", &victim_arg])
+        .output()
+        .expect("run strom");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("BROKER_ID_NOT_REGISTERED"));
+
+    // Restarted, it registers again and leads its partition.
     cluster.nodes[victim].restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -31,5 +31,6 @@ pub mod produce;
 mod record_checks;
 pub mod sync_group;
 mod topics;
+pub mod unregister_broker;
 
 pub use topics::{ensure_topic, unknown_topic, TopicLookup};

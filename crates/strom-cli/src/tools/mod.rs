@@ -12,6 +12,7 @@ macro_rules! out {
     };
 }
 
+pub mod cluster;
 pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;

@@ -1,5 +1,5 @@
 //! DescribeQuorum: the metadata quorum's leader and each voter's progress (what
-//! `kafka-metadata-quorum describe` shows).
+//! `kafka-metadata-quorum describe` shows); UnregisterBroker (`kafka-cluster unregister`).
 
 use super::Admin;
 use crate::error::Result;
@@ -27,6 +27,18 @@ pub struct QuorumInfo {
 }
 
 impl Admin {
+    /// Removes a broker's registration (Kafka's Admin.unregisterBroker).
+    pub async fn unregister_broker(&self, broker_id: i32) -> Result<()> {
+        let mut req = strom_protocol::messages::UnregisterBrokerRequest::default();
+        req.broker_id = strom_protocol::messages::BrokerId(broker_id);
+        let resp: strom_protocol::messages::UnregisterBrokerResponse =
+            self.cluster.send_any(ApiKey::UnregisterBroker, &req).await?;
+        if resp.error_code != 0 {
+            return Err(crate::ClientError::kafka(resp.error_code, resp.error_message.map(|m| m.to_string())));
+        }
+        Ok(())
+    }
+
     pub async fn describe_metadata_quorum(&self) -> Result<QuorumInfo> {
         let mut partition = PartitionData::default();
         partition.partition_index = 0;
