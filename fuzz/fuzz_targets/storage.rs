@@ -1,5 +1,5 @@
 //! What Strom reads back from disk after a crash: a partition directory whose segment, offset
-//! index, producer-state snapshot and checkpoint files hold the fuzzer's bytes, opened with
+//! index, producer-state snapshot, leader-epoch and checkpoint files hold the fuzzer's bytes, opened with
 //! recovery (unclean shutdown) and read from the start to the end; and a metadata log replayed.
 //! Corrupt files must be truncated, rebuilt or refused with an error, never a panic or an
 //! allocation the files do not justify.
@@ -32,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
     for (suffix, bytes) in [(".log", p[0]), (".index", p[1]), (".timeindex", p[2]), (".snapshot", p[3])] {
         std::fs::write(dir.join(format!("{stem}{suffix}")), bytes).expect("write");
     }
+    std::fs::write(dir.join("leader-epoch-checkpoint"), p[4]).expect("write");
     let checkpoint = root.join("recovery-point-offset-checkpoint");
     std::fs::write(&checkpoint, p[4]).expect("write");
     let _ = read_checkpoint(&checkpoint);

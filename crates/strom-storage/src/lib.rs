@@ -37,6 +37,7 @@ mod config;
 mod error;
 mod flush;
 mod index;
+mod leader_epoch;
 mod log;
 mod lookup;
 mod manager;
@@ -58,6 +59,9 @@ pub use checkpoint::{
 pub use config::{LogConfig, TopicPartition};
 pub use error::{Result, StorageError};
 pub use flush::PendingFlush;
+pub use leader_epoch::{
+    EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
+};
 pub use log::Log;
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE};
 pub use outcome::{AppendInfo, AppendOutcome, FileRegion, LoadSummary, ReadOutcome, RegionRead, RetentionOutcome};

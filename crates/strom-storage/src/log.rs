@@ -18,6 +18,7 @@ use strom_protocol::batch::{BatchError, BatchHeader, BatchIter, BATCH_HEADER_LEN
 use crate::checkpoint::sync_dir;
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, Result, StorageError};
+use crate::leader_epoch::LeaderEpochCache;
 use crate::outcome::{AppendInfo, AppendOutcome, LoadSummary, ReadOutcome, RegionRead};
 use crate::producer_state::{ProducerStateManager, Verdict};
 use crate::segment::Segment;
@@ -46,6 +47,8 @@ pub struct Log {
     /// not move the recovery point after it (the offsets may hold other, unsynced data by then).
     pub(crate) truncations: u64,
     pub(crate) load_summary: LoadSummary,
+    /// The first offset of each leader epoch (`leader-epoch-checkpoint`).
+    pub(crate) epochs: LeaderEpochCache,
 }
 
 /// Wall-clock milliseconds, for the few places without a caller-supplied `now_ms`.
@@ -128,6 +131,9 @@ impl Log {
         }
         let base_offset = self.log_end_offset;
         let last_offset = next - 1;
+        // The epoch is recorded before the batches: a crash in between leaves an entry past the
+        // log end, which loading trims, never a batch whose epoch the cache lacks.
+        self.record_epoch(leader_epoch, base_offset)?;
 
         self.maybe_roll(at as u64, last_offset, now_ms)?;
         let interval = self.config.index_interval_bytes;
@@ -341,6 +347,32 @@ impl Log {
     }
 
     /// First offset still readable; moved by retention and DeleteRecords.
+    /// Notes that batches of `leader_epoch` start at `offset` when that epoch is new to the log.
+    fn record_epoch(&mut self, leader_epoch: i32, offset: i64) -> Result<()> {
+        if leader_epoch < 0 {
+            return Ok(());
+        }
+        match self.epochs.latest_epoch() {
+            Some(latest) if latest == leader_epoch => Ok(()),
+            Some(latest) => {
+                assert!(latest < leader_epoch, "append in leader epoch {leader_epoch} after epoch {latest}");
+                self.epochs.assign(leader_epoch, offset)
+            }
+            None => self.epochs.assign(leader_epoch, offset),
+        }
+    }
+
+    /// OffsetForLeaderEpoch for this log: the largest epoch ≤ `epoch` it holds and where the
+    /// next one starts (the log end for its latest epoch); `(-1, -1)` when unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// The leader epochs of this log with their start offsets.
+    pub fn leader_epochs(&self) -> &[crate::leader_epoch::EpochEntry] {
+        self.epochs.entries()
+    }
+
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, Result, StorageError};
+use crate::leader_epoch::LeaderEpochCache;
 use crate::log::{wall_clock_ms, Log};
 use crate::outcome::LoadSummary;
 use crate::producer_state::ProducerStateManager;
@@ -146,6 +147,7 @@ pub(crate) fn load(
         flush_after_roll: None,
         truncations: 0,
         load_summary: summary,
+        epochs: LeaderEpochCache::empty(),
     };
     log.log_end_offset = log.active().next_offset();
     let first_base = log.segments.keys().next().copied().unwrap_or(0);
@@ -159,6 +161,17 @@ pub(crate) fn load(
     log.recovery_point = if clean_shutdown { log.log_end_offset } else { recovery_point.min(log.log_end_offset) };
     log.active_mut().load_rolling_base()?;
     log.reload_producer_state()?;
+    log.epochs = match LeaderEpochCache::load(&log.dir) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(partition = %log.tp, "ignoring a corrupt leader-epoch-checkpoint ({e}); epochs are recorded anew");
+            LeaderEpochCache::empty_at(&log.dir)
+        }
+    };
+    // The cache may be ahead of a log cut short by the crash, or behind its start.
+    let (start, end) = (log.log_start_offset, log.log_end_offset);
+    log.epochs.truncate_from_end(end)?;
+    log.epochs.truncate_from_start(start)?;
     tracing::debug!(partition = %log.tp, log_start = log.log_start_offset, log_end = log.log_end_offset,
         summary = ?log.load_summary, "loaded log");
     Ok(log)
@@ -176,6 +189,8 @@ impl Log {
         self.log_start_offset = offset;
         self.log_end_offset = offset;
         self.recovery_point = self.recovery_point.min(offset);
+        self.epochs.truncate_from_end(offset)?;
+        self.epochs.truncate_from_start(offset)?;
         Ok(())
     }
 
@@ -232,6 +247,7 @@ impl Log {
             }
         }
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.epochs.truncate_from_end(self.log_end_offset)?;
         self.truncations += 1;
         self.reload_producer_state()?;
         tracing::info!(partition = %self.tp, log_end = self.log_end_offset, "truncated log");

@@ -44,7 +44,8 @@ impl Log {
         if let Some(&first) = self.segments.keys().next() {
             self.log_start_offset = self.log_start_offset.max(first);
         }
-        Ok(())
+        let start = self.log_start_offset;
+        self.epochs.truncate_from_start(start)
     }
 
     /// Applies `retention.ms` and `retention.bytes`, and removes segments wholly below the log

@@ -3,6 +3,7 @@
 
 mod append_read;
 mod idempotence;
+mod leader_epochs;
 mod manager;
 mod model;
 mod recovery;
