@@ -105,6 +105,9 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
             zero_copy::respond_fetch(version, correlation_id, handlers::fetch::handle(broker, &ctx, req).await)
         }
         ApiKey::ListOffsets => call!(ListOffsetsRequest, handlers::list_offsets::handle),
+        ApiKey::OffsetForLeaderEpoch => {
+            call!(OffsetForLeaderEpochRequest, handlers::offset_for_leader_epoch::handle)
+        }
         ApiKey::CreateTopics => call!(CreateTopicsRequest, handlers::create_topics::handle),
         ApiKey::DeleteTopics => call!(DeleteTopicsRequest, handlers::delete_topics::handle),
         ApiKey::CreatePartitions => call!(CreatePartitionsRequest, handlers::create_partitions::handle),

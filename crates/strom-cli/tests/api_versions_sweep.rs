@@ -97,6 +97,30 @@ fn every_advertised_version_of_every_api_answers() {
                     assert_eq!(p.error_code, 0, "{label}");
                     assert!(p.offset > 0, "{label}");
                 }
+                ApiKey::OffsetForLeaderEpoch => {
+                    let ask = |leader_epoch: i32, current: i32| {
+                        let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+                        p.leader_epoch = leader_epoch;
+                        p.current_leader_epoch = current;
+                        let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+                        t.topic = name("sweep");
+                        t.partitions = vec![p];
+                        let mut req = OffsetForLeaderEpochRequest::default();
+                        req.replica_id = BrokerId(-1);
+                        req.topics = vec![t];
+                        req
+                    };
+                    let r: OffsetForLeaderEpochResponse = c.call(key, v, &ask(0, 0));
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!((p.error_code, p.leader_epoch), (0, 0), "{label}");
+                    assert!(p.end_offset > 0, "{label}: epoch 0 is the current one: it ends at the log end");
+                    let r: OffsetForLeaderEpochResponse = c.call(key, v, &ask(0, 7));
+                    assert_eq!(
+                        r.topics[0].partitions[0].error_code,
+                        ResponseError::UnknownLeaderEpoch.code(),
+                        "{label}"
+                    );
+                }
                 ApiKey::CreateTopics => {
                     let mut t = create_topics_request::CreatableTopic::default();
                     t.name = name(&format!("created-v{v}"));

@@ -216,4 +216,28 @@ async fn a_broker_whose_heartbeats_stop_is_fenced_and_leads_again_after_restart(
         )
         .await
         .expect("produce to the partition of the restarted broker");
+
+    // OffsetForLeaderEpoch on the new leader: its old epoch wrote nothing, so it ends where the
+    // new one begins (0); the current epoch ends at the log end (1).
+    let (_, epoch_now, _) = leaders(&cluster)[&victims_partition];
+    let ask = |epoch: i32| {
+        let mut p = strom_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+        p.partition = victims_partition;
+        p.leader_epoch = epoch;
+        p.current_leader_epoch = epoch_now;
+        let mut t = strom_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+        t.topic = strom_protocol::messages::TopicName(strom_protocol::StrBytes::from_static_str("fenced"));
+        t.partitions = vec![p];
+        let mut req = strom_protocol::messages::OffsetForLeaderEpochRequest::default();
+        req.replica_id = strom_protocol::messages::BrokerId(-1);
+        req.topics = vec![t];
+        let r: strom_protocol::messages::OffsetForLeaderEpochResponse = support::raw::RawClient::connect(
+            &cluster.nodes[victim].bootstrap(),
+        )
+        .call(strom_protocol::messages::ApiKey::OffsetForLeaderEpoch, 4, &req);
+        let p = &r.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    assert_eq!(ask(epoch_before), (0, epoch_before, 0));
+    assert_eq!(ask(epoch_now), (0, epoch_now, 1));
 }

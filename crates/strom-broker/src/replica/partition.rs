@@ -93,6 +93,11 @@ impl Partition {
         self.with_log(|log| Ok((log.log_start_offset(), log.log_end_offset())))
     }
 
+    /// OffsetForLeaderEpoch: (largest epoch ≤ `epoch` in the log, where the next one starts).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), StorageError> {
+        self.with_log(|log| Ok(log.end_offset_for_epoch(epoch)))
+    }
+
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
         self.with_log(|log| log.offset_for_timestamp(ts))
     }
