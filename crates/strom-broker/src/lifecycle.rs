@@ -1,7 +1,10 @@
 //! This broker's life as the controller sees it: registered (once the quorum has a leader), then
 //! a heartbeat every `broker.heartbeat.interval.ms` so that it is not fenced; registered again
 //! when the controller no longer knows its epoch (it was unregistered). And, on the active
-//! controller only, the periodic check that fences brokers whose heartbeats stopped.
+//! controller only, the periodic check that fences brokers whose heartbeats stopped: after
+//! `broker.session.timeout.ms`, or at once when a broker that missed a beat refuses connections
+//! on its listener (its process is gone: a crash need not cost a whole session timeout). A
+//! broker that is slow or cut off (a timeout, not a refusal) keeps its full session.
 
 use crate::server::Broker;
 use std::sync::Arc;
@@ -12,6 +15,10 @@ use tokio::sync::watch;
 
 /// How often the active controller looks for expired broker sessions.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// A broker silent this long past its heartbeat interval gets its listener probed.
+const PROBE_AFTER_SILENCE_MS: i64 = 300;
+/// A probe that neither connects nor is refused within this is not evidence of anything.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub async fn run(broker: Arc<Broker>, registration: ControllerOp, epoch: Option<i64>, mut stop: watch::Receiver<bool>) {
     let ControllerOp::RegisterBroker { broker_id, .. } = &registration else { return };
@@ -59,6 +66,32 @@ pub async fn expire_sessions(broker: Arc<Broker>, mut stop: watch::Receiver<bool
         if broker.metadata.quorum_status().is_leader {
             // Another node became the controller meanwhile: nothing to do here.
             let _ = broker.metadata.write_here(ControllerOp::ExpireBrokerSessions).await;
+            let silence = broker.config.cluster.broker_heartbeat_interval_ms as i64 + PROBE_AFTER_SILENCE_MS;
+            for (id, endpoints) in broker.metadata.silent_brokers(silence).await {
+                if process_is_gone(&endpoints).await {
+                    tracing::warn!(
+                        broker_id = id,
+                        "broker missed its heartbeat and refuses connections: fencing it now"
+                    );
+                    let _ = broker.metadata.write_here(ControllerOp::FenceBroker { broker_id: id }).await;
+                }
+            }
         }
     }
+}
+
+/// True only when every endpoint actively refuses connections (nothing listens there any more).
+async fn process_is_gone(endpoints: &[strom_metadata::BrokerEndpoint]) -> bool {
+    if endpoints.is_empty() {
+        return false;
+    }
+    for e in endpoints {
+        let attempt =
+            tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect((e.host.as_str(), e.port))).await;
+        match attempt {
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            _ => return false,
+        }
+    }
+    true
 }

@@ -89,7 +89,24 @@ impl Controller {
         Proposal::new(records, ())
     }
 
-    /// Fences a broker at once (its controlled shutdown).
+    /// Unfenced brokers (not this controller's own) not heard from for more than `silence_ms`:
+    /// worth checking whether their process is still there. Each with its client endpoints.
+    pub fn silent_brokers(
+        &self,
+        image: &MetadataImage,
+        now_ms: i64,
+        silence_ms: i64,
+    ) -> Vec<(i32, Vec<BrokerEndpoint>)> {
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced && b.id != self.settings.node_id)
+            .filter(|b| self.sessions.get(&b.id).is_some_and(|last| now_ms - last > silence_ms))
+            .map(|b| (b.id, b.endpoints.clone()))
+            .collect()
+    }
+
+    /// Fences a broker at once (its controlled shutdown, or its process seen gone).
     pub fn fence_broker(&mut self, image: &MetadataImage, broker_id: i32) -> Result<Proposal<()>, MetadataError> {
         let b = image.brokers.get(&broker_id).ok_or(MetadataError::BrokerNotRegistered(broker_id))?;
         if b.fenced {

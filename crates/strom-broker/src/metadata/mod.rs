@@ -196,6 +196,15 @@ impl MetadataStore {
         })
     }
 
+    /// On the active controller: brokers silent for more than `silence_ms`, with their endpoints.
+    pub async fn silent_brokers(&self, silence_ms: i64) -> Vec<(i32, Vec<strom_metadata::BrokerEndpoint>)> {
+        if !self.quorum.status().is_leader {
+            return Vec::new();
+        }
+        let controller = self.controller.lock().await;
+        controller.silent_brokers(&self.image(), crate::server::now_ms(), silence_ms)
+    }
+
     /// Hands a Raft message from another controller to this node's quorum.
     pub fn step(&self, message: strom_metadata::quorum::RaftMessage) {
         self.quorum.step(message);
