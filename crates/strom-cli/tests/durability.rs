@@ -261,3 +261,23 @@ async fn retention_deletes_old_segments_and_consumers_carry_on() {
     }
     assert!(got[0] >= low, "resumed at the log start offset or later");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_directory_of_another_topic_id_is_never_served() {
+    let mut broker = TestBroker::start(&[]);
+    broker.create_topic("reborn", 1, &[]).await;
+    let producer = broker.producer(&[("acks", "all")]);
+    produce(&producer, "reborn", 0..50).await;
+    drop(producer);
+    broker.stop();
+    let meta = broker.data_dir().join("reborn-0").join("partition.metadata");
+    let text = std::fs::read_to_string(&meta).expect("partition.metadata written");
+    assert!(text.starts_with("version: 0\ntopic_id: "), "{text}");
+    // As if this directory were left by an older "reborn" deleted while the node was away.
+    std::fs::write(&meta, "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAA\n").expect("write");
+    broker.restart();
+    assert!(broker.log().contains("removing data of an older topic of the same name"), "{}", broker.log());
+    let producer = broker.producer(&[("acks", "all")]);
+    let offsets = produce(&producer, "reborn", 0..1).await;
+    assert_eq!(offsets, vec![(0, 0)], "the topic starts empty, not with the older topic's records");
+}

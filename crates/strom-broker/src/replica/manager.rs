@@ -4,6 +4,7 @@
 
 use super::log_config::log_config_for;
 use super::partition::Partition;
+use super::partition_metadata;
 use crate::config::BrokerConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -110,7 +111,21 @@ impl ReplicaManager {
                     }
                     None => {
                         let tp = TopicPartition { topic: topic.name.clone(), partition: p.partition };
+                        let dir = self.config.data_dir().join(tp.to_string());
+                        if dir.exists() && partition_metadata::belongs_to_other_topic(&dir, topic.topic_id) {
+                            // Left by a topic of the same name that was deleted while this node
+                            // did not hear of it: never serve that data as the new topic's.
+                            tracing::warn!(partition = %tp, "removing data of an older topic of the same name");
+                            std::fs::remove_dir_all(&dir).map_err(|source| StorageError::Io {
+                                context: format!("remove {}", dir.display()),
+                                source,
+                            })?;
+                        }
                         let log = self.logs.open_log(tp, config.clone())?;
+                        partition_metadata::write(&dir, topic.topic_id).map_err(|source| StorageError::Io {
+                            context: format!("write {}", dir.display()),
+                            source,
+                        })?;
                         let part = Partition::new(topic.name.clone(), topic.topic_id, p.partition, p.leader_epoch, log);
                         map.insert(key, Arc::new(part));
                     }

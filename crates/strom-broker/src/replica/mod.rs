@@ -7,6 +7,7 @@
 pub mod log_config;
 mod manager;
 mod partition;
+pub mod partition_metadata;
 pub mod state;
 
 pub use log_config::log_config_for;
