@@ -102,3 +102,22 @@ fn bad_input_is_one_line_and_exit_code_1() {
     assert!(stderr(&o).contains("127.0.0.1:1"), "{}", stderr(&o));
     assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
 }
+
+#[test]
+fn describe_filters_by_min_insync_replicas() {
+    let broker = TestBroker::start(&[]);
+    for (name, min_isr) in [("relaxed", "1"), ("strict", "2")] {
+        let config = format!("min.insync.replicas={min_isr}");
+        let created = topics(&broker, &["--create", "--topic", name, "--partitions", "2", "--config", &config]);
+        assert!(created.status.success(), "{}", stderr(&created));
+    }
+    let partitions_of = |flag: &str| -> Vec<String> {
+        let out = topics(&broker, &["--describe", flag]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().map(|l| l.split('\t').nth(1).unwrap_or_default().to_string()).collect()
+    };
+    // One replica each: "strict" (min.insync.replicas=2) is under its minimum, "relaxed" at it.
+    assert_eq!(partitions_of("--under-min-isr-partitions"), vec!["Topic: strict", "Topic: strict"]);
+    assert_eq!(partitions_of("--at-min-isr-partitions"), vec!["Topic: relaxed", "Topic: relaxed"]);
+    assert!(partitions_of("--under-replicated-partitions").is_empty());
+}

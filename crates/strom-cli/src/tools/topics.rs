@@ -59,6 +59,12 @@ pub struct TopicsArgs {
     /// With --describe: only partitions without a leader.
     #[arg(long)]
     pub unavailable_partitions: bool,
+    /// With --describe: only partitions whose ISR is smaller than the topic's min.insync.replicas.
+    #[arg(long)]
+    pub under_min_isr_partitions: bool,
+    /// With --describe: only partitions whose ISR is exactly the topic's min.insync.replicas.
+    #[arg(long)]
+    pub at_min_isr_partitions: bool,
     /// With --list or --describe: leave out internal topics.
     #[arg(long)]
     pub exclude_internal: bool,
@@ -148,13 +154,21 @@ async fn describe(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
         Some(3) => format!("Topic '{}' does not exist as expected", names.join(", ")),
         _ => e.to_string(),
     })?;
-    let filtered = args.under_replicated_partitions || args.unavailable_partitions;
+    let by_min_isr = args.under_min_isr_partitions || args.at_min_isr_partitions;
+    let filtered = args.under_replicated_partitions || args.unavailable_partitions || by_min_isr;
     for t in topics {
+        let all_configs = if !filtered || by_min_isr {
+            admin.describe_configs(&ConfigResource::Topic(t.name.clone())).await.map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
+        let min_isr: usize = all_configs
+            .iter()
+            .find(|c| c.name == "min.insync.replicas")
+            .and_then(|c| c.value.as_deref()?.parse().ok())
+            .unwrap_or(1);
         if !filtered {
-            let configs = admin
-                .describe_configs(&ConfigResource::Topic(t.name.clone()))
-                .await
-                .map_err(|e| e.to_string())?
+            let configs = all_configs
                 .into_iter()
                 .filter(|c| !c.is_default())
                 .map(|c| format!("{}={}", c.name, c.value.unwrap_or_default()))
@@ -173,7 +187,13 @@ async fn describe(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
         for p in &t.partitions {
             let under = p.isr.len() < p.replicas.len();
             let unavailable = p.leader < 0;
-            if (args.under_replicated_partitions && !under) || (args.unavailable_partitions && !unavailable) {
+            let under_min = p.isr.len() < min_isr;
+            let at_min = p.isr.len() == min_isr;
+            if (args.under_replicated_partitions && !under)
+                || (args.unavailable_partitions && !unavailable)
+                || (args.under_min_isr_partitions && !under_min)
+                || (args.at_min_isr_partitions && !at_min)
+            {
                 continue;
             }
             let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
