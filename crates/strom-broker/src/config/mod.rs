@@ -211,9 +211,12 @@ impl BrokerConfig {
                 "node.id" | "broker.id" => c.node_id = parse(k, value)?,
                 "listeners" => {
                     c.listeners = parse_listeners(k, value)?;
-                    c.listener = pick_listener(k, value, &controller_names)?;
+                    c.listener = pick_listener(k, value, c.listeners.clone(), &controller_names)?;
                 }
-                "advertised.listeners" => c.advertised_listener = Some(pick_listener(k, value, &controller_names)?),
+                "advertised.listeners" => {
+                    let parsed = parse_listeners(k, value)?;
+                    c.advertised_listener = Some(pick_listener(k, value, parsed, &controller_names)?);
+                }
                 "log.dirs" | "log.dir" => {
                     c.log_dirs = value.split(',').map(|d| PathBuf::from(d.trim())).collect();
                 }
@@ -344,8 +347,12 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
 
 /// Picks the client listener from a comma-separated list, skipping controller listeners (a
 /// combined Kafka node lists both).
-fn pick_listener(key: &str, value: &str, controller_names: &[String]) -> Result<Listener, ConfigError> {
-    let listeners = parse_listeners(key, value)?;
+fn pick_listener(
+    key: &str,
+    value: &str,
+    listeners: Vec<Listener>,
+    controller_names: &[String],
+) -> Result<Listener, ConfigError> {
     let mut clients = listeners.into_iter().filter(|l| !controller_names.contains(&l.name));
     let first = clients.next().ok_or_else(|| invalid(key, value, "no client listener"))?;
     if first.name != "PLAINTEXT" {

@@ -157,9 +157,10 @@ impl MetadataStore {
         Ok((value, offset))
     }
 
-    /// The quorum as this node sees it when it is the leader: the voters' log end offsets (their
-    /// match index + 1, as offsets count from 0 and entries from 1), when they were last heard
-    /// from, and when last caught up (heard while holding every committed entry).
+    /// The quorum as this node sees it when it is the leader: each voter's log end as its Raft
+    /// match index (the leader's own: its last index; offsets here are Raft indexes throughout),
+    /// when it was last heard from, and when last caught up (heard while holding every committed
+    /// entry).
     fn describe_quorum_here(&self) -> Option<QuorumDescription> {
         let status = self.quorum.status();
         if !status.is_leader {

@@ -168,7 +168,7 @@ pub fn start(
     }
     tracing::info!(
         offset = driver.image.offset,
-        term = driver.core.status().term,
+        term = driver.core.term(),
         voters = ?voters,
         "metadata quorum started"
     );
@@ -223,7 +223,7 @@ impl Driver {
     }
 
     fn propose(&mut self, data: Vec<u8>, reply: oneshot::Sender<Result<u64, ProposeError>>) {
-        let term = self.core.status().term;
+        let term = self.core.term();
         match self.core.propose(data) {
             Ok(()) => {
                 self.pending.insert(self.core.last_index(), (term, reply));
@@ -246,11 +246,8 @@ impl Driver {
                 }
                 if !status.is_leader {
                     // Proposals of a former leadership cannot be answered by this node any more.
-                    let stale: Vec<u64> = self.pending.keys().copied().collect();
-                    for index in stale {
-                        if let Some((_, reply)) = self.pending.remove(&index) {
-                            let _ = reply.send(Err(ProposeError::NotController));
-                        }
+                    for (_, (_, reply)) in self.pending.drain() {
+                        let _ = reply.send(Err(ProposeError::NotController));
                     }
                 }
                 *shared = status;

@@ -177,6 +177,11 @@ impl QuorumCore {
         self.raw.raft.raft_log.last_index()
     }
 
+    /// The current Raft term (the controller epoch).
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
     pub fn leader(&self) -> Option<u64> {
         match self.raw.raft.leader_id {
             0 => None,
@@ -192,7 +197,7 @@ impl QuorumCore {
         QuorumStatus {
             node_id: self.settings.node_id,
             leader: self.leader(),
-            term: self.raw.raft.term,
+            term: self.term(),
             is_leader: self.is_leader(),
             commit_index: self.raw.raft.raft_log.committed,
             last_index: self.last_index(),
