@@ -36,6 +36,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod flush;
+mod follower;
 mod index;
 mod leader_epoch;
 mod log;

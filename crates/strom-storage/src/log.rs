@@ -242,7 +242,7 @@ impl Log {
 
     /// Rolls to a new segment if the pending append would not fit the active one, the active one
     /// is older than `segment.ms`, or the new offsets would not fit its 32-bit relative offsets.
-    fn maybe_roll(&mut self, append_bytes: u64, last_offset: i64, now_ms: i64) -> Result<()> {
+    pub(crate) fn maybe_roll(&mut self, append_bytes: u64, last_offset: i64, now_ms: i64) -> Result<()> {
         let active = self.active();
         if active.size() == 0 {
             return Ok(());
@@ -348,7 +348,7 @@ impl Log {
 
     /// First offset still readable; moved by retention and DeleteRecords.
     /// Notes that batches of `leader_epoch` start at `offset` when that epoch is new to the log.
-    fn record_epoch(&mut self, leader_epoch: i32, offset: i64) -> Result<()> {
+    pub(crate) fn record_epoch(&mut self, leader_epoch: i32, offset: i64) -> Result<()> {
         if leader_epoch < 0 {
             return Ok(());
         }
