@@ -43,6 +43,10 @@ impl From<MetadataError> for KafkaError {
             MetadataError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
             MetadataError::TopicDeletionDisabled => ResponseError::TopicDeletionDisabled,
+            MetadataError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+            MetadataError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+            MetadataError::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+            MetadataError::IneligibleReplica(_) => ResponseError::IneligibleReplica,
             MetadataError::Io { .. } | MetadataError::Corrupt { .. } => {
                 tracing::error!("metadata log failure: {e}");
                 ResponseError::KafkaStorageError

@@ -105,6 +105,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         default_replication_factor: config.default_replication_factor,
         delete_topic_enable: config.delete_topic_enable,
         broker_session_timeout_ms: config.cluster.broker_session_timeout_ms as i64,
+        unclean_leader_election_enable: config.cluster.unclean_leader_election_enable,
     };
     let (stop, stop_rx) = watch::channel(false);
     let (voters, transport) = if config.cluster.is_single_node() {

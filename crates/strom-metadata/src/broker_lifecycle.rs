@@ -40,7 +40,7 @@ impl Controller {
             MetadataRecord::RegisterBroker { broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced: false };
         // A broker coming back takes up the leadership of partitions left without a leader.
         let mut records = vec![record];
-        records.extend(elections_after(image, &records));
+        records.extend(self.partition_changes_after(image, &records));
         Ok(Proposal::new(records, broker_epoch))
     }
 
@@ -60,7 +60,7 @@ impl Controller {
         if b.fenced {
             // A fenced broker that heartbeats again is unfenced and may lead again.
             let mut records = vec![MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, fenced: false }];
-            records.extend(elections_after(image, &records));
+            records.extend(self.partition_changes_after(image, &records));
             return Ok(Proposal::new(records, ()));
         }
         Ok(Proposal::new(Vec::new(), ()))
@@ -83,7 +83,7 @@ impl Controller {
             }
         }
         if !records.is_empty() {
-            let elections = elections_after(image, &records);
+            let elections = self.partition_changes_after(image, &records);
             records.extend(elections);
         }
         Proposal::new(records, ())
@@ -114,7 +114,7 @@ impl Controller {
         }
         let mut records =
             vec![MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch: b.epoch, fenced: true }];
-        records.extend(elections_after(image, &records));
+        records.extend(self.partition_changes_after(image, &records));
         self.sessions.remove(&broker_id);
         Ok(Proposal::new(records, ()))
     }
@@ -123,42 +123,9 @@ impl Controller {
     pub fn unregister_broker(&self, image: &MetadataImage, broker_id: i32) -> Result<Proposal<()>, MetadataError> {
         let b = image.brokers.get(&broker_id).ok_or(MetadataError::BrokerNotRegistered(broker_id))?;
         let mut records = vec![MetadataRecord::UnregisterBroker { broker_id, broker_epoch: b.epoch }];
-        records.extend(elections_after(image, &records));
+        records.extend(self.partition_changes_after(image, &records));
         Ok(Proposal::new(records, ()))
     }
-}
-
-/// The partition changes that `changes` (broker records) call for: every partition whose leader
-/// is no longer a live broker gets the first live member of its ISR, in replica order (the
-/// preferred leader first), or no leader (-1, offline) when none is live; a partition without a
-/// leader gets one as soon as an ISR member is live again. Each change bumps the leader epoch and
-/// the partition epoch. Unclean election (a live replica outside the ISR) comes with replication.
-pub fn elections_after(image: &MetadataImage, changes: &[MetadataRecord]) -> Vec<MetadataRecord> {
-    let mut after = image.clone();
-    changes.iter().for_each(|r| after.apply(r));
-    let live = |id: i32| after.brokers.get(&id).is_some_and(|b| !b.fenced);
-    let mut out = Vec::new();
-    for t in after.topics.values() {
-        for p in t.partitions.values() {
-            if p.leader >= 0 && live(p.leader) {
-                continue;
-            }
-            let leader = p.replicas.iter().copied().find(|r| p.isr.contains(r) && live(*r)).unwrap_or(-1);
-            if leader == p.leader {
-                continue;
-            }
-            out.push(MetadataRecord::Partition {
-                topic_id: t.topic_id,
-                partition: p.partition,
-                replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
-                leader,
-                leader_epoch: p.leader_epoch + 1,
-                partition_epoch: p.partition_epoch + 1,
-            });
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -173,6 +140,7 @@ mod tests {
             default_replication_factor: 1,
             delete_topic_enable: true,
             broker_session_timeout_ms: 9_000,
+            unclean_leader_election_enable: false,
         }
     }
 

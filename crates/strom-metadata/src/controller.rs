@@ -12,9 +12,6 @@ use uuid::Uuid;
 
 /// Kafka's limit on topic name length (so that `<topic>-<partition>` fits a file name).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
-/// Until partitions are replicated (the replica fetcher, ISR and high watermark of issue 13), a
-/// partition has exactly one replica; asking for more is refused rather than pretended.
-const MAX_REPLICATION_FACTOR: usize = 1;
 /// Producer ids are reserved in blocks so that the metadata log is not written per producer.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -40,6 +37,8 @@ pub struct ControllerSettings {
     pub delete_topic_enable: bool,
     /// `broker.session.timeout.ms`: a broker not heard from this long is fenced.
     pub broker_session_timeout_ms: i64,
+    /// `unclean.leader.election.enable`, the default for topics that do not set it.
+    pub unclean_leader_election_enable: bool,
 }
 
 /// What an operation decided: the records to commit (none for a validation or a no-op) and the
@@ -161,12 +160,6 @@ impl Controller {
 }
 
 fn check_replication_factor(brokers: &[i32], rf: usize) -> Result<(), MetadataError> {
-    if rf > MAX_REPLICATION_FACTOR {
-        return Err(MetadataError::InvalidReplicationFactor(format!(
-            "Replication factor {rf} is not possible yet: Strom does not replicate partitions across brokers yet, \
-             so every partition has one replica (use --replication-factor 1)."
-        )));
-    }
     if rf > brokers.len() {
         return Err(MetadataError::InvalidReplicationFactor(format!(
                 "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
@@ -389,6 +382,7 @@ mod tests {
                 default_replication_factor: 1,
                 delete_topic_enable: true,
                 broker_session_timeout_ms: 9_000,
+                unclean_leader_election_enable: false,
             };
             Harness { controller: Controller::new(settings), image: MetadataImage::default() }
         }

@@ -25,6 +25,14 @@ pub enum MetadataError {
     BrokerNotRegistered(i32),
     #[error("Broker {broker_id} has epoch {expected}, the request carried {got}.")]
     StaleBrokerEpoch { broker_id: i32, expected: i64, got: i64 },
+    #[error("This broker is not the partition's leader (the leader is {leader}).")]
+    NotLeader { leader: i32 },
+    #[error("The leader epoch {got} is not the partition's current one ({current}).")]
+    FencedLeaderEpoch { current: i32, got: i32 },
+    #[error("The partition epoch {got} is not the partition's current one ({current}).")]
+    InvalidUpdateVersion { current: i32, got: i32 },
+    #[error("{0}")]
+    IneligibleReplica(String),
     #[error("Topic deletion is disabled (delete.topic.enable=false).")]
     TopicDeletionDisabled,
     #[error("metadata log {path}: {source}")]

@@ -4,7 +4,8 @@
 
 use crate::controller::{Controller, CreateTopicSpec, Proposal};
 use crate::error::MetadataError;
-use crate::image::{MetadataImage, TopicImage};
+use crate::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::partition_change::IsrChange;
 use crate::records::BrokerEndpoint;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,10 @@ pub enum ControllerOp {
     FenceBroker {
         broker_id: i32,
     },
+    /// A partition leader's ISR change (Kafka's AlterPartition).
+    AlterPartition {
+        change: IsrChange,
+    },
     /// The quorum as its leader sees it (DescribeQuorum); answered by the quorum layer, not the
     /// controller.
     DescribeQuorum,
@@ -79,6 +84,7 @@ pub enum OpAnswer {
     ProducerId(i64),
     BrokerEpoch(i64),
     Quorum(QuorumDescription),
+    Partition(PartitionImage),
 }
 
 impl Controller {
@@ -112,6 +118,7 @@ impl Controller {
             ControllerOp::DescribeQuorum => {
                 return Err(MetadataError::InvalidRequest("DescribeQuorum is answered by the quorum".into()))
             }
+            ControllerOp::AlterPartition { change } => self.alter_partition(image, change)?.map(OpAnswer::Partition),
             ControllerOp::UnregisterBroker { broker_id } => {
                 self.unregister_broker(image, broker_id)?.map(|()| OpAnswer::Done)
             }
