@@ -9,6 +9,8 @@ use crate::group::GroupManager;
 use crate::metadata::transport::RaftTransport;
 use crate::metadata::MetadataStore;
 use crate::purgatory::FetchPurgatory;
+use crate::replica::fetcher::ReplicaFetchers;
+use crate::replica::isr::IsrProposals;
 use crate::replica::ReplicaManager;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +46,9 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub fetch_purgatory: FetchPurgatory,
     pub groups: GroupManager,
+    /// Where leaders' ISR change proposals go (the ISR task, `replica/isr.rs`).
+    pub isr_proposals: IsrProposals,
+    pub fetchers: ReplicaFetchers,
 }
 
 /// A running broker. Dropping it does not stop it; call [`BrokerHandle::shutdown`].
@@ -71,6 +76,7 @@ impl BrokerHandle {
             }
         }
         let _ = self.stop.send(true);
+        self.broker.fetchers.stop_all();
         while self.tasks.join_next().await.is_some() {}
         let broker = Arc::clone(&self.broker);
         tokio::task::spawn_blocking(move || {
@@ -143,6 +149,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         _ => (config.listener.host.clone(), local_addr.port()),
     };
     let partitions = replicas.all().len();
+    let (isr_proposals, isr_proposals_rx) = tokio::sync::mpsc::unbounded_channel();
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         cluster_id: cluster_id.clone(),
@@ -152,7 +159,19 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         replicas,
         fetch_purgatory: FetchPurgatory::default(),
         groups: GroupManager::new(&config),
+        isr_proposals,
+        fetchers: ReplicaFetchers::default(),
     });
+    {
+        // The partitions this node follows by the image it opened with; the publisher keeps
+        // the fetchers in line from here on.
+        let b = Arc::clone(&broker);
+        let image = broker.metadata.image();
+        let reconciled = tokio::task::spawn_blocking(move || b.replicas.reconcile(&image))
+            .await
+            .map_err(|e| StartError::MetaProperties(format!("start-up task failed: {e}")))??;
+        broker.fetchers.update(&broker, reconciled.following);
+    }
     {
         let b = Arc::clone(&broker);
         tokio::task::spawn_blocking(move || b.groups.load(&b))
@@ -170,6 +189,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     }
     tasks.spawn(accept_loop(Arc::clone(&broker), listener, stop_rx.clone()));
     tasks.spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
+    tasks.spawn(crate::replica::isr::run(Arc::clone(&broker), isr_proposals_rx, stop_rx.clone()));
     if let Some(committed) = broker.metadata.take_committed() {
         tasks.spawn(crate::metadata::publisher::run(Arc::clone(&broker), committed, stop_rx.clone()));
     }

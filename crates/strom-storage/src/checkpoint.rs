@@ -24,6 +24,10 @@ pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Name of the file holding each partition's log start offset (moved by retention/DeleteRecords).
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 
+/// Name of the file holding each partition's high watermark (Kafka's name), so that a restarted
+/// replica does not show consumers less than was committed, nor more.
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
+
 const CHECKPOINT_VERSION: i32 = 0;
 
 /// fsyncs a directory so that renames and new files in it survive a crash.

@@ -54,8 +54,8 @@ mod time_index;
 mod tests;
 
 pub use checkpoint::{
-    format_checkpoint, parse_checkpoint, read_checkpoint, write_checkpoint, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT,
+    format_checkpoint, parse_checkpoint, read_checkpoint, write_checkpoint, HIGH_WATERMARK_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
 pub use config::{LogConfig, TopicPartition};
 pub use error::{Result, StorageError};

@@ -4,6 +4,7 @@
 //! ```text
 //!  <root>/recovery-point-offset-checkpoint   read at open, written periodically and at shutdown
 //!  <root>/log-start-offset-checkpoint        idem
+//!  <root>/replication-offset-checkpoint      high watermarks (the broker's replica state), idem
 //!  <root>/.strom_cleanshutdown               written after all logs closed; removed at open
 //!  <root>/<topic>-<partition>/               one Log each
 //! ```
@@ -13,7 +14,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{
-    read_checkpoint, sync_dir, write_checkpoint, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    read_checkpoint, sync_dir, write_checkpoint, HIGH_WATERMARK_CHECKPOINT, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
 };
 use crate::config::{LogConfig, TopicPartition};
 use crate::error::{IoContext, Result, StorageError};
@@ -34,6 +36,7 @@ pub struct LogManager {
     clean_shutdown: bool,
     recovery_points: HashMap<TopicPartition, i64>,
     log_start_offsets: HashMap<TopicPartition, i64>,
+    high_watermarks: HashMap<TopicPartition, i64>,
 }
 
 /// Reads a checkpoint, treating a corrupt one as empty: for recovery points that only means a
@@ -55,6 +58,7 @@ impl LogManager {
         fs::create_dir_all(&root).ctx(|| format!("create log directory {}", root.display()))?;
         let recovery_points = read_checkpoint_lenient(&root.join(RECOVERY_POINT_CHECKPOINT))?;
         let log_start_offsets = read_checkpoint_lenient(&root.join(LOG_START_OFFSET_CHECKPOINT))?;
+        let high_watermarks = read_checkpoint_lenient(&root.join(HIGH_WATERMARK_CHECKPOINT))?;
         let marker = root.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
         if clean_shutdown {
@@ -76,7 +80,7 @@ impl LogManager {
         }
         partitions.sort();
         tracing::info!(root = %root.display(), clean_shutdown, partitions = partitions.len(), "opened log directory");
-        Ok((LogManager { root, clean_shutdown, recovery_points, log_start_offsets }, partitions))
+        Ok((LogManager { root, clean_shutdown, recovery_points, log_start_offsets, high_watermarks }, partitions))
     }
 
     /// Opens (creating if needed) the log of `tp`, with its checkpointed recovery point and log
@@ -99,6 +103,16 @@ impl LogManager {
         }
         write_checkpoint(&self.root.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
         write_checkpoint(&self.root.join(LOG_START_OFFSET_CHECKPOINT), &log_starts)
+    }
+
+    /// The high watermark checkpointed for `tp` (0 when none was).
+    pub fn checkpointed_high_watermark(&self, tp: &TopicPartition) -> i64 {
+        self.high_watermarks.get(tp).copied().unwrap_or(0)
+    }
+
+    /// Writes the high watermark checkpoint from (partition, high watermark) pairs.
+    pub fn write_high_watermarks(&self, entries: impl Iterator<Item = (TopicPartition, i64)>) -> Result<()> {
+        write_checkpoint(&self.root.join(HIGH_WATERMARK_CHECKPOINT), &entries.collect())
     }
 
     /// Records that every log was closed cleanly; call last, after `Log::close` for all logs and

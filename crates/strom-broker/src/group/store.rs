@@ -87,7 +87,8 @@ pub fn append(
     let log = broker.replicas.get(OFFSETS_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
     let recs: Vec<_> = entries.iter().map(|(k, v)| (Some(k.as_slice()), v.as_deref())).collect();
     let batch = BatchSpec { records: &recs, timestamps: &[now_ms], ..Default::default() }.encode();
-    log.append(&batch, now_ms)?;
+    let (_, commands) = log.append(&batch, now_ms, None)?;
+    crate::replica::isr::apply(broker, &log, commands);
     Ok(())
 }
 
@@ -102,9 +103,10 @@ pub fn load(broker: &Broker) -> (OffsetStore, HashMap<String, StoredGroup>) {
     let mut records_read = 0u64;
     for p in topic.partitions.keys() {
         let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, *p) else { continue };
-        let Ok((mut position, end)) = partition.offsets() else { continue };
+        // As Kafka's group loading: up to the log end, not only what is replicated yet.
+        let Ok((mut position, end)) = partition.log_bounds() else { continue };
         while position < end {
-            let read = match partition.read(position, 1 << 20) {
+            let read = match partition.read(position, 1 << 20, crate::replica::ReadLimit::LogEnd) {
                 Ok(r) if !r.records.is_empty() => r,
                 Ok(_) => break,
                 Err(e) => {

@@ -1,5 +1,8 @@
-//! Fetch: return stored batches as they are, never beyond the high watermark, waiting up to
-//! `max_wait_ms` until `min_bytes` are available (the fetch purgatory).
+//! Fetch: return stored batches as they are, waiting up to `max_wait_ms` until `min_bytes` are
+//! available (the fetch purgatory). Consumers read up to the high watermark; a follower (the
+//! request names a replica id) reads up to the log end, its fetch offset tells the leader how
+//! far it has come (which may move the high watermark and the ISR), and a follower whose last
+//! fetched epoch ends earlier in the leader's log is told the diverging epoch instead of data.
 //!
 //! Fetch sessions (KIP-227) are declined correctly: a full fetch gets session id 0 ("no session
 //! created"), and an incremental fetch for a session Strom never created gets
@@ -8,7 +11,8 @@
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::purgatory::FetchPurgatory;
-use crate::server::Broker;
+use crate::replica::ReadLimit;
+use crate::server::{now_ms, Broker};
 use bytes::Bytes;
 use std::time::Duration;
 use strom_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -37,6 +41,7 @@ impl FetchAnswer {
 }
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchAnswer {
+    let replica_id = if ctx.api_version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
     if req.session_id != 0 && req.session_epoch != -1 {
         let mut resp = FetchResponse::default();
         resp.error_code = ResponseError::FetchSessionIdNotFound.code();
@@ -46,20 +51,22 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     let min_bytes = req.min_bytes.max(0) as usize;
     loop {
         let mut wakeups = broker.fetch_purgatory.subscribe();
-        let (answer, bytes, has_error) = read_once(broker, ctx, &req);
+        let (answer, bytes, has_error) = read_once(broker, ctx, &req, replica_id);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
             return answer;
         }
         if !FetchPurgatory::wait(&mut wakeups, deadline).await {
             // Deadline passed with nothing new: answer with what there is (possibly nothing).
-            return read_once(broker, ctx, &req).0;
+            return read_once(broker, ctx, &req, replica_id).0;
         }
     }
 }
 
 /// One pass over the requested partitions. Returns the answer, the record bytes in it, and
 /// whether any partition carries an error (errors are answered at once).
-fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (FetchAnswer, usize, bool) {
+fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_id: i32) -> (FetchAnswer, usize, bool) {
+    let from_follower = replica_id >= 0;
+    let limit_to = if from_follower { ReadLimit::LogEnd } else { ReadLimit::HighWatermark };
     let use_ids = ctx.api_version >= 13;
     let image = broker.metadata.image();
     let mut resp = FetchResponse::default();
@@ -99,10 +106,26 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest) -> (Fetc
                 if ctx.api_version >= 5 {
                     pd.log_start_offset = start;
                 }
+                if from_follower {
+                    if ctx.api_version >= 12 {
+                        if let Some((epoch, end_offset)) =
+                            partition.diverging_epoch(fp.last_fetched_epoch, fp.fetch_offset)?
+                        {
+                            pd.diverging_epoch.epoch = epoch;
+                            pd.diverging_epoch.end_offset = end_offset;
+                            pd.records = Some(Bytes::new());
+                            return Ok(());
+                        }
+                    }
+                    let commands = partition.follower_fetched(replica_id, fp.fetch_offset, now_ms())?;
+                    crate::replica::isr::apply(broker, &partition, commands);
+                    pd.high_watermark = partition.high_watermark();
+                    pd.last_stable_offset = pd.high_watermark;
+                }
                 if limit == 0 && total > 0 {
                     return Ok(());
                 }
-                let read = partition.read_region(fp.fetch_offset, limit.max(1))?;
+                let read = partition.read_region(fp.fetch_offset, limit.max(1), limit_to)?;
                 pd.high_watermark = read.high_watermark;
                 pd.last_stable_offset = read.high_watermark;
                 if ctx.api_version >= 5 {

@@ -1,6 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, the same as
 //! earliest without tiered storage), and by timestamp: the first offset whose timestamp is at
-//! least the target, or -1 when there is none.
+//! least the target, or -1 when there is none. Latest is the high watermark for clients and the
+//! log end offset for a replica (a follower resetting to its leader).
 
 use super::fetch::check_leader_epoch;
 use crate::dispatch::RequestContext;
@@ -33,7 +34,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
                 if ctx.api_version >= 4 {
                     pr.leader_epoch = partition.leader_epoch();
                 }
-                let (start, hw) = partition.offsets()?;
+                // A replica (another broker) asking is told the log end, as Kafka does.
+                let (start, hw) = if req.replica_id.0 >= 0 { partition.log_bounds()? } else { partition.offsets()? };
                 Ok(match p.timestamp {
                     LATEST => (-1, hw),
                     EARLIEST | EARLIEST_LOCAL => (-1, start),

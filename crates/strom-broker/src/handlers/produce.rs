@@ -2,8 +2,12 @@
 //! CRC-32C, sizes; keys on compacted topics and record timestamps, with KIP-467 record errors),
 //! recompress them if the topic's compression.type asks for another codec, then append them to
 //! the partition leader's log, which assigns offsets by rewriting the batch header in place.
-//! acks=0 gets no response; acks=1 and acks=-1 are answered once the append is done (on a single
-//! node the leader is the whole ISR, so the high watermark moves with the append).
+//! acks=0 gets no response; acks=1 is answered once the append is done; acks=-1 is refused with
+//! NOT_ENOUGH_REPLICAS before the append when the ISR is below `min.insync.replicas`, and answered
+//! once the high watermark passes the batch (every ISR member has it): the delayed produce,
+//! waiting on each partition's progress up to the request's `timeout_ms` (REQUEST_TIMED_OUT),
+//! NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum meanwhile. On a single
+//! node the leader is the whole ISR, so the high watermark moves with the append.
 
 use super::ensure_topic;
 use super::record_checks::{
@@ -11,7 +15,11 @@ use super::record_checks::{
 };
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
-use crate::replica::log_config::{cleanup_policy_has, timestamp_max_ms, uses_log_append_time};
+use crate::replica::log_config::{cleanup_policy_has, min_insync_replicas, timestamp_max_ms, uses_log_append_time};
+use crate::replica::Partition;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use crate::server::{now_ms, Broker};
 use std::collections::BTreeMap;
 use strom_protocol::batch::{validate_produce_batches, Compression};
@@ -29,6 +37,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     let v = ctx.api_version;
     let mut resp = ProduceResponse::default();
     let mut appended = false;
+    let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let mut waits: Vec<DelayedPartition> = Vec::new();
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
         let mut topic_resp = TopicProduceResponse::default();
@@ -45,6 +55,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         let (before_max_ms, after_max_ms) = timestamp_max_ms(&broker.config, configs);
         let codec = configs.get("compression.type").or_else(|| broker.config.raw.get("compression.type"));
         let codec = codec.and_then(|c| topic_codec(c));
+        let min_isr = (acks == -1).then(|| min_insync_replicas(&broker.config, configs));
         for part in topic_data.partition_data {
             let mut p = PartitionProduceResponse::default();
             p.index = part.index;
@@ -83,20 +94,28 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     Some(codec) => recompressed(records, &validated, codec)?,
                     None => records,
                 };
-                let outcome = partition.append(&records, now)?;
+                let (outcome, commands) = partition.append(&records, now, min_isr)?;
+                crate::replica::isr::apply(broker, &partition, commands);
                 let (start, _) = partition.offsets()?;
-                Ok((outcome, start))
+                Ok((outcome, start, partition))
             });
             match result {
-                Ok((AppendOutcome::Appended(info), start)) => {
-                    appended = true;
+                Ok((outcome, start, partition)) => {
+                    let info = *outcome.info();
+                    appended |= matches!(outcome, AppendOutcome::Appended(_));
                     p.base_offset = info.base_offset;
                     p.log_append_time_ms = info.log_append_time_ms;
                     p.log_start_offset = if v >= 5 { start } else { -1 };
-                }
-                Ok((AppendOutcome::Duplicate(info), start)) => {
-                    p.base_offset = info.base_offset;
-                    p.log_start_offset = if v >= 5 { start } else { -1 };
+                    if let Some(min_isr) = min_isr {
+                        waits.push(DelayedPartition {
+                            topic_index: resp.responses.len(),
+                            partition_index: topic_resp.partition_responses.len(),
+                            leader_epoch: partition.leader_epoch(),
+                            end_offset: info.last_offset + 1,
+                            partition,
+                            min_isr,
+                        });
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(topic = %name, partition = part.index, "produce rejected: {:?}", e.message);
@@ -121,5 +140,28 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     if appended {
         broker.fetch_purgatory.notify_append();
     }
+    for w in waits {
+        let outcome = w.partition.wait_for_high_watermark(w.end_offset, w.leader_epoch, deadline).await;
+        let error = match outcome {
+            Ok(isr) if isr >= w.min_isr => continue,
+            Ok(_) => ResponseError::NotEnoughReplicasAfterAppend,
+            Err(e) => e,
+        };
+        let p = &mut resp.responses[w.topic_index].partition_responses[w.partition_index];
+        tracing::debug!(topic = %w.partition.topic, partition = w.partition.index, "acks=all produce failed: {error:?}");
+        p.error_code = error.code();
+        p.base_offset = -1;
+        p.log_append_time_ms = -1;
+    }
     (acks != 0).then_some(resp)
+}
+
+/// An acks=all append waiting for the high watermark to pass it.
+struct DelayedPartition {
+    topic_index: usize,
+    partition_index: usize,
+    partition: Arc<Partition>,
+    leader_epoch: i32,
+    end_offset: i64,
+    min_isr: usize,
 }

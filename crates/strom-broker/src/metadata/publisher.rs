@@ -2,6 +2,7 @@
 //! Batches arrive in log order; each is applied to a copy of the image, the hosted partitions
 //! are brought in line with it (on a blocking thread: logs are opened and deleted), and only then
 //! is the new image installed, so the image never names a partition this node has not opened.
+//! The same pass makes partitions lead or follow and gives the replica fetchers their work.
 
 use super::CommittedRecords;
 use crate::server::Broker;
@@ -38,7 +39,12 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
     let next = Arc::new(next);
     let (b, image) = (Arc::clone(broker), Arc::clone(&next));
     match tokio::task::spawn_blocking(move || b.replicas.reconcile(&image)).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(reconciled)) => {
+            for (partition, commands) in reconciled.commands {
+                crate::replica::isr::apply(broker, &partition, commands);
+            }
+            broker.fetchers.update(broker, reconciled.following);
+        }
         Ok(Err(e)) => tracing::error!("applying metadata to local partitions failed: {e}"),
         Err(e) => tracing::error!("applying metadata to local partitions panicked: {e}"),
     }

@@ -63,6 +63,14 @@ pub fn timestamp_max_ms(broker: &BrokerConfig, overrides: &BTreeMap<String, Stri
     )
 }
 
+/// A topic's `min.insync.replicas` (topic override, then the broker's).
+pub fn min_insync_replicas(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> usize {
+    overrides
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(broker.cluster.min_insync_replicas.max(1) as usize)
+}
+
 /// The broker-level value of a topic config key, as a string, where the broker config sets it.
 pub fn broker_value_for(broker: &BrokerConfig, topic_key: &str) -> Option<String> {
     let v = match topic_key {

@@ -5,6 +5,7 @@
 use super::log_config::log_config_for;
 use super::partition::Partition;
 use super::partition_metadata;
+use super::state::ReplicaCommand;
 use crate::config::BrokerConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,15 @@ use strom_metadata::MetadataImage;
 use strom_storage::{LoadSummary, LogManager, StorageError, TopicPartition};
 
 type PartitionKey = (String, i32);
+
+/// What applying an image changed for the rest of the broker.
+#[derive(Default)]
+pub struct Reconciled {
+    /// Replica-state commands (a higher high watermark after an ISR change) to carry out.
+    pub commands: Vec<(Arc<Partition>, Vec<ReplicaCommand>)>,
+    /// The partitions this broker follows (another live leader), for the replica fetchers.
+    pub following: Vec<Arc<Partition>>,
+}
 
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
@@ -32,6 +42,7 @@ impl ReplicaManager {
     ) -> Result<ReplicaManager, StorageError> {
         let (logs, found) = LogManager::open(config.data_dir().to_path_buf())?;
         let manager = ReplicaManager { config, logs, partitions: RwLock::new(HashMap::new()) };
+        // Nothing waits on a partition yet, and the fetchers start with the publisher's first image.
         manager.reconcile(image)?;
         manager.log_recovery_summary();
         for (tp, path) in found.into_iter().filter(|_| image_is_complete) {
@@ -81,8 +92,11 @@ impl ReplicaManager {
     }
 
     /// Applies the image: creates what is new, deletes what is gone (or was re-created under a
-    /// new topic id), and refreshes configs of the rest.
-    pub fn reconcile(&self, image: &MetadataImage) -> Result<(), StorageError> {
+    /// new topic id), refreshes configs of the rest, and makes each partition lead or follow as
+    /// the image says. Returns what the replica fetchers and the purgatories need to hear.
+    pub fn reconcile(&self, image: &MetadataImage) -> Result<Reconciled, StorageError> {
+        let mut out = Reconciled::default();
+        let now = crate::server::now_ms();
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         let stale: Vec<PartitionKey> = map
             .iter()
@@ -104,10 +118,10 @@ impl ReplicaManager {
                     continue;
                 }
                 let key = (topic.name.clone(), p.partition);
-                match map.get(&key) {
+                let part = match map.get(&key) {
                     Some(existing) => {
                         existing.set_config(config.clone())?;
-                        existing.set_leader_epoch(p.leader_epoch);
+                        Arc::clone(existing)
                     }
                     None => {
                         let tp = TopicPartition { topic: topic.name.clone(), partition: p.partition };
@@ -121,31 +135,54 @@ impl ReplicaManager {
                                 source,
                             })?;
                         }
+                        let hw = self.logs.checkpointed_high_watermark(&tp);
                         let log = self.logs.open_log(tp, config.clone())?;
                         partition_metadata::write(&dir, topic.topic_id).map_err(|source| StorageError::Io {
                             context: format!("write {}", dir.display()),
                             source,
                         })?;
-                        let part = Partition::new(topic.name.clone(), topic.topic_id, p.partition, p.leader_epoch, log);
-                        map.insert(key, Arc::new(part));
+                        let lag = self.config.cluster.replica_lag_time_max_ms as i64;
+                        let part = Arc::new(Partition::new(
+                            topic.name.clone(),
+                            topic.topic_id,
+                            p.partition,
+                            log,
+                            self.config.node_id,
+                            lag,
+                            hw,
+                        ));
+                        map.insert(key, Arc::clone(&part));
+                        part
                     }
+                };
+                let commands = part.apply_metadata(p, now);
+                if !commands.is_empty() {
+                    out.commands.push((Arc::clone(&part), commands));
+                }
+                if p.leader != self.config.node_id && p.leader >= 0 {
+                    out.following.push(part);
                 }
             }
         }
-        Ok(())
+        Ok(out)
     }
 
-    /// Writes the recovery-point and log-start-offset checkpoint files.
+    /// Writes the recovery-point, log-start-offset and high-watermark checkpoint files.
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
         let entries: Vec<_> = self
             .all()
             .iter()
             .filter_map(|p| {
-                let (rp, start) = p.checkpoint_offsets()?;
-                Some((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start))
+                let (rp, start, hw) = p.checkpoint_offsets()?;
+                Some((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start, hw))
             })
             .collect();
-        self.logs.write_checkpoints(entries.into_iter())
+        self.write_checkpoint_files(entries)
+    }
+
+    fn write_checkpoint_files(&self, entries: Vec<(TopicPartition, i64, i64, i64)>) -> Result<(), StorageError> {
+        self.logs.write_high_watermarks(entries.iter().map(|(tp, _, _, hw)| (tp.clone(), *hw)))?;
+        self.logs.write_checkpoints(entries.into_iter().map(|(tp, rp, start, _)| (tp, rp, start)))
     }
 
     /// Clean shutdown: flush and close every log, write checkpoints and the clean-shutdown marker
@@ -155,12 +192,12 @@ impl ReplicaManager {
         let mut entries = Vec::with_capacity(partitions.len());
         for p in &partitions {
             p.flush()?;
-            if let Some((rp, start)) = p.checkpoint_offsets() {
-                entries.push((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start));
+            if let Some((rp, start, hw)) = p.checkpoint_offsets() {
+                entries.push((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start, hw));
             }
             p.close()?;
         }
-        self.logs.write_checkpoints(entries.into_iter())?;
+        self.write_checkpoint_files(entries)?;
         self.logs.mark_clean_shutdown()
     }
 }

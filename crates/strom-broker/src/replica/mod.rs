@@ -1,15 +1,21 @@
-//! Partition replicas hosted by this broker: each partition's log, its high watermark and leader
-//! epoch, and the manager that keeps the set of hosted partitions in line with the metadata image.
+//! Partition replicas hosted by this broker: each partition's log and replica state (leader or
+//! follower, ISR, high watermark), the manager that keeps the set of hosted partitions in line
+//! with the metadata image, the replica fetchers that copy leaders' logs to followers, and the
+//! ISR task that proposes ISR changes to the controller.
 //!
-//! In single-node mode this broker leads every partition and is the only ISR member, so the high
+//! On a single node this broker leads every partition and is its only replica, so the high
 //! watermark is the log end offset as soon as an append returns.
 
+pub mod isr;
+pub mod fetcher;
+mod follower;
 pub mod log_config;
 mod manager;
 mod partition;
 pub mod partition_metadata;
 pub mod state;
 
+pub use follower::{FetchPosition, LeaderProgress};
 pub use log_config::log_config_for;
-pub use manager::ReplicaManager;
-pub use partition::Partition;
+pub use manager::{Reconciled, ReplicaManager};
+pub use partition::{Partition, Progress, ReadLimit};

@@ -1,18 +1,47 @@
 //! One hosted partition: its log behind its own lock (appends to one partition are serialised,
-//! different partitions never contend) and its leadership state.
+//! different partitions never contend) and its replica state (leader or follower, ISR, high
+//! watermark: the pure [`ReplicaState`]) behind another. Locks are always taken log first, then
+//! replica state, never the other way.
+//!
+//! The high watermark, leader epoch and leadership are also published on a watch channel, which
+//! `acks=all` produces wait on (the delayed-produce purgatory, one per partition).
+//! The follower's side (appending what the leader sent, truncating on divergence) is in
+//! `follower.rs`.
 
+use super::state::{ReplicaCommand, ReplicaError, ReplicaState};
+use crate::errors::KafkaError;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use strom_metadata::PartitionImage;
+use strom_protocol::ResponseError;
 use strom_storage::{AppendOutcome, FileRegion, LoadSummary, Log, LogConfig, StorageError};
+use tokio::sync::watch;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
-    leader_epoch: AtomicI32,
-    log: Mutex<Option<Log>>,
+    pub(super) log: Mutex<Option<Log>>,
+    pub(super) replica: Mutex<ReplicaState>,
+    pub(super) progress: watch::Sender<Progress>,
+}
+
+/// What waiting produces need to know: how far the partition is committed, and under which
+/// leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub high_watermark: i64,
+    pub leader_epoch: i32,
+    pub leading: bool,
+}
+
+/// How far a read may go: consumers see only committed data, followers everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLimit {
+    HighWatermark,
+    LogEnd,
 }
 
 /// What a fetch read from one partition.
@@ -30,17 +59,48 @@ pub struct PartitionRegion {
     pub log_start_offset: i64,
 }
 
+impl From<ReplicaError> for KafkaError {
+    fn from(e: ReplicaError) -> Self {
+        match e {
+            ReplicaError::NotLeader | ReplicaError::UnknownReplica => ResponseError::NotLeaderOrFollower.into(),
+            ReplicaError::OffsetOutOfRange => ResponseError::OffsetOutOfRange.into(),
+            ReplicaError::NotEnoughReplicas => KafkaError::new(
+                ResponseError::NotEnoughReplicas,
+                "The size of the current ISR is below min.insync.replicas",
+            ),
+        }
+    }
+}
+
 impl Partition {
-    pub fn new(topic: String, topic_id: Uuid, index: i32, leader_epoch: i32, log: Log) -> Partition {
-        Partition { topic, topic_id, index, leader_epoch: AtomicI32::new(leader_epoch), log: Mutex::new(Some(log)) }
+    /// A partition whose log was just opened, with the high watermark checkpointed for it; it
+    /// neither leads nor follows until the metadata says which ([`Partition::apply_metadata`]).
+    pub fn new(
+        topic: String,
+        topic_id: Uuid,
+        index: i32,
+        log: Log,
+        node_id: i32,
+        lag_time_max_ms: i64,
+        checkpointed_hw: i64,
+    ) -> Partition {
+        let leo = log.log_end_offset();
+        let hw = checkpointed_hw.clamp(log.log_start_offset(), leo);
+        let state = ReplicaState::new(node_id, lag_time_max_ms, leo, hw);
+        let progress = watch::channel(progress_of(&state)).0;
+        Partition { topic, topic_id, index, log: Mutex::new(Some(log)), replica: Mutex::new(state), progress }
     }
 
-    fn log(&self) -> Result<MutexGuard<'_, Option<Log>>, StorageError> {
-        Ok(self.log.lock().unwrap_or_else(|p| p.into_inner()))
+    fn log(&self) -> MutexGuard<'_, Option<Log>> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> Result<T, StorageError>) -> Result<T, StorageError> {
-        let mut guard = self.log()?;
+    pub(super) fn state(&self) -> MutexGuard<'_, ReplicaState> {
+        self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let mut guard = self.log();
         match guard.as_mut() {
             Some(log) => f(log),
             None => Err(StorageError::Io {
@@ -50,46 +110,174 @@ impl Partition {
         }
     }
 
-    /// What opening the log found (clean or recovered, bytes scanned and truncated).
-    pub fn load_summary(&self) -> Option<LoadSummary> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|l| l.load_summary().clone())
+    /// Publishes the state to waiting produces; call with the state lock held.
+    pub(super) fn publish(&self, state: &ReplicaState) {
+        let next = progress_of(state);
+        self.progress.send_if_modified(|p| {
+            let changed = *p != next;
+            *p = next;
+            changed
+        });
     }
 
-    /// A new leadership of this partition (a later leader epoch from the metadata).
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.leader_epoch.fetch_max(epoch, Ordering::AcqRel);
+    /// What opening the log found (clean or recovered, bytes scanned and truncated).
+    pub fn load_summary(&self) -> Option<LoadSummary> {
+        self.log().as_ref().map(|l| l.load_summary().clone())
+    }
+
+    /// Brings the replica state in line with the partition's metadata: leader or follower of a
+    /// new leader epoch, or a committed ISR change. Returns the commands the change causes.
+    pub fn apply_metadata(&self, p: &PartitionImage, now_ms: i64) -> Vec<ReplicaCommand> {
+        let mut state = self.state();
+        let me_leading = p.leader == state_node(&state);
+        let new_term = p.leader_epoch > state.leader_epoch || (me_leading != state.is_leader());
+        let commands = if new_term && me_leading {
+            state.become_leader(p.leader_epoch, p.partition_epoch, p.replicas.clone(), p.isr.clone(), now_ms)
+        } else if new_term {
+            state.become_follower(p.leader, p.leader_epoch, p.partition_epoch, p.replicas.clone(), p.isr.clone());
+            Vec::new()
+        } else {
+            state.isr_committed(p.isr.clone(), p.partition_epoch)
+        };
+        self.publish(&state);
+        commands
     }
 
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::Acquire)
+        self.state().leader_epoch
     }
 
-    pub fn append(&self, batches: &[u8], now_ms: i64) -> Result<AppendOutcome, StorageError> {
-        let epoch = self.leader_epoch();
-        self.with_log(|log| log.append(batches, epoch, now_ms))
+    pub fn high_watermark(&self) -> i64 {
+        self.state().high_watermark
     }
 
-    /// Reads committed data (below the high watermark) from `offset`.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<PartitionRead, StorageError> {
+    /// The in-sync replicas as this broker knows them.
+    pub fn isr(&self) -> Vec<i32> {
+        self.state().isr.clone()
+    }
+
+    /// Appends a producer's batches as the leader. With `min_insync_replicas` (acks=all) the
+    /// append is refused with NOT_ENOUGH_REPLICAS when the ISR is smaller. Returns the outcome
+    /// and the commands the longer log causes (a single-replica partition commits at once).
+    pub fn append(
+        &self,
+        batches: &[u8],
+        now_ms: i64,
+        min_insync_replicas: Option<usize>,
+    ) -> Result<(AppendOutcome, Vec<ReplicaCommand>), KafkaError> {
+        let mut guard = self.log();
+        let log = guard.as_mut().ok_or(ResponseError::NotLeaderOrFollower)?;
+        let epoch = {
+            let state = self.state();
+            match min_insync_replicas {
+                Some(min) => state.check_min_isr(min)?,
+                None if !state.is_leader() => return Err(ResponseError::NotLeaderOrFollower.into()),
+                None => {}
+            }
+            state.leader_epoch
+        };
+        let outcome = log.append(batches, epoch, now_ms)?;
+        let mut state = self.state();
+        let commands = state.local_append(log.log_end_offset());
+        self.publish(&state);
+        Ok((outcome, commands))
+    }
+
+    /// Waits until the high watermark reaches `offset` (the end of an appended batch) under the
+    /// leadership of `leader_epoch`; REQUEST_TIMED_OUT at `deadline`, NOT_LEADER_OR_FOLLOWER if
+    /// the leadership moved meanwhile. Returns the ISR size when it did.
+    pub async fn wait_for_high_watermark(
+        &self,
+        offset: i64,
+        leader_epoch: i32,
+        deadline: Instant,
+    ) -> Result<usize, ResponseError> {
+        let mut rx = self.progress.subscribe();
+        loop {
+            let p = *rx.borrow_and_update();
+            if !p.leading || p.leader_epoch != leader_epoch {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            if p.high_watermark >= offset {
+                return Ok(self.state().isr.len());
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(ResponseError::NotLeaderOrFollower),
+                Err(_) => return Err(ResponseError::RequestTimedOut),
+            }
+        }
+    }
+
+    /// Leader: follower `replica` fetches from `fetch_offset`. Returns the commands its progress
+    /// causes (a higher HW, an ISR expansion).
+    pub fn follower_fetched(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<Vec<ReplicaCommand>, ReplicaError> {
+        let mut state = self.state();
+        let commands = state.follower_fetch(replica, fetch_offset, now_ms)?;
+        self.publish(&state);
+        Ok(commands)
+    }
+
+    /// Leader: a follower whose last fetched epoch ends before its fetch offset in this log (or
+    /// is not in it) has diverged: (the largest epoch ≤ its epoch here, where that epoch ends).
+    /// `Err` when the epoch cannot be placed at all (OFFSET_OUT_OF_RANGE, as Kafka answers).
+    pub fn diverging_epoch(&self, last_fetched_epoch: i32, fetch_offset: i64) -> Result<Option<(i32, i64)>, KafkaError> {
+        if last_fetched_epoch < 0 {
+            return Ok(None);
+        }
+        let (epoch, end) = self.with_log(|log| Ok(log.end_offset_for_epoch(last_fetched_epoch)))?;
+        if epoch < 0 || end < 0 {
+            return Err(KafkaError::new(
+                ResponseError::OffsetOutOfRange,
+                format!("Could not determine the end offset of the last fetched epoch {last_fetched_epoch}"),
+            ));
+        }
+        Ok((epoch < last_fetched_epoch || end < fetch_offset).then_some((epoch, end)))
+    }
+
+    /// Leader: time passed; lagging members leave the ISR.
+    pub fn tick(&self, now_ms: i64) -> Vec<ReplicaCommand> {
+        self.state().tick(now_ms)
+    }
+
+    /// The controller refused this leader's ISR proposal; it is retried on a later event.
+    pub fn isr_rejected(&self) {
+        self.state().isr_rejected();
+    }
+
+    /// Reads from `offset`, up to the high watermark or the log end.
+    pub fn read(&self, offset: i64, max_bytes: usize, limit: ReadLimit) -> Result<PartitionRead, StorageError> {
         self.with_log(|log| {
-            let hw = log.log_end_offset();
-            let out = log.read(offset, max_bytes, hw)?;
+            let hw = self.state().high_watermark;
+            let end = if limit == ReadLimit::LogEnd { log.log_end_offset() } else { hw };
+            let out = log.read(offset, max_bytes, end)?;
             Ok(PartitionRead { records: out.records, high_watermark: hw, log_start_offset: log.log_start_offset() })
         })
     }
 
-    /// Where the committed data (below the high watermark) from `offset` lies; reads only
+    /// Where the data from `offset` lies (up to the high watermark or the log end); reads only
     /// batch headers under the lock.
-    pub fn read_region(&self, offset: i64, max_bytes: usize) -> Result<PartitionRegion, StorageError> {
+    pub fn read_region(&self, offset: i64, max_bytes: usize, limit: ReadLimit) -> Result<PartitionRegion, StorageError> {
         self.with_log(|log| {
-            let hw = log.log_end_offset();
-            let out = log.read_region(offset, max_bytes, hw)?;
+            let hw = self.state().high_watermark;
+            let end = if limit == ReadLimit::LogEnd { log.log_end_offset() } else { hw };
+            let out = log.read_region(offset, max_bytes, end)?;
             Ok(PartitionRegion { regions: out.regions, high_watermark: hw, log_start_offset: log.log_start_offset() })
         })
     }
 
-    /// (log start offset, high watermark); the same as the log end offset on a single node.
+    /// (log start offset, high watermark).
     pub fn offsets(&self) -> Result<(i64, i64), StorageError> {
+        self.with_log(|log| Ok((log.log_start_offset(), self.state().high_watermark)))
+    }
+
+    /// (log start offset, log end offset).
+    pub fn log_bounds(&self) -> Result<(i64, i64), StorageError> {
         self.with_log(|log| Ok((log.log_start_offset(), log.log_end_offset())))
     }
 
@@ -144,10 +332,11 @@ impl Partition {
         })
     }
 
-    /// (recovery point, log start offset) for the checkpoint files.
-    pub fn checkpoint_offsets(&self) -> Option<(i64, i64)> {
-        let guard = self.log().ok()?;
-        guard.as_ref().map(|l| (l.recovery_point(), l.log_start_offset()))
+    /// (recovery point, log start offset, high watermark) for the checkpoint files.
+    pub fn checkpoint_offsets(&self) -> Option<(i64, i64, i64)> {
+        let guard = self.log();
+        let hw = self.state().high_watermark;
+        guard.as_ref().map(|l| (l.recovery_point(), l.log_start_offset(), hw))
     }
 
     pub fn flush(&self) -> Result<(), StorageError> {
@@ -156,7 +345,7 @@ impl Partition {
 
     /// Closes the log cleanly (flush, producer-state snapshot); later calls fail as closed.
     pub fn close(&self) -> Result<(), StorageError> {
-        match self.log()?.take() {
+        match self.log().take() {
             Some(log) => log.close(),
             None => Ok(()),
         }
@@ -164,9 +353,17 @@ impl Partition {
 
     /// Removes the partition's data (topic deleted).
     pub fn delete(&self) -> Result<(), StorageError> {
-        match self.log()?.take() {
+        match self.log().take() {
             Some(log) => log.delete(),
             None => Ok(()),
         }
     }
+}
+
+fn progress_of(state: &ReplicaState) -> Progress {
+    Progress { high_watermark: state.high_watermark, leader_epoch: state.leader_epoch, leading: state.is_leader() }
+}
+
+fn state_node(state: &ReplicaState) -> i32 {
+    state.node_id()
 }

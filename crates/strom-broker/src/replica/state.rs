@@ -17,8 +17,8 @@
 //! watermark already counts the new member (KIP-497's "maximal ISR"), so a proposal in flight
 //! never lets it pass a replica that may join.
 //!
-//! Not wired to the network yet: the replica fetcher and the controller's AlterPartition drive it
-//! in the next step of issue 13; the randomised test below checks it on its own.
+//! `Partition` holds one per hosted partition; produce, the leader's fetch handler, the replica
+//! fetcher and the ISR task (`isr.rs`) drive it; the randomised test below checks it on its own.
 
 use std::collections::BTreeMap;
 
@@ -163,11 +163,29 @@ impl ReplicaState {
         }
     }
 
-    /// A follower truncated its log (to match a new leader); never below the high watermark.
+    /// A follower truncated its log (to match a new leader). After a clean election that is
+    /// never below the high watermark (the new leader has everything committed); after an
+    /// unclean one it can be, and the high watermark follows the log down.
     pub fn truncate_to(&mut self, offset: i64) {
         assert!(!self.is_leader(), "a leader never truncates");
-        assert!(offset >= self.high_watermark, "truncation below the high watermark");
+        if offset < self.high_watermark {
+            tracing::warn!(offset, high_watermark = self.high_watermark, "truncated below the high watermark");
+            self.high_watermark = offset;
+        }
         self.log_end_offset = offset;
+    }
+
+    /// A follower's log was reset to follow the leader (restarted at its log start, or cut to
+    /// its end after an unclean election): the log now ends at `offset`.
+    pub fn restart_at(&mut self, offset: i64) {
+        assert!(!self.is_leader(), "a leader never resets its log");
+        // Restarted past our end at the leader's log start, which is below the leader's HW.
+        self.high_watermark = if offset > self.log_end_offset { offset } else { self.high_watermark.min(offset) };
+        self.log_end_offset = offset;
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     /// A follower learnt the leader's high watermark from a fetch response.
