@@ -58,7 +58,10 @@ impl Controller {
             return Err(MetadataError::FencedLeaderEpoch { current: p.leader_epoch, got: change.leader_epoch });
         }
         if change.partition_epoch != p.partition_epoch {
-            return Err(MetadataError::InvalidUpdateVersion { current: p.partition_epoch, got: change.partition_epoch });
+            return Err(MetadataError::InvalidUpdateVersion {
+                current: p.partition_epoch,
+                got: change.partition_epoch,
+            });
         }
         let mut isr = change.isr.clone();
         isr.sort_unstable();
@@ -86,7 +89,11 @@ impl Controller {
     }
 
     /// The partition changes that `changes` (broker records) call for, see the module comment.
-    pub(crate) fn partition_changes_after(&self, image: &MetadataImage, changes: &[MetadataRecord]) -> Vec<MetadataRecord> {
+    pub(crate) fn partition_changes_after(
+        &self,
+        image: &MetadataImage,
+        changes: &[MetadataRecord],
+    ) -> Vec<MetadataRecord> {
         let mut after = image.clone();
         changes.iter().for_each(|r| after.apply(r));
         let live = |id: i32| after.brokers.get(&id).is_some_and(|b| !b.fenced);
@@ -130,7 +137,13 @@ impl Controller {
     }
 }
 
-fn partition_record(t: &TopicImage, p: &PartitionImage, isr: Vec<i32>, leader: i32, leader_epoch: i32) -> MetadataRecord {
+fn partition_record(
+    t: &TopicImage,
+    p: &PartitionImage,
+    isr: Vec<i32>,
+    leader: i32,
+    leader_epoch: i32,
+) -> MetadataRecord {
     MetadataRecord::Partition {
         topic_id: t.topic_id,
         partition: p.partition,
@@ -167,7 +180,8 @@ mod tests {
             let mut cluster = Cluster { c: Controller::new(settings), image: MetadataImage::default(), epochs: vec![] };
             for id in 1..=3 {
                 let endpoints = vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "h".into(), port: 9090 }];
-                let p = cluster.c.register_broker(&cluster.image, id, Uuid::new_v4(), endpoints, None).expect("register");
+                let p =
+                    cluster.c.register_broker(&cluster.image, id, Uuid::new_v4(), endpoints, None).expect("register");
                 let epoch = cluster.commit(p);
                 cluster.epochs.push(epoch);
             }
@@ -222,7 +236,11 @@ mod tests {
         let follower = *start.replicas.iter().find(|r| **r != leader).expect("follower");
         c.fence(follower);
         let p = c.partition();
-        assert_eq!((p.leader, p.leader_epoch), (leader, start.leader_epoch), "a follower leaving keeps the leader epoch");
+        assert_eq!(
+            (p.leader, p.leader_epoch),
+            (leader, start.leader_epoch),
+            "a follower leaving keeps the leader epoch"
+        );
         assert!(!p.isr.contains(&follower) && p.isr.len() == 2);
         assert_eq!(p.partition_epoch, start.partition_epoch + 1);
         c.fence(leader);
@@ -286,7 +304,10 @@ mod tests {
             partition_epoch: p.partition_epoch,
             isr: p.isr.clone(),
         };
-        assert!(matches!(c.c.alter_partition(&c.image, stale.clone()), Err(MetadataError::InvalidUpdateVersion { .. })));
+        assert!(matches!(
+            c.c.alter_partition(&c.image, stale.clone()),
+            Err(MetadataError::InvalidUpdateVersion { .. })
+        ));
         stale.partition_epoch = after.partition_epoch;
         stale.leader_epoch -= 1;
         assert!(matches!(c.c.alter_partition(&c.image, stale), Err(MetadataError::FencedLeaderEpoch { .. })));

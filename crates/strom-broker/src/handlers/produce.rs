@@ -17,11 +17,10 @@ use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::replica::log_config::{cleanup_policy_has, min_insync_replicas, timestamp_max_ms, uses_log_append_time};
 use crate::replica::Partition;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::time::Instant;
 use crate::server::{now_ms, Broker};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 use strom_protocol::batch::{validate_produce_batches, Compression};
 use strom_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -30,6 +29,7 @@ use strom_protocol::messages::{ProduceRequest, ProduceResponse};
 use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
 use strom_storage::AppendOutcome;
+use tokio::time::Instant;
 
 /// Returns `None` for acks=0 (Kafka sends no response then).
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {

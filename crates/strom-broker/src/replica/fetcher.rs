@@ -31,6 +31,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 type Key = (String, i32);
+/// (leader, fetcher index).
+type FetcherKey = (i32, usize);
 
 /// One partition a fetcher copies.
 struct Followed {
@@ -56,7 +58,7 @@ impl FetcherShared {
 /// The broker's replica fetchers, by (leader, fetcher index).
 #[derive(Default)]
 pub struct ReplicaFetchers {
-    fetchers: Mutex<HashMap<(i32, usize), Arc<FetcherShared>>>,
+    fetchers: Mutex<HashMap<FetcherKey, Arc<FetcherShared>>>,
 }
 
 impl ReplicaFetchers {
@@ -69,7 +71,7 @@ impl ReplicaFetchers {
     /// starting tasks for new leaders and ending those with nothing left to fetch.
     pub fn update(&self, broker: &Arc<Broker>, following: Vec<Arc<Partition>>) {
         let n = broker.config.cluster.num_replica_fetchers.max(1);
-        let mut wanted: HashMap<(i32, usize), BTreeMap<Key, (Arc<Partition>, i32)>> = HashMap::new();
+        let mut wanted: HashMap<FetcherKey, BTreeMap<Key, (Arc<Partition>, i32)>> = HashMap::new();
         for p in following {
             let Some(at) = p.fetch_position() else { continue };
             let mut h = DefaultHasher::new();
@@ -187,10 +189,9 @@ async fn connect(broker: &Broker, leader: i32) -> Result<BrokerConnection, Strin
 fn fetch_request(broker: &Broker, positions: &[(Arc<Partition>, FetchPosition)]) -> FetchRequest {
     let cluster = &broker.config.cluster;
     let mut req = FetchRequest::default();
+    // Fetch v12 (what strom-client speaks) names the replica in the request's replica_id; the
+    // codec refuses fields a version lacks, so v15's ReplicaState stays unset.
     req.replica_id = BrokerId(broker.config.node_id);
-    req.replica_state.replica_id = BrokerId(broker.config.node_id);
-    req.replica_state.replica_epoch =
-        broker.metadata.image().brokers.get(&broker.config.node_id).map_or(-1, |b| b.epoch);
     req.max_wait_ms = cluster.replica_fetch_wait_max_ms;
     req.min_bytes = cluster.replica_fetch_min_bytes;
     req.max_bytes = cluster.replica_fetch_response_max_bytes;

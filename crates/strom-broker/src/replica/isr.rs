@@ -40,7 +40,11 @@ pub fn apply(broker: &Broker, partition: &Arc<Partition>, commands: Vec<ReplicaC
 }
 
 /// The ISR task: sends proposals to the controller and expires lagging ISR members.
-pub async fn run(broker: Arc<Broker>, mut proposals: mpsc::UnboundedReceiver<IsrProposal>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    broker: Arc<Broker>,
+    mut proposals: mpsc::UnboundedReceiver<IsrProposal>,
+    mut stop: watch::Receiver<bool>,
+) {
     let every = Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).clamp(50, 5_000));
     let mut ticks = tokio::time::interval(every);
     loop {

@@ -6,9 +6,9 @@
 //! On a single node this broker leads every partition and is its only replica, so the high
 //! watermark is the log end offset as soon as an append returns.
 
-pub mod isr;
 pub mod fetcher;
 mod follower;
+pub mod isr;
 pub mod log_config;
 mod manager;
 mod partition;

@@ -226,7 +226,11 @@ impl Partition {
     /// Leader: a follower whose last fetched epoch ends before its fetch offset in this log (or
     /// is not in it) has diverged: (the largest epoch ≤ its epoch here, where that epoch ends).
     /// `Err` when the epoch cannot be placed at all (OFFSET_OUT_OF_RANGE, as Kafka answers).
-    pub fn diverging_epoch(&self, last_fetched_epoch: i32, fetch_offset: i64) -> Result<Option<(i32, i64)>, KafkaError> {
+    pub fn diverging_epoch(
+        &self,
+        last_fetched_epoch: i32,
+        fetch_offset: i64,
+    ) -> Result<Option<(i32, i64)>, KafkaError> {
         if last_fetched_epoch < 0 {
             return Ok(None);
         }
@@ -262,7 +266,12 @@ impl Partition {
 
     /// Where the data from `offset` lies (up to the high watermark or the log end); reads only
     /// batch headers under the lock.
-    pub fn read_region(&self, offset: i64, max_bytes: usize, limit: ReadLimit) -> Result<PartitionRegion, StorageError> {
+    pub fn read_region(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        limit: ReadLimit,
+    ) -> Result<PartitionRegion, StorageError> {
         self.with_log(|log| {
             let hw = self.state().high_watermark;
             let end = if limit == ReadLimit::LogEnd { log.log_end_offset() } else { hw };

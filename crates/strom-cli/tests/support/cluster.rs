@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use strom_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
 
 pub struct TestCluster {
-    _tmp: tempfile::TempDir,
+    /// Before the directory, so that a failed test's node logs are printed before it goes.
     pub nodes: Vec<TestBroker>,
     pub cluster_id: String,
+    _tmp: tempfile::TempDir,
 }
 
 impl TestCluster {
@@ -47,7 +48,7 @@ impl TestCluster {
         for node in &mut nodes {
             node.launch();
         }
-        let cluster = TestCluster { _tmp: tmp, nodes, cluster_id };
+        let cluster = TestCluster { nodes, cluster_id, _tmp: tmp };
         cluster.wait_for_registrations(Duration::from_secs(30));
         cluster
     }
@@ -98,6 +99,85 @@ impl TestCluster {
             assert!(Instant::now() < deadline, "no controller was elected");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// One partition as a node's Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl TestCluster {
+    /// The partitions of `topic` as node `i` describes them (empty if it does not know it).
+    pub fn partitions(&self, i: usize, topic: &str) -> Vec<PartitionView> {
+        let m = self.metadata(i);
+        let Some(t) = m.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<PartitionView> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+                isr.sort_unstable();
+                PartitionView {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                    isr,
+                }
+            })
+            .collect();
+        out.sort_by_key(|p| p.partition);
+        out
+    }
+
+    /// Waits until node `i` shows `check` true for every partition of `topic`.
+    pub fn wait_for_partitions(
+        &self,
+        i: usize,
+        topic: &str,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&PartitionView) -> bool,
+    ) -> Vec<PartitionView> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let parts = self.partitions(i, topic);
+            if !parts.is_empty() && parts.iter().all(&check) {
+                return parts;
+            }
+            assert!(Instant::now() < deadline, "{what}: node {} shows {parts:?}", i + 1);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until every running node shows each partition of `topic` with all its replicas in
+    /// the ISR.
+    pub fn wait_for_full_isr(&mut self, topic: &str, timeout: Duration) {
+        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_running()).collect();
+        for i in running {
+            self.wait_for_partitions(i, topic, timeout, "full ISR", |p| {
+                let mut replicas = p.replicas.clone();
+                replicas.sort_unstable();
+                p.leader >= 0 && p.isr == replicas
+            });
+        }
+    }
+
+    /// The bytes of every segment of `topic`-`partition` on node `i`, in offset order: the
+    /// replica's log as a byte stream (segments roll at different offsets on different replicas).
+    pub fn replica_log_bytes(&self, i: usize, topic: &str, partition: i32) -> Vec<u8> {
+        let dir = self.nodes[i].data_dir().join(format!("{topic}-{partition}"));
+        let mut segments = super::files_with_suffix(&dir, ".log");
+        segments.sort();
+        segments.iter().flat_map(|f| std::fs::read(f).expect("read segment")).collect()
     }
 }
 
