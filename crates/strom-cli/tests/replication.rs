@@ -244,3 +244,86 @@ async fn a_leader_that_wrote_alone_truncates_its_unreplicated_suffix_when_it_ret
     let expected: Vec<String> = committed.iter().chain(newer.iter()).cloned().collect();
     assert_eq!(values, expected);
 }
+
+/// The node that coordinates `group`, as node `asking` answers FindCoordinator.
+fn coordinator(cluster: &TestCluster, asking: usize, group: &str) -> i32 {
+    use strom_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut req = FindCoordinatorRequest::default();
+    req.key = StrBytes::from_string(group.to_string());
+    let resp: FindCoordinatorResponse =
+        RawClient::connect(&cluster.nodes[asking].bootstrap()).call(ApiKey::FindCoordinator, 3, &req);
+    assert_eq!(resp.error_code, 0, "FindCoordinator");
+    resp.node_id.0
+}
+
+async fn consume_in_group(cluster: &TestCluster, node: usize, group: &str, count: usize) -> Vec<String> {
+    use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+    let consumer: StreamConsumer = cluster.nodes[node]
+        .client_config()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("max.poll.interval.ms", "20000")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["work"]).expect("subscribe");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < count {
+        assert!(Instant::now() < deadline, "consumed {} of {count}", got.len());
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Retried like a client would across a coordinator move.
+    while let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        assert!(Instant::now() < deadline, "commit failed: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_death_of_the_group_coordinator() {
+    let mut cluster =
+        TestCluster::start(3, &["broker.heartbeat.interval.ms=300", "group.initial.rebalance.delay.ms=0"]);
+    cluster.wait_for_controller(Duration::from_secs(20));
+    create_replicated(&cluster, 0, "work", 3, &[]).await;
+    cluster.wait_for_full_isr("work", Duration::from_secs(20));
+    let producer = cluster.nodes[0].producer(&[("acks", "all"), ("enable.idempotence", "true")]);
+    for i in 0..300 {
+        let value = format!("job-{i}");
+        producer
+            .send(FutureRecord::<(), str>::to("work").partition(i % 3).payload(&value), Duration::from_secs(10))
+            .await
+            .expect("produce");
+    }
+    let first = consume_in_group(&cluster, 0, "workers", 150).await;
+    let offsets_replicas =
+        cluster.wait_for_partitions(0, "__consumer_offsets", Duration::from_secs(20), "RF 3", |p| p.isr.len() == 3);
+    assert_eq!(offsets_replicas[0].replicas.len(), 3, "offsets.topic.replication.factor 3 on three brokers");
+
+    let old = coordinator(&cluster, 0, "workers");
+    cluster.nodes[node_of(old)].kill();
+    let witness = (node_of(old) + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        let c = coordinator(&cluster, witness, "workers");
+        if c >= 0 && c != old {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no new coordinator");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(new, old);
+    // A new member of the group on the surviving brokers resumes where the group committed.
+    let rest = consume_in_group(&cluster, witness, "workers", 150).await;
+    let mut all: Vec<String> = first.iter().chain(rest.iter()).cloned().collect();
+    all.sort();
+    let mut expected: Vec<String> = (0..300).map(|i| format!("job-{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "every record once across the coordinator move");
+}

@@ -10,6 +10,7 @@ use super::offsets::{OffsetStore, TopicPartitionKey};
 use super::records::{self, CommittedOffset};
 use super::store;
 use crate::config::BrokerConfig;
+use crate::replica::RoleChange;
 use crate::server::{now_ms, Broker};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -120,15 +121,58 @@ impl GroupManager {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Rebuilds groups and offsets from `__consumer_offsets` (at start-up, before clients connect).
+    /// Rebuilds groups and offsets from the `__consumer_offsets` partitions this broker leads
+    /// (at start-up, before clients connect).
     pub fn load(&self, broker: &Broker) {
-        let (offsets, groups) = store::load(broker);
+        let led: Vec<i32> = broker
+            .replicas
+            .all()
+            .into_iter()
+            .filter(|p| p.topic == store::OFFSETS_TOPIC && p.is_leader())
+            .map(|p| p.index)
+            .collect();
+        let (offsets, groups) = store::load(broker, Some(&led));
         let now = now_ms();
         let mut inner = self.lock();
         inner.offsets = offsets;
         for (group_id, stored) in groups {
             inner.coordinator.restore(group_id, stored, now);
         }
+    }
+
+    /// This broker started or stopped leading `__consumer_offsets` partitions: it loads their
+    /// groups from the log (everything the old coordinator wrote that reached this replica) or
+    /// forgets them, as Kafka's coordinator does on election and resignation. Requests of a
+    /// forgotten group that were waiting get COORDINATOR_NOT_AVAILABLE and find the new one.
+    pub fn leadership_moved(&self, broker: &Broker, changes: &[(i32, RoleChange)]) {
+        let Some(topic) = broker.metadata.image().topic(store::OFFSETS_TOPIC).cloned() else { return };
+        let count = topic.partitions.len() as i32;
+        let of = |partitions: &[i32]| {
+            let partitions = partitions.to_vec();
+            move |group: &str| partitions.contains(&records::partition_for_group(group, count))
+        };
+        let moved: Vec<i32> = changes.iter().map(|(p, _)| *p).collect();
+        let gained: Vec<i32> =
+            changes.iter().filter(|(_, c)| *c == RoleChange::BecameLeader).map(|(p, _)| *p).collect();
+        let (offsets, groups) = if gained.is_empty() {
+            (OffsetStore::default(), HashMap::new())
+        } else {
+            store::load(broker, Some(&gained))
+        };
+        let now = now_ms();
+        let mut inner = self.lock();
+        for id in inner.coordinator.remove_groups(of(&moved)) {
+            inner.joins.remove(&id);
+            inner.syncs.remove(&id);
+        }
+        inner.offsets.remove_groups(of(&moved));
+        inner.offsets.absorb(offsets);
+        for (group_id, stored) in groups {
+            inner.coordinator.restore(group_id, stored, now);
+        }
+        drop(inner);
+        self.deadlines_changed();
+        tracing::info!(gained = ?gained, moved = ?moved, "group coordinator partitions changed");
     }
 
     /// Hands deferred replies to their waiters and writes changed groups to the log.
@@ -251,9 +295,9 @@ impl GroupManager {
         who: &CommitIdentity,
         offsets: &[OffsetToCommit],
         now: i64,
-    ) -> Vec<i16> {
+    ) -> (Vec<i16>, Option<store::Appended>) {
         if let Some(code) = store::not_coordinator(broker, &who.group_id) {
-            return vec![code; offsets.len()];
+            return (vec![code; offsets.len()], None);
         }
         let mut inner = self.lock();
         let check = if who.group_id.is_empty() {
@@ -268,7 +312,7 @@ impl GroupManager {
             )
         };
         if let Err(code) = check {
-            return vec![code; offsets.len()];
+            return (vec![code; offsets.len()], None);
         }
         let image = broker.metadata.image();
         let mut codes = Vec::with_capacity(offsets.len());
@@ -295,17 +339,20 @@ impl GroupManager {
                 codes.push(0);
             }
         }
-        if let Err(e) = store::append(broker, &who.group_id, &entries, now) {
-            tracing::warn!(group = %who.group_id, "offset commit failed: {:?}", e.message);
-            for (i, ..) in &accepted {
-                codes[*i] = e.code();
+        let appended = match store::append(broker, &who.group_id, &entries, now) {
+            Ok(appended) => appended,
+            Err(e) => {
+                tracing::warn!(group = %who.group_id, "offset commit failed: {:?}", e.message);
+                for (i, ..) in &accepted {
+                    codes[*i] = e.code();
+                }
+                return (codes, None);
             }
-            return codes;
-        }
+        };
         for (_, topic, partition, value) in accepted {
             inner.offsets.apply(&who.group_id, &topic, partition, Some(value));
         }
-        codes
+        (codes, appended)
     }
 
     pub fn committed_offsets(&self, group: &str) -> Vec<(TopicPartitionKey, CommittedOffset)> {

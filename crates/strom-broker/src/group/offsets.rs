@@ -48,6 +48,16 @@ impl OffsetStore {
         self.by_group.keys().cloned().collect()
     }
 
+    /// Forgets the offsets of the groups `unload` names (their coordinator moved away).
+    pub fn remove_groups(&mut self, unload: impl Fn(&str) -> bool) {
+        self.by_group.retain(|g, _| !unload(g));
+    }
+
+    /// Takes over every group of `other` (loaded from a partition this broker now leads).
+    pub fn absorb(&mut self, other: OffsetStore) {
+        self.by_group.extend(other.by_group);
+    }
+
     /// Offsets of `group` committed before `cutoff_ms` (offsets.retention.minutes).
     pub fn expired(&self, group: &str, cutoff_ms: i64) -> Vec<TopicPartitionKey> {
         self.by_group

@@ -5,8 +5,10 @@
 use super::offsets::OffsetStore;
 use super::records::{self, OffsetsRecord, StoredGroup};
 use crate::errors::KafkaError;
+use crate::replica::Partition;
 use crate::server::Broker;
 use std::collections::HashMap;
+use std::sync::Arc;
 use strom_metadata::{ControllerOp, CreateTopicSpec};
 use strom_protocol::batch::{BatchIter, BatchSpec, Compression, RecordIter, BATCH_HEADER_LEN};
 use strom_protocol::ResponseError;
@@ -20,10 +22,13 @@ pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
         return Ok(());
     }
     let c = &broker.config;
+    // offsets.topic.replication.factor, capped at the brokers there are (a single node: 1).
+    let live = broker.metadata.image().brokers.values().filter(|b| !b.fenced).count().max(1);
+    let replication_factor = c.cluster.offsets_topic_replication_factor.min(live as i16);
     let spec = CreateTopicSpec {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: c.offsets_topic_num_partitions,
-        replication_factor: -1,
+        replication_factor,
         assignments: Vec::new(),
         configs: vec![
             ("cleanup.policy".into(), "compact".into()),
@@ -71,6 +76,25 @@ pub fn partition_of(broker: &Broker, group: &str) -> i32 {
     records::partition_for_group(group, partitions)
 }
 
+/// Where an append to `__consumer_offsets` ended, to wait for its replication.
+pub struct Appended {
+    pub partition: Arc<Partition>,
+    pub end_offset: i64,
+    pub leader_epoch: i32,
+}
+
+impl Appended {
+    /// Waits until the ISR has the appended records (Kafka writes offsets with acks=all), with
+    /// Kafka's mapping of produce errors to coordinator errors.
+    pub async fn replicated(&self, deadline: tokio::time::Instant) -> Result<(), ResponseError> {
+        match self.partition.wait_for_high_watermark(self.end_offset, self.leader_epoch, deadline).await {
+            Ok(_) => Ok(()),
+            Err(ResponseError::NotLeaderOrFollower) => Err(ResponseError::NotCoordinator),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Appends key/value records (a `None` value is a tombstone) to the group's partition, durably as
 /// far as the log's flush settings go. All of them land in one batch, so they stand or fall together.
 pub fn append(
@@ -78,30 +102,36 @@ pub fn append(
     group: &str,
     entries: &[(Vec<u8>, Option<Vec<u8>>)],
     now_ms: i64,
-) -> Result<(), KafkaError> {
+) -> Result<Option<Appended>, KafkaError> {
     if entries.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // The topic is created by FindCoordinator, which every client sends before committing.
     let partition = partition_of(broker, group);
     let log = broker.replicas.get(OFFSETS_TOPIC, partition).ok_or(ResponseError::CoordinatorNotAvailable)?;
     let recs: Vec<_> = entries.iter().map(|(k, v)| (Some(k.as_slice()), v.as_deref())).collect();
     let batch = BatchSpec { records: &recs, timestamps: &[now_ms], ..Default::default() }.encode();
-    let (_, commands) = log.append(&batch, now_ms, None)?;
+    let (outcome, commands) = log.append(&batch, now_ms, None)?;
     crate::replica::isr::apply(broker, &log, commands);
-    Ok(())
+    let leader_epoch = log.leader_epoch();
+    Ok(Some(Appended { partition: log, end_offset: outcome.info().last_offset + 1, leader_epoch }))
 }
 
-/// Replays every partition of `__consumer_offsets`: the latest committed offsets and the latest
-/// metadata of each group. Records that cannot be decoded are skipped with a warning.
-pub fn load(broker: &Broker) -> (OffsetStore, HashMap<String, StoredGroup>) {
+/// Replays the `__consumer_offsets` partitions `partitions` this broker hosts (all when `None`):
+/// the latest committed offsets and the latest metadata of each group. Records that cannot be
+/// decoded are skipped with a warning.
+pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMap<String, StoredGroup>) {
     let mut offsets = OffsetStore::default();
     let mut groups: HashMap<String, StoredGroup> = HashMap::new();
     let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
         return (offsets, groups);
     };
     let mut records_read = 0u64;
-    for p in topic.partitions.keys() {
+    let wanted: Vec<i32> = match partitions {
+        Some(ps) => ps.to_vec(),
+        None => topic.partitions.keys().copied().collect(),
+    };
+    for p in &wanted {
         let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, *p) else { continue };
         // As Kafka's group loading: up to the log end, not only what is replicated yet.
         let Ok((mut position, end)) = partition.log_bounds() else { continue };
@@ -145,6 +175,8 @@ pub fn load(broker: &Broker) -> (OffsetStore, HashMap<String, StoredGroup>) {
             }
         }
     }
-    tracing::info!(records = records_read, groups = groups.len(), "loaded consumer groups and offsets");
+    tracing::info!(
+        partitions = ?wanted, records = records_read, groups = groups.len(), "loaded consumer groups and offsets"
+    );
     (offsets, groups)
 }

@@ -1,11 +1,15 @@
 //! OffsetCommit: group members commit with their generation; standalone consumers (generation
-//! -1, no member id) commit "simple" offsets. Each commit is a record in `__consumer_offsets`.
+//! -1, no member id) commit "simple" offsets. Each commit is a record in `__consumer_offsets`,
+//! acknowledged once the partition's ISR has it (Kafka's offsets.commit.required.acks=-1).
 
 use crate::dispatch::RequestContext;
 use crate::group::{CommitIdentity, OffsetToCommit};
 use crate::server::{now_ms, Broker};
 use strom_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use strom_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+/// Kafka's offsets.commit.timeout.ms default.
+const COMMIT_TIMEOUT_MS: u64 = 5_000;
 
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let identity = CommitIdentity {
@@ -32,7 +36,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetCommitRequ
             })
         })
         .collect();
-    let codes = broker.groups.commit_offsets(broker, &identity, &offsets, now);
+    let (mut codes, appended) = broker.groups.commit_offsets(broker, &identity, &offsets, now);
+    if let Some(appended) = appended {
+        // Answered once the ISR has the commit, so that a new coordinator finds it.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(COMMIT_TIMEOUT_MS);
+        if let Err(e) = appended.replicated(deadline).await {
+            codes.iter_mut().filter(|c| **c == 0).for_each(|c| *c = e.code());
+        }
+    }
     let mut codes = codes.into_iter();
     let mut resp = OffsetCommitResponse::default();
     for t in req.topics {

@@ -44,6 +44,16 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
                 crate::replica::isr::apply(broker, &partition, commands);
             }
             broker.fetchers.update(broker, reconciled.following);
+            let moved: Vec<_> = reconciled
+                .role_changes
+                .into_iter()
+                .filter(|(p, _)| p.topic == crate::group::store::OFFSETS_TOPIC)
+                .map(|(p, change)| (p.index, change))
+                .collect();
+            if !moved.is_empty() {
+                let b = Arc::clone(broker);
+                let _ = tokio::task::spawn_blocking(move || b.groups.leadership_moved(&b, &moved)).await;
+            }
         }
         Ok(Err(e)) => tracing::error!("applying metadata to local partitions failed: {e}"),
         Err(e) => tracing::error!("applying metadata to local partitions panicked: {e}"),

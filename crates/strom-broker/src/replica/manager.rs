@@ -4,6 +4,7 @@
 
 use super::log_config::log_config_for;
 use super::partition::Partition;
+use super::partition::RoleChange;
 use super::partition_metadata;
 use super::state::ReplicaCommand;
 use crate::config::BrokerConfig;
@@ -21,6 +22,9 @@ pub struct Reconciled {
     pub commands: Vec<(Arc<Partition>, Vec<ReplicaCommand>)>,
     /// The partitions this broker follows (another live leader), for the replica fetchers.
     pub following: Vec<Arc<Partition>>,
+    /// Partitions this broker started or stopped leading (the group coordinator loads and
+    /// unloads the groups of `__consumer_offsets` partitions on these).
+    pub role_changes: Vec<(Arc<Partition>, RoleChange)>,
 }
 
 pub struct ReplicaManager {
@@ -155,7 +159,10 @@ impl ReplicaManager {
                         part
                     }
                 };
-                let commands = part.apply_metadata(p, now);
+                let (commands, change) = part.apply_metadata(p, now);
+                if let Some(change) = change {
+                    out.role_changes.push((Arc::clone(&part), change));
+                }
                 if !commands.is_empty() {
                     out.commands.push((Arc::clone(&part), commands));
                 }

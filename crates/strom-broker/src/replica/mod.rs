@@ -18,4 +18,4 @@ pub mod state;
 pub use follower::{FetchPosition, LeaderProgress};
 pub use log_config::log_config_for;
 pub use manager::{Reconciled, ReplicaManager};
-pub use partition::{Partition, Progress, ReadLimit};
+pub use partition::{Partition, Progress, ReadLimit, RoleChange};

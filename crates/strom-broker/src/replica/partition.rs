@@ -37,6 +37,13 @@ pub struct Progress {
     pub leading: bool,
 }
 
+/// A change of this broker's role for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    BecameLeader,
+    StoppedLeading,
+}
+
 /// How far a read may go: consumers see only committed data, followers everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadLimit {
@@ -126,9 +133,11 @@ impl Partition {
     }
 
     /// Brings the replica state in line with the partition's metadata: leader or follower of a
-    /// new leader epoch, or a committed ISR change. Returns the commands the change causes.
-    pub fn apply_metadata(&self, p: &PartitionImage, now_ms: i64) -> Vec<ReplicaCommand> {
+    /// new leader epoch, or a committed ISR change. Returns the commands the change causes and
+    /// whether this broker started or stopped leading.
+    pub fn apply_metadata(&self, p: &PartitionImage, now_ms: i64) -> (Vec<ReplicaCommand>, Option<RoleChange>) {
         let mut state = self.state();
+        let was_leading = state.is_leader();
         let me_leading = p.leader == state_node(&state);
         let new_term = p.leader_epoch > state.leader_epoch || (me_leading != state.is_leader());
         let commands = if new_term && me_leading {
@@ -140,7 +149,17 @@ impl Partition {
             state.isr_committed(p.isr.clone(), p.partition_epoch)
         };
         self.publish(&state);
-        commands
+        let change = match (was_leading, state.is_leader()) {
+            (false, true) => Some(RoleChange::BecameLeader),
+            (true, false) => Some(RoleChange::StoppedLeading),
+            _ => None,
+        };
+        (commands, change)
+    }
+
+    /// Whether this broker leads the partition, as its replica state says.
+    pub fn is_leader(&self) -> bool {
+        self.state().is_leader()
     }
 
     pub fn leader_epoch(&self) -> i32 {

@@ -23,7 +23,7 @@ enum StorageCommand {
     )]
     Format {
         /// The cluster id, the same on every node (`strom storage random-uuid` makes one).
-        #[arg(short = 't', long = "cluster-id", value_name = "ID")]
+        #[arg(short = 't', long = "cluster-id", value_name = "ID", allow_hyphen_values = true)]
         cluster_id: String,
         /// The node's server.properties.
         #[arg(short = 'c', long = "config", value_name = "FILE")]

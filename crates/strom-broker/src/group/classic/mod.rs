@@ -190,6 +190,21 @@ impl GroupCoordinator {
         })
     }
 
+    /// Forgets the groups `unload` names (their coordinator moved to another broker); returns
+    /// the ids of the join and sync requests they had waiting, to be answered elsewhere.
+    pub fn remove_groups(&mut self, unload: impl Fn(&str) -> bool) -> Vec<RequestId> {
+        let doomed: Vec<String> = self.groups.keys().filter(|g| unload(g)).cloned().collect();
+        let mut waiting = Vec::new();
+        for id in doomed {
+            if let Some(g) = self.groups.remove(&id) {
+                for m in g.members.values() {
+                    waiting.extend(m.pending_join.iter().chain(m.pending_sync.iter()).copied());
+                }
+            }
+        }
+        waiting
+    }
+
     /// Rebuilds a group read back from `__consumer_offsets` at start-up. Members get a fresh
     /// session: those that are gone are evicted after their session timeout, as in Kafka.
     pub fn restore(&mut self, group_id: String, stored: StoredGroup, now: i64) {
