@@ -4,122 +4,33 @@
 
 mod support;
 
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use strom_protocol::batch::testing::{TestBatch, TestRecord};
-use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use strom_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use strom_protocol::messages::ApiKey;
 use strom_protocol::StrBytes;
 use support::cluster::TestCluster;
 use support::raw::RawClient;
-
-async fn create_replicated(cluster: &TestCluster, node: usize, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
-    for (k, v) in configs {
-        topic = topic.set(k, v);
-    }
-    let results = cluster.nodes[node].admin().create_topics([&topic], &AdminOptions::new()).await.expect("create");
-    for r in results {
-        r.expect("topic created");
-    }
-}
-
-/// Produces one batch of `values` with the raw protocol to node `node`; the partition's error code.
-fn produce_raw(cluster: &TestCluster, node: usize, topic: &str, acks: i16, values: &[String]) -> i16 {
-    let records: Vec<TestRecord<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
-    let batch = TestBatch { records: &records, ..Default::default() }.encode();
-    let mut p = PartitionProduceData::default();
-    p.index = 0;
-    p.records = Some(batch.into());
-    let mut t = TopicProduceData::default();
-    t.name = TopicName(StrBytes::from_string(topic.to_string()));
-    t.partition_data = vec![p];
-    let mut req = ProduceRequest::default();
-    req.acks = acks;
-    req.timeout_ms = 5_000;
-    req.topic_data = vec![t];
-    let resp: ProduceResponse = RawClient::connect(&cluster.nodes[node].bootstrap()).call(ApiKey::Produce, 9, &req);
-    resp.responses[0].partition_responses[0].error_code
-}
-
-fn node_of(id: i32) -> usize {
-    id as usize - 1
-}
-
-/// Waits until the logs of every replica of `topic`-`partition` are the same bytes; returns them.
-fn wait_for_identical_replicas(cluster: &TestCluster, topic: &str, partition: i32, timeout: Duration) -> Vec<u8> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let logs: Vec<Vec<u8>> = (0..3).map(|i| cluster.replica_log_bytes(i, topic, partition)).collect();
-        if !logs[0].is_empty() && logs.iter().all(|l| *l == logs[0]) {
-            return logs[0].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas of {topic}-{partition} differ: {:?} bytes",
-            logs.iter().map(Vec::len).collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::workload::{check_read_back, Writer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_writes_survive_killing_every_partition_leader_in_turn() {
     let mut cluster = TestCluster::start(3, &["broker.heartbeat.interval.ms=300"]);
     cluster.wait_for_controller(Duration::from_secs(20));
-    create_replicated(&cluster, 0, "durable", 3, &[("min.insync.replicas", "2")]).await;
+    cluster.create_replicated(0, "durable", 3, &[("min.insync.replicas", "2")]).await;
     cluster.wait_for_full_isr("durable", Duration::from_secs(20));
     for i in 0..3 {
         let parts = cluster.partitions(i, "durable");
         assert!(parts.iter().all(|p| p.replicas.len() == 3 && p.isr.len() == 3), "node {}: {parts:?}", i + 1);
     }
 
-    let bootstrap = cluster.bootstrap();
-    let producer = cluster.nodes[0].producer(&[
-        ("bootstrap.servers", bootstrap.as_str()),
-        ("acks", "all"),
-        ("enable.idempotence", "true"),
-        ("message.timeout.ms", "60000"),
-        ("linger.ms", "5"),
-    ]);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writer = {
-        let stop = std::sync::Arc::clone(&stop);
-        tokio::spawn(async move {
-            // Value i goes to partition i % 3; acknowledged values per partition, in ack order.
-            let mut acked: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
-            let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || i < 600 {
-                let mut wave = Vec::new();
-                for _ in 0..60 {
-                    let partition = (i % 3) as i32;
-                    let value = i.to_string();
-                    let f = producer
-                        .send_result(FutureRecord::<(), str>::to("durable").partition(partition).payload(&value))
-                        .expect("queue");
-                    wave.push((partition, i, f));
-                    i += 1;
-                }
-                for (partition, value, f) in wave {
-                    match f.await.expect("delivery future") {
-                        Ok(_) => acked.entry(partition).or_default().push(value),
-                        Err((e, _)) => panic!("acks=all produce of {value} failed: {e}"),
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            acked
-        })
-    };
+    let writer = Writer::start(&cluster, "durable", 3);
 
     for partition in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let witness = (0..3).find(|&i| cluster.nodes[i].is_running()).expect("a running node");
         let leader = cluster.partitions(witness, "durable")[partition as usize].leader;
-        let victim = node_of(leader);
+        let victim = support::cluster::node_of(leader);
         cluster.nodes[victim].kill();
         let witness = (victim + 1) % 3;
         let killed_at = Instant::now();
@@ -130,27 +41,11 @@ async fn acks_all_writes_survive_killing_every_partition_leader_in_turn() {
         cluster.nodes[victim].restart();
         cluster.wait_for_full_isr("durable", Duration::from_secs(30));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let acked = writer.await.expect("writer");
-    let total: usize = acked.values().map(Vec::len).sum();
-    assert!(total >= 600, "only {total} records acknowledged");
-
+    let acked = writer.finish().await;
     cluster.wait_for_full_isr("durable", Duration::from_secs(30));
-    let read = cluster.nodes[0].consume_all("durable", 3, total);
-    let mut by_partition: BTreeMap<i32, Vec<(i64, u64)>> = BTreeMap::new();
-    for m in &read {
-        let value: u64 = String::from_utf8_lossy(m.payload().unwrap_or_default()).parse().expect("numeric value");
-        by_partition.entry(m.partition()).or_default().push((m.offset(), value));
-    }
-    for (partition, expected) in &acked {
-        let got = by_partition.get(partition).cloned().unwrap_or_default();
-        let offsets: Vec<i64> = got.iter().map(|(o, _)| *o).collect();
-        assert_eq!(offsets, (0..got.len() as i64).collect::<Vec<_>>(), "partition {partition}: contiguous offsets");
-        let values: Vec<u64> = got.iter().map(|(_, v)| *v).collect();
-        assert_eq!(&values, expected, "partition {partition}: every acknowledged value once, in order");
-    }
+    check_read_back(&cluster, "durable", 3, &acked);
     for partition in 0..3 {
-        wait_for_identical_replicas(&cluster, "durable", partition, Duration::from_secs(30));
+        cluster.wait_for_identical_replicas("durable", partition, Duration::from_secs(30));
     }
 }
 
@@ -159,12 +54,12 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     // A session long enough that only the ISR protocol, not fencing, removes the stopped follower.
     let mut cluster = TestCluster::start(3, &["replica.lag.time.max.ms=1500", "broker.session.timeout.ms=60000"]);
     let controller = cluster.wait_for_controller(Duration::from_secs(20));
-    create_replicated(&cluster, 0, "isr", 1, &[("min.insync.replicas", "3")]).await;
+    cluster.create_replicated(0, "isr", 1, &[("min.insync.replicas", "3")]).await;
     let parts = cluster.wait_for_partitions(0, "isr", Duration::from_secs(20), "full ISR", |p| p.isr.len() == 3);
-    let leader = node_of(parts[0].leader);
+    let leader = support::cluster::node_of(parts[0].leader);
     let follower = (0..3).find(|&i| i != leader && i != controller).unwrap_or((leader + 1) % 3);
     let values: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
-    assert_eq!(produce_raw(&cluster, leader, "isr", -1, &values), 0, "acks=all with the full ISR");
+    assert_eq!(cluster.produce_raw(leader, "isr", -1, &values), 0, "acks=all with the full ISR");
 
     let pid = cluster.nodes[follower].pid().expect("running").to_string();
     std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
@@ -178,27 +73,27 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
         shrunk_after >= Duration::from_millis(1500),
         "shrank after {shrunk_after:?}, before replica.lag.time.max.ms"
     );
-    assert_eq!(produce_raw(&cluster, leader, "isr", -1, &values), 19, "NOT_ENOUGH_REPLICAS below min.insync.replicas");
-    assert_eq!(produce_raw(&cluster, leader, "isr", 1, &values), 0, "acks=1 still works");
+    assert_eq!(cluster.produce_raw(leader, "isr", -1, &values), 19, "NOT_ENOUGH_REPLICAS below min.insync.replicas");
+    assert_eq!(cluster.produce_raw(leader, "isr", 1, &values), 0, "acks=1 still works");
 
     std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("SIGCONT");
     cluster.wait_for_partitions(leader, "isr", Duration::from_secs(20), "the follower rejoins", |p| {
         p.isr.contains(&follower_id)
     });
-    assert_eq!(produce_raw(&cluster, leader, "isr", -1, &values), 0, "acks=all again");
-    wait_for_identical_replicas(&cluster, "isr", 0, Duration::from_secs(20));
+    assert_eq!(cluster.produce_raw(leader, "isr", -1, &values), 0, "acks=all again");
+    cluster.wait_for_identical_replicas("isr", 0, Duration::from_secs(20));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_wrote_alone_truncates_its_unreplicated_suffix_when_it_returns() {
     let mut cluster = TestCluster::start(3, &["broker.heartbeat.interval.ms=300"]);
     cluster.wait_for_controller(Duration::from_secs(20));
-    create_replicated(&cluster, 0, "diverge", 1, &[]).await;
+    cluster.create_replicated(0, "diverge", 1, &[]).await;
     let parts = cluster.wait_for_partitions(0, "diverge", Duration::from_secs(20), "full ISR", |p| p.isr.len() == 3);
-    let old_leader = node_of(parts[0].leader);
+    let old_leader = support::cluster::node_of(parts[0].leader);
     let committed: Vec<String> = (0..10).map(|i| format!("committed-{i}")).collect();
-    assert_eq!(produce_raw(&cluster, old_leader, "diverge", -1, &committed), 0);
-    wait_for_identical_replicas(&cluster, "diverge", 0, Duration::from_secs(20));
+    assert_eq!(cluster.produce_raw(old_leader, "diverge", -1, &committed), 0);
+    cluster.wait_for_identical_replicas("diverge", 0, Duration::from_secs(20));
 
     // Both followers die; the leader takes writes alone (acks=1), then dies too.
     let followers: Vec<usize> = (0..3).filter(|&i| i != old_leader).collect();
@@ -206,7 +101,7 @@ async fn a_leader_that_wrote_alone_truncates_its_unreplicated_suffix_when_it_ret
         cluster.nodes[f].kill();
     }
     let lost: Vec<String> = (0..5).map(|i| format!("unreplicated-{i}")).collect();
-    assert_eq!(produce_raw(&cluster, old_leader, "diverge", 1, &lost), 0, "the lone leader takes acks=1 writes");
+    assert_eq!(cluster.produce_raw(old_leader, "diverge", 1, &lost), 0, "the lone leader takes acks=1 writes");
     cluster.nodes[old_leader].kill();
 
     // The followers return, elect a new leader among themselves and take new writes.
@@ -217,12 +112,12 @@ async fn a_leader_that_wrote_alone_truncates_its_unreplicated_suffix_when_it_ret
     let parts = cluster.wait_for_partitions(followers[0], "diverge", Duration::from_secs(30), "a new leader", |p| {
         p.leader >= 0 && p.leader != old_leader_id
     });
-    let new_leader = node_of(parts[0].leader);
+    let new_leader = support::cluster::node_of(parts[0].leader);
     let newer: Vec<String> = (0..7).map(|i| format!("newer-{i}")).collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         // Retried only on errors that mean nothing was appended.
-        match produce_raw(&cluster, new_leader, "diverge", -1, &newer) {
+        match cluster.produce_raw(new_leader, "diverge", -1, &newer) {
             0 => break,
             code @ (3 | 5 | 6) => assert!(Instant::now() < deadline, "the new leader refuses writes: {code}"),
             code => panic!("acks=all produce to the new leader failed with {code}"),
@@ -232,7 +127,7 @@ async fn a_leader_that_wrote_alone_truncates_its_unreplicated_suffix_when_it_ret
 
     // The old leader comes back as a follower: its five records are cut, the leader's copied.
     cluster.nodes[old_leader].restart();
-    wait_for_identical_replicas(&cluster, "diverge", 0, Duration::from_secs(30));
+    cluster.wait_for_identical_replicas("diverge", 0, Duration::from_secs(30));
     assert!(
         cluster.nodes[old_leader].log().contains("truncating a suffix the leader does not have"),
         "{}",
@@ -291,7 +186,7 @@ async fn committed_offsets_survive_the_death_of_the_group_coordinator() {
     let mut cluster =
         TestCluster::start(3, &["broker.heartbeat.interval.ms=300", "group.initial.rebalance.delay.ms=0"]);
     cluster.wait_for_controller(Duration::from_secs(20));
-    create_replicated(&cluster, 0, "work", 3, &[]).await;
+    cluster.create_replicated(0, "work", 3, &[]).await;
     cluster.wait_for_full_isr("work", Duration::from_secs(20));
     let producer = cluster.nodes[0].producer(&[("acks", "all"), ("enable.idempotence", "true")]);
     for i in 0..300 {
@@ -307,8 +202,8 @@ async fn committed_offsets_survive_the_death_of_the_group_coordinator() {
     assert_eq!(offsets_replicas[0].replicas.len(), 3, "offsets.topic.replication.factor 3 on three brokers");
 
     let old = coordinator(&cluster, 0, "workers");
-    cluster.nodes[node_of(old)].kill();
-    let witness = (node_of(old) + 1) % 3;
+    cluster.nodes[support::cluster::node_of(old)].kill();
+    let witness = (support::cluster::node_of(old) + 1) % 3;
     let deadline = Instant::now() + Duration::from_secs(20);
     let new = loop {
         let c = coordinator(&cluster, witness, "workers");

@@ -3,9 +3,14 @@
 
 use super::raw::RawClient;
 use super::TestBroker;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use strom_protocol::batch::testing::{TestBatch, TestRecord};
+use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+use strom_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use strom_protocol::StrBytes;
 
 pub struct TestCluster {
     /// Before the directory, so that a failed test's node logs are printed before it goes.
@@ -179,6 +184,60 @@ impl TestCluster {
         segments.sort();
         segments.iter().flat_map(|f| std::fs::read(f).expect("read segment")).collect()
     }
+}
+
+impl TestCluster {
+    /// Creates `name` with three replicas per partition through node `node`.
+    pub async fn create_replicated(&self, node: usize, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
+        for (k, v) in configs {
+            topic = topic.set(k, v);
+        }
+        let results = self.nodes[node].admin().create_topics([&topic], &AdminOptions::new()).await.expect("create");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+
+    /// Produces one batch of `values` with the raw protocol to node `node`; the partition's error code.
+    pub fn produce_raw(&self, node: usize, topic: &str, acks: i16, values: &[String]) -> i16 {
+        let records: Vec<TestRecord<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+        let batch = TestBatch { records: &records, ..Default::default() }.encode();
+        let mut p = PartitionProduceData::default();
+        p.index = 0;
+        p.records = Some(batch.into());
+        let mut t = TopicProduceData::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.partition_data = vec![p];
+        let mut req = ProduceRequest::default();
+        req.acks = acks;
+        req.timeout_ms = 5_000;
+        req.topic_data = vec![t];
+        let resp: ProduceResponse = RawClient::connect(&self.nodes[node].bootstrap()).call(ApiKey::Produce, 9, &req);
+        resp.responses[0].partition_responses[0].error_code
+    }
+
+    /// Waits until the logs of every replica of `topic`-`partition` are the same bytes; returns them.
+    pub fn wait_for_identical_replicas(&self, topic: &str, partition: i32, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let logs: Vec<Vec<u8>> = (0..3).map(|i| self.replica_log_bytes(i, topic, partition)).collect();
+            if !logs[0].is_empty() && logs.iter().all(|l| *l == logs[0]) {
+                return logs[0].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas of {topic}-{partition} differ: {:?} bytes",
+                logs.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The index in `nodes` of broker `id`.
+pub fn node_of(id: i32) -> usize {
+    id as usize - 1
 }
 
 /// A free port below the kernel's ephemeral range, so that no client connection of another test

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod raw;
+pub mod workload;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -1,0 +1,95 @@
+//! Leadership moves on three- and five-node clusters: a rolling restart by SIGTERM under load costs the
+//! producers nothing, and with every in-sync replica gone a partition stays offline unless its
+//! topic allows unclean leader election, which then elects an out-of-sync replica and loses data.
+
+mod support;
+
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::message::Message;
+use std::time::Duration;
+use support::cluster::TestCluster;
+use support::workload::{check_read_back, Writer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_by_sigterm_under_load_loses_nothing() {
+    let mut cluster = TestCluster::start(3, &["broker.heartbeat.interval.ms=300"]);
+    cluster.wait_for_controller(Duration::from_secs(20));
+    cluster.create_replicated(0, "rolling", 3, &[("min.insync.replicas", "2")]).await;
+    cluster.wait_for_full_isr("rolling", Duration::from_secs(20));
+    let writer = Writer::start(&cluster, "rolling", 3);
+    for node in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let id = node as i32 + 1;
+        cluster.nodes[node].stop();
+        let witness = (node + 1) % 3;
+        let parts = cluster.partitions(witness, "rolling");
+        assert!(parts.iter().all(|p| p.leader != id), "leaderships moved before the exit: {parts:?}");
+        cluster.nodes[node].restart();
+        cluster.wait_for_full_isr("rolling", Duration::from_secs(30));
+    }
+    let acked = writer.finish().await;
+    check_read_back(&cluster, "rolling", 3, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_isr_member_gone_only_an_unclean_topic_elects_an_out_of_sync_replica() {
+    // The follower leaves the ISR by lagging (SIGSTOP), not by fencing: a long session. Five
+    // voters, so that the quorum outlives a stopped follower and a dead leader.
+    let mut cluster = TestCluster::start(5, &["replica.lag.time.max.ms=1000", "broker.session.timeout.ms=60000"]);
+    let controller = cluster.wait_for_controller(Duration::from_secs(20));
+    let leader = (controller + 1) % 5;
+    let follower = (controller + 2) % 5;
+    let (leader_id, follower_id) = (leader as i32 + 1, follower as i32 + 1);
+    let assignment: &[&[i32]] = &[&[leader_id, follower_id]];
+    for (name, unclean) in [("clean", "false"), ("dirty", "true")] {
+        let topic = NewTopic::new(name, 1, TopicReplication::Variable(assignment))
+            .set("unclean.leader.election.enable", unclean);
+        let admin = cluster.nodes[controller].admin();
+        for r in admin.create_topics([&topic], &AdminOptions::new()).await.expect("create") {
+            r.expect("created");
+        }
+        let parts = cluster.wait_for_partitions(controller, name, Duration::from_secs(20), "ISR", |p| p.isr.len() == 2);
+        assert_eq!(parts[0].leader, leader_id);
+        let replicated: Vec<String> = (0..4).map(|i| format!("{name}-replicated-{i}")).collect();
+        assert_eq!(cluster.produce_raw(leader, name, -1, &replicated), 0);
+    }
+    let pid = cluster.nodes[follower].pid().expect("running").to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
+    for name in ["clean", "dirty"] {
+        cluster.wait_for_partitions(controller, name, Duration::from_secs(15), "the ISR shrinks", |p| {
+            p.isr == [leader_id]
+        });
+        let alone: Vec<String> = (0..3).map(|i| format!("{name}-alone-{i}")).collect();
+        assert_eq!(cluster.produce_raw(leader, name, -1, &alone), 0, "min.insync.replicas=1: the leader alone");
+    }
+    cluster.nodes[leader].kill();
+    // The dead leader is fenced; its partitions have no live ISR member.
+    cluster.wait_for_partitions(controller, "clean", Duration::from_secs(15), "offline", |p| p.leader == -1);
+    let dirty = cluster
+        .wait_for_partitions(controller, "dirty", Duration::from_secs(15), "unclean", |p| p.leader == follower_id);
+    assert_eq!(dirty[0].isr, vec![follower_id], "the unclean leader is the whole ISR");
+    assert!(cluster.nodes[controller].log().contains("unclean leader election"), "the data loss is reported");
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("SIGCONT");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(cluster.partitions(controller, "clean")[0].leader, -1, "the clean topic stays offline");
+    let read = cluster.nodes[follower].consume_all("dirty", 1, 4);
+    let values: Vec<String> =
+        read.iter().map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned()).collect();
+    assert_eq!(values, (0..4).map(|i| format!("dirty-replicated-{i}")).collect::<Vec<_>>(), "what it had, no more");
+
+    // The old leader returns: it leads the clean topic again with everything it took, and
+    // follows the unclean leader of the dirty one, dropping the records the election lost.
+    cluster.nodes[leader].restart();
+    cluster.wait_for_partitions(controller, "clean", Duration::from_secs(20), "back", |p| p.leader == leader_id);
+    let read = cluster.nodes[leader].consume_all("clean", 1, 7);
+    assert_eq!(read.len(), 7, "nothing of the clean topic was lost");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (a, b) = (cluster.replica_log_bytes(leader, "dirty", 0), cluster.replica_log_bytes(follower, "dirty", 0));
+        if a == b {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the old leader did not follow the unclean leader");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
