@@ -48,8 +48,9 @@ async fn with_every_isr_member_gone_only_an_unclean_topic_elects_an_out_of_sync_
         for r in admin.create_topics([&topic], &AdminOptions::new()).await.expect("create") {
             r.expect("created");
         }
-        let parts = cluster.wait_for_partitions(controller, name, Duration::from_secs(20), "ISR", |p| p.isr.len() == 2);
-        assert_eq!(parts[0].leader, leader_id);
+        // Every node has applied the topic, the leader included, before it is written to.
+        cluster.wait_for_full_isr(name, Duration::from_secs(20));
+        assert_eq!(cluster.partitions(controller, name)[0].leader, leader_id);
         let replicated: Vec<String> = (0..4).map(|i| format!("{name}-replicated-{i}")).collect();
         assert_eq!(cluster.produce_raw(leader, name, -1, &replicated), 0);
     }

@@ -55,7 +55,8 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     let mut cluster = TestCluster::start(3, &["replica.lag.time.max.ms=1500", "broker.session.timeout.ms=60000"]);
     let controller = cluster.wait_for_controller(Duration::from_secs(20));
     cluster.create_replicated(0, "isr", 1, &[("min.insync.replicas", "3")]).await;
-    let parts = cluster.wait_for_partitions(0, "isr", Duration::from_secs(20), "full ISR", |p| p.isr.len() == 3);
+    cluster.wait_for_full_isr("isr", Duration::from_secs(20));
+    let parts = cluster.partitions(0, "isr");
     let leader = support::cluster::node_of(parts[0].leader);
     let follower = (0..3).find(|&i| i != leader && i != controller).unwrap_or((leader + 1) % 3);
     let values: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
@@ -89,7 +90,8 @@ async fn a_leader_that_wrote_alone_truncates_its_unreplicated_suffix_when_it_ret
     let mut cluster = TestCluster::start(3, &["broker.heartbeat.interval.ms=300"]);
     cluster.wait_for_controller(Duration::from_secs(20));
     cluster.create_replicated(0, "diverge", 1, &[]).await;
-    let parts = cluster.wait_for_partitions(0, "diverge", Duration::from_secs(20), "full ISR", |p| p.isr.len() == 3);
+    cluster.wait_for_full_isr("diverge", Duration::from_secs(20));
+    let parts = cluster.partitions(0, "diverge");
     let old_leader = support::cluster::node_of(parts[0].leader);
     let committed: Vec<String> = (0..10).map(|i| format!("committed-{i}")).collect();
     assert_eq!(cluster.produce_raw(old_leader, "diverge", -1, &committed), 0);
