@@ -9,6 +9,9 @@
 //!  AlterPartition(leader, leader epoch, partition epoch, ISR) ─▶ epochs match, members live
 //!                   replicas ─▶ new ISR, partition epoch + 1
 //! ```
+//! A leader resends a proposal whose answer it did not get; a resent change that is already
+//! committed gets the committed partition back, not INVALID_UPDATE_VERSION, so the leader can
+//! tell "done" from "overtaken".
 //! The leader epoch grows only when the leader changes; every change grows the partition epoch.
 
 use crate::controller::{Controller, Proposal};
@@ -57,15 +60,21 @@ impl Controller {
         if change.leader_epoch != p.leader_epoch {
             return Err(MetadataError::FencedLeaderEpoch { current: p.leader_epoch, got: change.leader_epoch });
         }
+        let mut isr = change.isr.clone();
+        isr.sort_unstable();
+        isr.dedup();
+        let mut current = p.isr.clone();
+        current.sort_unstable();
+        if change.partition_epoch < p.partition_epoch && current == isr {
+            // A retry of a change already committed (its answer was lost): the same answer.
+            return Ok(Proposal::new(Vec::new(), p.clone()));
+        }
         if change.partition_epoch != p.partition_epoch {
             return Err(MetadataError::InvalidUpdateVersion {
                 current: p.partition_epoch,
                 got: change.partition_epoch,
             });
         }
-        let mut isr = change.isr.clone();
-        isr.sort_unstable();
-        isr.dedup();
         if !isr.contains(&p.leader) {
             return Err(MetadataError::InvalidRequest("the leader must stay in the ISR".into()));
         }
@@ -76,8 +85,6 @@ impl Controller {
                 topic.name, change.partition
             )));
         }
-        let mut current = p.isr.clone();
-        current.sort_unstable();
         if current == isr {
             return Ok(Proposal::new(Vec::new(), p.clone()));
         }
@@ -308,6 +315,12 @@ mod tests {
             c.c.alter_partition(&c.image, stale.clone()),
             Err(MetadataError::InvalidUpdateVersion { .. })
         ));
+        // The shrink sent again (its answer lost) is answered with the committed partition.
+        let mut resent = stale.clone();
+        resent.isr = vec![leader, others[0]];
+        let again = c.c.alter_partition(&c.image, resent).expect("a resent change");
+        assert!(again.records.is_empty());
+        assert_eq!(again.value, after);
         stale.partition_epoch = after.partition_epoch;
         stale.leader_epoch -= 1;
         assert!(matches!(c.c.alter_partition(&c.image, stale), Err(MetadataError::FencedLeaderEpoch { .. })));

@@ -42,8 +42,9 @@ impl LeaderEpochCache {
         Ok(LeaderEpochCache { path, entries })
     }
 
-    /// A placeholder before the log's directory is known.
-    pub(crate) fn empty() -> LeaderEpochCache {
+    /// A cache without a file (a placeholder before the log's directory is known, or a model
+    /// log in a simulation): changes are kept in memory only.
+    pub fn in_memory() -> LeaderEpochCache {
         LeaderEpochCache { path: PathBuf::new(), entries: Vec::new() }
     }
 
@@ -123,6 +124,9 @@ impl LeaderEpochCache {
     }
 
     fn write(&self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
         let mut text = format!("0\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));

@@ -147,7 +147,7 @@ pub(crate) fn load(
         flush_after_roll: None,
         truncations: 0,
         load_summary: summary,
-        epochs: LeaderEpochCache::empty(),
+        epochs: LeaderEpochCache::in_memory(),
     };
     log.log_end_offset = log.active().next_offset();
     let first_base = log.segments.keys().next().copied().unwrap_or(0);

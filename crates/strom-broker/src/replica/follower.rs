@@ -6,6 +6,7 @@
 //! Every change is applied only while the partition still follows the leader and leader epoch
 //! the fetch was sent under: a response that arrives after a leadership change is dropped.
 
+use super::divergence::truncation_offset;
 use super::partition::Partition;
 use strom_storage::StorageError;
 
@@ -92,16 +93,7 @@ impl Partition {
                 return Ok(None);
             }
             let leo = log.log_end_offset();
-            let (own_epoch, own_end) = log.end_offset_for_epoch(epoch);
-            let target = if own_epoch < 0 {
-                // We hold no epoch as old as the leader's answer: trust its end offset.
-                end_offset.min(leo)
-            } else if own_epoch != epoch {
-                // We do not know the leader's epoch: cut to the end of ours below it, ask again.
-                own_end.min(leo)
-            } else {
-                own_end.min(end_offset).min(leo)
-            };
+            let target = truncation_offset(leo, log.end_offset_for_epoch(epoch), epoch, end_offset);
             if target < leo {
                 tracing::info!(
                     topic = %self.topic, partition = self.index, from = leo, to = target, leader = at.leader,

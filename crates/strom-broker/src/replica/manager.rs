@@ -4,9 +4,9 @@
 
 use super::log_config::log_config_for;
 use super::partition::Partition;
-use super::partition::RoleChange;
 use super::partition_metadata;
 use super::state::ReplicaCommand;
+use super::state::RoleChange;
 use crate::config::BrokerConfig;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -6,6 +6,7 @@
 //! On a single node this broker leads every partition and is its only replica, so the high
 //! watermark is the log end offset as soon as an append returns.
 
+mod divergence;
 pub mod fetcher;
 mod follower;
 pub mod isr;
@@ -18,4 +19,7 @@ pub mod state;
 pub use follower::{FetchPosition, LeaderProgress};
 pub use log_config::log_config_for;
 pub use manager::{Reconciled, ReplicaManager};
-pub use partition::{Partition, Progress, ReadLimit, RoleChange};
+pub use partition::{Partition, Progress, ReadLimit};
+#[cfg(test)]
+mod simulation;
+pub use state::RoleChange;

@@ -8,7 +8,7 @@
 //! The follower's side (appending what the leader sent, truncating on divergence) is in
 //! `follower.rs`.
 
-use super::state::{ReplicaCommand, ReplicaError, ReplicaState};
+use super::state::{IsrAnswer, ReplicaCommand, ReplicaError, ReplicaState, RoleChange};
 use crate::errors::KafkaError;
 use bytes::Bytes;
 use std::sync::{Mutex, MutexGuard};
@@ -35,13 +35,6 @@ pub struct Progress {
     pub high_watermark: i64,
     pub leader_epoch: i32,
     pub leading: bool,
-}
-
-/// A change of this broker's role for a partition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoleChange {
-    BecameLeader,
-    StoppedLeading,
 }
 
 /// How far a read may go: consumers see only committed data, followers everything.
@@ -137,24 +130,9 @@ impl Partition {
     /// whether this broker started or stopped leading.
     pub fn apply_metadata(&self, p: &PartitionImage, now_ms: i64) -> (Vec<ReplicaCommand>, Option<RoleChange>) {
         let mut state = self.state();
-        let was_leading = state.is_leader();
-        let me_leading = p.leader == state_node(&state);
-        let new_term = p.leader_epoch > state.leader_epoch || (me_leading != state.is_leader());
-        let commands = if new_term && me_leading {
-            state.become_leader(p.leader_epoch, p.partition_epoch, p.replicas.clone(), p.isr.clone(), now_ms)
-        } else if new_term {
-            state.become_follower(p.leader, p.leader_epoch, p.partition_epoch, p.replicas.clone(), p.isr.clone());
-            Vec::new()
-        } else {
-            state.isr_committed(p.isr.clone(), p.partition_epoch)
-        };
+        let answer = state.apply_partition(p, now_ms);
         self.publish(&state);
-        let change = match (was_leading, state.is_leader()) {
-            (false, true) => Some(RoleChange::BecameLeader),
-            (true, false) => Some(RoleChange::StoppedLeading),
-            _ => None,
-        };
-        (commands, change)
+        answer
     }
 
     /// Whether this broker leads the partition, as its replica state says.
@@ -250,17 +228,15 @@ impl Partition {
         last_fetched_epoch: i32,
         fetch_offset: i64,
     ) -> Result<Option<(i32, i64)>, KafkaError> {
-        if last_fetched_epoch < 0 {
-            return Ok(None);
-        }
-        let (epoch, end) = self.with_log(|log| Ok(log.end_offset_for_epoch(last_fetched_epoch)))?;
-        if epoch < 0 || end < 0 {
-            return Err(KafkaError::new(
+        let answer = self.with_log(|log| {
+            Ok(super::divergence::diverging_epoch(last_fetched_epoch, fetch_offset, |e| log.end_offset_for_epoch(e)))
+        })?;
+        answer.map_err(|_| {
+            KafkaError::new(
                 ResponseError::OffsetOutOfRange,
                 format!("Could not determine the end offset of the last fetched epoch {last_fetched_epoch}"),
-            ));
-        }
-        Ok((epoch < last_fetched_epoch || end < fetch_offset).then_some((epoch, end)))
+            )
+        })
     }
 
     /// Leader: time passed; lagging members leave the ISR.
@@ -268,9 +244,9 @@ impl Partition {
         self.state().tick(now_ms)
     }
 
-    /// The controller refused this leader's ISR proposal; it is retried on a later event.
-    pub fn isr_rejected(&self) {
-        self.state().isr_rejected();
+    /// The controller's answer to this leader's ISR proposal; true: send it again.
+    pub fn isr_answered(&self, isr: &[i32], partition_epoch: i32, answer: IsrAnswer) -> bool {
+        self.state().isr_answered(isr, partition_epoch, answer)
     }
 
     /// Reads from `offset`, up to the high watermark or the log end.
@@ -390,8 +366,4 @@ impl Partition {
 
 fn progress_of(state: &ReplicaState) -> Progress {
     Progress { high_watermark: state.high_watermark, leader_epoch: state.leader_epoch, leading: state.is_leader() }
-}
-
-fn state_node(state: &ReplicaState) -> i32 {
-    state.node_id()
 }

@@ -21,6 +21,7 @@
 //! fetcher and the ISR task (`isr.rs`) drive it; the randomised test below checks it on its own.
 
 use std::collections::BTreeMap;
+use strom_metadata::PartitionImage;
 
 /// What the state machine asks its adapter to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,28 @@ pub enum ReplicaCommand {
     CompleteUpTo { high_watermark: i64 },
     /// Ask the controller to set the ISR (AlterPartition), based on `partition_epoch`.
     ProposeIsr { isr: Vec<i32>, partition_epoch: i32 },
+}
+
+/// How the controller answered an ISR proposal (AlterPartition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrAnswer {
+    /// Committed, or already committed: the change arrives with the metadata.
+    Accepted,
+    /// Based on an older partition epoch (INVALID_UPDATE_VERSION): a newer state is committed and
+    /// arrives with the metadata. It may be this very change, committed by an attempt whose
+    /// answer was lost, so the proposal keeps bounding the HW until then.
+    Outdated,
+    /// Refused, nothing committed (a member not live, a stale leader or broker epoch).
+    Refused,
+    /// No answer (a timeout, no active controller): it may have committed; send it again.
+    Unknown,
+}
+
+/// A change of this broker's role for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    BecameLeader,
+    StoppedLeading,
 }
 
 /// Why a leader-side event was refused.
@@ -139,6 +162,29 @@ impl ReplicaState {
         self.isr = isr;
         self.followers.clear();
         self.pending_isr = None;
+    }
+
+    /// Brings the state in line with the partition's metadata: leader or follower of a new
+    /// leader epoch, or a committed ISR change. Returns the commands the change causes and
+    /// whether this broker started or stopped leading.
+    pub fn apply_partition(&mut self, p: &PartitionImage, now_ms: i64) -> (Vec<ReplicaCommand>, Option<RoleChange>) {
+        let was_leading = self.is_leader();
+        let me_leading = p.leader == self.node_id;
+        let new_term = p.leader_epoch > self.leader_epoch || me_leading != was_leading;
+        let commands = if new_term && me_leading {
+            self.become_leader(p.leader_epoch, p.partition_epoch, p.replicas.clone(), p.isr.clone(), now_ms)
+        } else if new_term {
+            self.become_follower(p.leader, p.leader_epoch, p.partition_epoch, p.replicas.clone(), p.isr.clone());
+            Vec::new()
+        } else {
+            self.isr_committed(p.isr.clone(), p.partition_epoch)
+        };
+        let change = match (was_leading, self.is_leader()) {
+            (false, true) => Some(RoleChange::BecameLeader),
+            (true, false) => Some(RoleChange::StoppedLeading),
+            _ => None,
+        };
+        (commands, change)
     }
 
     /// Before an `acks=all` append: refuse when the ISR is below `min.insync.replicas`.
@@ -257,9 +303,24 @@ impl ReplicaState {
         }
     }
 
-    /// The controller refused our proposal (a stale partition epoch): try again on the next event.
-    pub fn isr_rejected(&mut self) {
-        self.pending_isr = None;
+    /// The controller answered the proposal of `isr` based on `partition_epoch`. Returns whether
+    /// to send it again: only a proposal still pending whose outcome is unknown is resent, and
+    /// only a refusal forgets it (the next event proposes afresh). Forgetting a proposal that
+    /// may have committed would let the HW pass a member that the committed ISR holds.
+    pub fn isr_answered(&mut self, isr: &[i32], partition_epoch: i32, answer: IsrAnswer) -> bool {
+        let still_pending =
+            self.is_leader() && self.partition_epoch == partition_epoch && self.pending_isr.as_deref() == Some(isr);
+        if !still_pending {
+            return false;
+        }
+        match answer {
+            IsrAnswer::Accepted | IsrAnswer::Outdated => false,
+            IsrAnswer::Refused => {
+                self.pending_isr = None;
+                false
+            }
+            IsrAnswer::Unknown => true,
+        }
     }
 
     fn maybe_expand_isr(&mut self, replica: i32) -> Vec<ReplicaCommand> {
@@ -373,7 +434,7 @@ mod tests {
                                     committed_epoch += 1;
                                     commands.extend(leader.isr_committed(isr, committed_epoch));
                                 } else {
-                                    leader.isr_rejected();
+                                    leader.isr_answered(&isr, epoch, IsrAnswer::Refused);
                                 }
                             } else {
                                 in_flight = Some((isr, epoch, at));
