@@ -2,11 +2,14 @@
 
 Usage: clients.py kafka-python|confluent-kafka|kafka-python-group|confluent-kafka-group HOST:PORT
 """
+import os
 import sys
 import time
 import uuid
 
 N = 1000
+# The interop run against a 3-node cluster creates its topics with three replicas.
+RF = int(os.environ.get("STROM_INTEROP_RF", "1"))
 
 
 def expected(i):
@@ -26,7 +29,7 @@ def with_kafka_python(bootstrap, topic):
     from kafka.admin import KafkaAdminClient, NewTopic
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=RF)])
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip")
     for i in range(N):
         k, v, h = expected(i)
@@ -100,7 +103,7 @@ def with_confluent_kafka(bootstrap, topic):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+    for f in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=RF)]).values():
         f.result(10)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "compression.type": "zstd"})
     for i in range(N):

@@ -5,7 +5,8 @@
 #   kafkajs: admin, an idempotent gzip producer, a consumer group and its committed offsets
 # Usage: interop/run.sh [path/to/strom]   (default: target/debug/strom)
 # With STROM_INTEROP_CLUSTER=1 the clients talk to node 2 of a 3-node `strom local-cluster`
-# instead (partitions and group coordinators spread over the three brokers).
+# instead (partitions and group coordinators spread over the three brokers; every topic with
+# three replicas and min.insync.replicas=2).
 # With STROM_CAPTURE_DIR set, the clients talk to the broker through interop/record_proxy.py,
 # which writes the request frames they send there (seeds for the fuzz targets:
 # scripts/capture-fuzz-seeds.sh).
@@ -28,8 +29,11 @@ if [ -n "${STROM_INTEROP_CLUSTER:-}" ]; then
   # Ports below the ephemeral range, so no client connection takes one meanwhile.
   base=$((20000 + RANDOM % 9000))
   port=$((base + 1)); client_port=$port
+  # Every topic has three replicas, and acks=all needs two of them.
+  export STROM_INTEROP_RF=3
   "$STROM" local-cluster --nodes 3 --dir "$work/cluster" --base-port "$base" \
-    --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
+    --override group.initial.rebalance.delay.ms=0 --override default.replication.factor=3 \
+    --override min.insync.replicas=2 >"$work/broker.log" 2>&1 &
 else
   "$STROM" server --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/data" \
     "${advertised[@]}" --override group.initial.rebalance.delay.ms=0 >"$work/broker.log" 2>&1 &
@@ -79,6 +83,13 @@ kcat_roundtrip() {
 kcat_list() {
   kcat -L -b "$B" -t kcat-topic | tee /dev/stderr | grep -q 'topic "kcat-topic" with 1 partitions'
   kcat -L -b "$B" | grep -q "broker 1 at"
+  if [ -n "${STROM_INTEROP_CLUSTER:-}" ]; then
+    # Three replicas and a full ISR, whichever broker describes it.
+    for p in $((base + 0)) $((base + 1)) $((base + 2)); do
+      kcat -L -b "127.0.0.1:$p" -t kcat-topic | grep -E 'replicas: ([123],){2}[123], isrs: ([123],){2}[123]' \
+        || { echo "broker at port $p does not show three replicas in sync"; return 1; }
+    done
+  fi
 }
 
 check kcat-produce-consume-10000 kcat_roundtrip
