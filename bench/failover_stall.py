@@ -8,11 +8,20 @@ the leader's process is killed; the producer keeps going for 5 s more; then the 
 restarted and everything is read back (every acknowledged record exactly once, in order).
 The stall is the longest time between two consecutive acknowledgements around the kill.
 
-Usage: interop/.venv/bin/python bench/failover_stall.py [--strom target/release/strom] [--rounds 5]
-(interop/install-deps.sh installs confluent-kafka into interop/.venv)
+Usage: .venv/bin/python bench/failover_stall.py [--strom target/release/strom] [--rounds 5]
+(interop/install-deps.sh installs confluent-kafka into .venv)
 """
 import argparse, random, statistics, sys, time
 from cluster_failover import Cluster
+
+def create_when_registered(c, *args):
+    """Creates a topic once every broker has registered (RF=3 needs three)."""
+    deadline = time.time() + 30
+    while True:
+        out = c.topics(1, "--create", *args)
+        if out.returncode == 0 or time.time() > deadline or "INVALID_REPLICATION_FACTOR" not in out.stderr:
+            return out
+        time.sleep(0.2)
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -36,7 +45,7 @@ def one_round(strom, r):
     try:
         c.start_all()
         topic = f"stall-{r}"
-        out = c.topics(1, "--create", "--topic", topic, "--partitions", "1", "--replication-factor", "3",
+        out = create_when_registered(c, "--topic", topic, "--partitions", "1", "--replication-factor", "3",
                        "--config", "min.insync.replicas=2")
         if out.returncode != 0:
             raise RuntimeError(out.stderr)

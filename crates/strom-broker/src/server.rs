@@ -49,6 +49,8 @@ pub struct Broker {
     /// Where leaders' ISR change proposals go (the ISR task, `replica/isr.rs`).
     pub isr_proposals: IsrProposals,
     pub fetchers: ReplicaFetchers,
+    /// This process's registration id (a new one per start).
+    pub incarnation_id: uuid::Uuid,
 }
 
 /// A running broker. Dropping it does not stop it; call [`BrokerHandle::shutdown`].
@@ -161,6 +163,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         groups: GroupManager::new(&config),
         isr_proposals,
         fetchers: ReplicaFetchers::default(),
+        incarnation_id: uuid::Uuid::new_v4(),
     });
     {
         // The partitions this node follows by the image it opened with; the publisher keeps
@@ -200,7 +203,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     }
     let registration = ControllerOp::RegisterBroker {
         broker_id: config.node_id,
-        incarnation_id: uuid::Uuid::new_v4(),
+        incarnation_id: broker.incarnation_id,
         endpoints: vec![BrokerEndpoint {
             name: config.listener.name.clone(),
             host: broker.advertised_host.clone(),

@@ -2,7 +2,9 @@
 //! Batches arrive in log order; each is applied to a copy of the image, the hosted partitions
 //! are brought in line with it (on a blocking thread: logs are opened and deleted), and only then
 //! is the new image installed, so the image never names a partition this node has not opened.
-//! The same pass makes partitions lead or follow and gives the replica fetchers their work.
+//! The same pass makes partitions lead or follow and gives the replica fetchers their work, on a
+//! cluster node only from the batch holding this process's own registration on (before it, the
+//! node's image may be stale: see `ReplicaManager::roles_active`).
 
 use super::CommittedRecords;
 use crate::server::Broker;
@@ -35,6 +37,14 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
         next.apply(record);
     }
     assert!(batch.offset > current.offset, "committed metadata arrives in log order");
+    let own_registration = batch.records.iter().any(|r| {
+        matches!(r, MetadataRecord::RegisterBroker { broker_id, incarnation_id, .. }
+            if *broker_id == broker.config.node_id && *incarnation_id == broker.incarnation_id)
+    });
+    if own_registration {
+        // Everything committed before this process registered is applied with this batch.
+        broker.replicas.activate_roles();
+    }
     next.offset = batch.offset;
     let next = Arc::new(next);
     let (b, image) = (Arc::clone(broker), Arc::clone(&next));

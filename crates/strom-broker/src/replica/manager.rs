@@ -9,6 +9,7 @@ use super::state::ReplicaCommand;
 use super::state::RoleChange;
 use crate::config::BrokerConfig;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use strom_metadata::MetadataImage;
 use strom_storage::{LoadSummary, LogManager, StorageError, TopicPartition};
@@ -31,6 +32,12 @@ pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     logs: LogManager,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
+    /// Whether partitions take the roles the image gives them. A cluster node starts without:
+    /// its image may lag the quorum (it could lead an epoch long over, or follow a dead leader
+    /// and truncate to its log), so its partitions are opened but neither lead nor follow until
+    /// the publisher has applied this process's own registration, and with it everything
+    /// committed before (Kafka's broker waits for the same catch-up before it leads or follows).
+    roles_active: AtomicBool,
 }
 
 impl ReplicaManager {
@@ -45,7 +52,12 @@ impl ReplicaManager {
         image_is_complete: bool,
     ) -> Result<ReplicaManager, StorageError> {
         let (logs, found) = LogManager::open(config.data_dir().to_path_buf())?;
-        let manager = ReplicaManager { config, logs, partitions: RwLock::new(HashMap::new()) };
+        let manager = ReplicaManager {
+            config,
+            logs,
+            partitions: RwLock::new(HashMap::new()),
+            roles_active: AtomicBool::new(image_is_complete),
+        };
         // Nothing waits on a partition yet, and the fetchers start with the publisher's first image.
         manager.reconcile(image)?;
         manager.log_recovery_summary();
@@ -81,6 +93,17 @@ impl ReplicaManager {
             segments_deleted = sum(|s| s.segments_deleted as u64),
             "recovered logs after an unclean shutdown"
         );
+    }
+
+    /// From now on partitions lead and follow as the image says (see `roles_active`).
+    pub fn activate_roles(&self) {
+        if !self.roles_active.swap(true, Ordering::SeqCst) {
+            tracing::info!("caught up with the metadata quorum: partitions take their roles");
+        }
+    }
+
+    pub fn roles_active(&self) -> bool {
+        self.roles_active.load(Ordering::SeqCst)
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -159,6 +182,9 @@ impl ReplicaManager {
                         part
                     }
                 };
+                if !self.roles_active() {
+                    continue;
+                }
                 let (commands, change) = part.apply_metadata(p, now);
                 if let Some(change) = change {
                     out.role_changes.push((Arc::clone(&part), change));

@@ -139,6 +139,9 @@ struct Broker {
     life: u64,
     incarnation: Uuid,
     broker_epoch: Option<i64>,
+    /// Partitions take their roles only once this process's registration is applied
+    /// (`ReplicaManager::roles_active`).
+    roles_active: bool,
     /// The committed metadata batches this broker has applied (durable across restarts).
     applied: usize,
     image: MetadataImage,
@@ -239,6 +242,7 @@ impl Sim {
                 paused_until: 0,
                 life: 0,
                 incarnation: Uuid::from_u64_pair(seed, id as u64),
+                roles_active: false,
                 broker_epoch: Some(epochs[id as usize - 1]),
                 applied: 0,
                 image: MetadataImage::default(),
@@ -405,7 +409,7 @@ impl Sim {
     }
 
     /// A new process on the surviving log and metadata: the replica state starts from the log
-    /// and the checkpointed HW, and is fed the local image, as the real broker's start-up does.
+    /// and the checkpointed HW, and takes a role once its new registration is applied.
     fn restart(&mut self, id: i32) {
         let now = self.now;
         let seed = self.seed;
@@ -418,9 +422,7 @@ impl Sim {
         b.waiting.clear();
         b.state = ReplicaState::new(id, LAG_TIME_MAX_MS, b.log.leo(), b.checkpointed_hw.min(b.log.leo()));
         b.last_hw = b.state.high_watermark;
-        if let Some(p) = partition_of(&b.image) {
-            b.state.apply_partition(&p, now as i64);
-        }
+        b.roles_active = false;
         b.incarnation = Uuid::from_u64_pair(seed ^ b.life, id as u64);
         b.next_heartbeat_at = now;
     }
@@ -598,7 +600,12 @@ impl Sim {
             let batch = &self.batches[b.applied];
             batch.iter().for_each(|r| b.image.apply(r));
             b.applied += 1;
-            if let Some(p) = partition_of(&b.image) {
+            let own_registration = batch.iter().any(|r| {
+                matches!(r, MetadataRecord::RegisterBroker { broker_id, incarnation_id, .. }
+                    if *broker_id == id && *incarnation_id == b.incarnation)
+            });
+            b.roles_active |= own_registration;
+            if let Some(p) = partition_of(&b.image).filter(|_| b.roles_active) {
                 let (commands, change) = b.state.apply_partition(&p, now as i64);
                 if change.is_some() {
                     let note = format!("broker {id} {change:?} in epoch {} (isr {:?})", p.leader_epoch, p.isr);
