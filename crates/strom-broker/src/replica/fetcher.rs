@@ -249,7 +249,7 @@ async fn handle_response(
                 }
                 code => {
                     tracing::debug!(topic = %partition.topic, partition = partition.index, code, "replica fetch refused");
-                    back_off(shared, partition, backoff);
+                    back_off(shared, partition, backoff_after(code, backoff));
                     continue;
                 }
             };
@@ -258,6 +258,25 @@ async fn handle_response(
                 back_off(shared, partition, backoff);
             }
         }
+    }
+}
+
+/// How long a partition waits after its fetch was refused with `code`. A leader that has not yet
+/// applied the metadata naming it (NOT_LEADER_OR_FOLLOWER, UNKNOWN_LEADER_EPOCH, an unknown
+/// topic) will within milliseconds, and until this follower fetches the leader's HW, and with it
+/// every acks=all produce, waits: so those are retried after 20 ms, not `replica.fetch.backoff.ms`
+/// (1 s by default, which a fresh topic or every leader change paid in full).
+fn backoff_after(code: i16, backoff: Duration) -> Duration {
+    let leader_not_ready = [
+        ResponseError::NotLeaderOrFollower,
+        ResponseError::UnknownLeaderEpoch,
+        ResponseError::UnknownTopicOrPartition,
+        ResponseError::UnknownTopicId,
+    ];
+    if leader_not_ready.iter().any(|e| e.code() == code) {
+        backoff.min(Duration::from_millis(20))
+    } else {
+        backoff
     }
 }
 
