@@ -6,6 +6,7 @@
 
 use crate::error::MetadataError;
 use crate::image::{MetadataImage, TopicImage};
+use crate::placement::assign_replicas;
 use crate::records::MetadataRecord;
 use crate::topic_config;
 use uuid::Uuid;
@@ -97,7 +98,7 @@ impl Controller {
         for (k, v) in &spec.configs {
             topic_config::validate(k, v)?;
         }
-        let assignments = self.plan_assignments(&self.live_brokers(image), &spec)?;
+        let assignments = self.plan_assignments(image, &self.live_brokers(image), &spec)?;
         let topic_id = Uuid::new_v4();
         let mut records = vec![MetadataRecord::Topic { name: spec.name.clone(), topic_id }];
         records.extend(spec.configs.iter().map(|(k, v)| MetadataRecord::Config {
@@ -117,7 +118,12 @@ impl Controller {
         Ok(Proposal::new(records, topic))
     }
 
-    fn plan_assignments(&self, brokers: &[i32], spec: &CreateTopicSpec) -> Result<Vec<(i32, Vec<i32>)>, MetadataError> {
+    fn plan_assignments(
+        &self,
+        image: &MetadataImage,
+        brokers: &[i32],
+        spec: &CreateTopicSpec,
+    ) -> Result<Vec<(i32, Vec<i32>)>, MetadataError> {
         if !spec.assignments.is_empty() {
             if spec.num_partitions != -1 || spec.replication_factor != -1 {
                 return Err(MetadataError::InvalidRequest(
@@ -155,7 +161,7 @@ impl Controller {
             ));
         }
         check_replication_factor(brokers, rf as usize)?;
-        Ok((0..partitions).map(|p| (p, assign_replicas(brokers, p, rf as usize))).collect())
+        Ok((0..partitions).map(|p| (p, assign_replicas(image, brokers, p, rf as usize))).collect())
     }
 }
 
@@ -170,7 +176,6 @@ fn check_replication_factor(brokers: &[i32], rf: usize) -> Result<(), MetadataEr
 }
 
 fn check_replicas(brokers: &[i32], partition: i32, replicas: &[i32], rf: usize) -> Result<(), MetadataError> {
-    check_replication_factor(brokers, rf.max(1))?;
     check_replication_factor(brokers, rf.max(1))?;
     let invalid = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
     if replicas.is_empty() {
@@ -193,13 +198,6 @@ fn check_replicas(brokers: &[i32], partition: i32, replicas: &[i32], rf: usize) 
         ));
     }
     Ok(())
-}
-
-/// Round-robin over the live brokers, starting at a partition-dependent broker, as Kafka's
-/// rack-unaware placement does.
-fn assign_replicas(brokers: &[i32], partition: i32, rf: usize) -> Vec<i32> {
-    let n = brokers.len();
-    (0..rf).map(|i| brokers[(partition as usize + i) % n]).collect()
 }
 
 impl Controller {
@@ -243,6 +241,9 @@ impl Controller {
         let rf = topic.partitions.values().next().map(|p| p.replicas.len()).unwrap_or(1);
         let topic_id = topic.topic_id;
         let brokers = self.live_brokers(image);
+        if assignments.is_none() {
+            check_replication_factor(&brokers, rf)?;
+        }
         let mut records = Vec::new();
         for (i, p) in (current..new_total).enumerate() {
             let replicas = match &assignments {
@@ -257,7 +258,7 @@ impl Controller {
                     check_replicas(&brokers, p, &r, rf)?;
                     r
                 }
-                None => assign_replicas(&brokers, p, rf),
+                None => assign_replicas(image, &brokers, p, rf),
             };
             records.push(partition_record(topic_id, p, replicas));
         }

@@ -19,6 +19,7 @@ pub mod image;
 pub mod log;
 pub mod operation;
 pub mod partition_change;
+mod placement;
 pub mod quorum;
 pub mod records;
 pub mod topic_config;
