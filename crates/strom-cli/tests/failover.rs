@@ -1,6 +1,7 @@
 //! Leadership moves on three- and five-node clusters: a rolling restart by SIGTERM under load costs the
-//! producers nothing, and with every in-sync replica gone a partition stays offline unless its
-//! topic allows unclean leader election, which then elects an out-of-sync replica and loses data.
+//! producers nothing, a produce to a follower names the leader (KIP-951), and with every in-sync
+//! replica gone a partition stays offline unless its topic allows unclean leader election, which
+//! then elects an out-of-sync replica and loses data.
 
 mod support;
 
@@ -29,6 +30,36 @@ async fn a_rolling_restart_by_sigterm_under_load_loses_nothing() {
     }
     let acked = writer.finish().await;
     check_read_back(&cluster, "rolling", 3, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_to_a_follower_names_the_leader_and_its_endpoint() {
+    let mut cluster = TestCluster::start(3, &[]);
+    cluster.wait_for_controller(Duration::from_secs(20));
+    cluster.create_replicated(0, "hints", 1, &[]).await;
+    cluster.wait_for_full_isr("hints", Duration::from_secs(20));
+    let parts = cluster.partitions(0, "hints");
+    let leader = parts[0].leader;
+    let follower = (0..3).find(|&i| i as i32 + 1 != leader).expect("a follower");
+    let values = vec!["v".to_string()];
+    // KIP-951: from Produce v10 the refusal carries the current leader, epoch and endpoint.
+    let resp = cluster.produce_raw_response(follower, "hints", 1, &values, 11);
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (leader, parts[0].leader_epoch));
+    assert_eq!(resp.node_endpoints.len(), 1);
+    let endpoint = &resp.node_endpoints[0];
+    assert_eq!(endpoint.node_id.0, leader);
+    let (host, port) = cluster.nodes[support::cluster::node_of(leader)]
+        .bootstrap()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.parse::<i32>().expect("port")))
+        .expect("host:port");
+    assert_eq!((endpoint.host.to_string(), endpoint.port), (host, port));
+    // Before v10 there is no such field: the plain error.
+    let old = cluster.produce_raw_response(follower, "hints", 1, &values, 9);
+    assert_eq!(old.responses[0].partition_responses[0].error_code, 6);
+    assert!(old.node_endpoints.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,3 +58,20 @@ pub fn led_partition(broker: &Broker, topic: &str, partition: i32) -> Result<Arc
     }
     broker.replicas.get(topic, partition).ok_or(ResponseError::NotLeaderOrFollower)
 }
+
+/// The leader of a partition another broker leads, as KIP-951 names it in a
+/// NOT_LEADER_OR_FOLLOWER answer: (leader, leader epoch, how clients reach it).
+pub fn current_leader(broker: &Broker, topic: &str, partition: i32) -> Option<(i32, i32, LiveBroker)> {
+    let image = broker.metadata.image();
+    let p = image.topic(topic)?.partitions.get(&partition)?;
+    if p.leader < 0 || p.leader == broker.config.node_id {
+        return None;
+    }
+    let b = image.brokers.get(&p.leader).filter(|b| !b.fenced)?;
+    let e = b.endpoint(&broker.config.listener.name)?;
+    Some((
+        p.leader,
+        p.leader_epoch,
+        LiveBroker { id: b.id, host: e.host.clone(), port: e.port as i32, rack: b.rack.clone() },
+    ))
+}

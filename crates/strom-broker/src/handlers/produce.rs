@@ -7,7 +7,8 @@
 //! once the high watermark passes the batch (every ISR member has it): the delayed produce,
 //! waiting on each partition's progress up to the request's `timeout_ms` (REQUEST_TIMED_OUT),
 //! NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below the minimum meanwhile. On a single
-//! node the leader is the whole ISR, so the high watermark moves with the append.
+//! node the leader is the whole ISR, so the high watermark moves with the append. From v10 a
+//! NOT_LEADER_OR_FOLLOWER names the current leader and its endpoint (KIP-951).
 
 use super::ensure_topic;
 use super::record_checks::{
@@ -23,9 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use strom_protocol::batch::{validate_produce_batches, Compression};
 use strom_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use strom_protocol::messages::{ProduceRequest, ProduceResponse};
+use strom_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
 use strom_storage::AppendOutcome;
@@ -153,7 +154,39 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         p.base_offset = -1;
         p.log_append_time_ms = -1;
     }
+    if v >= 10 {
+        add_leader_hints(broker, &mut resp);
+    }
     (acks != 0).then_some(resp)
+}
+
+/// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER names its current leader and epoch, and
+/// the response carries that leader's endpoint, so the client can go there without a metadata
+/// round trip.
+fn add_leader_hints(broker: &Broker, resp: &mut ProduceResponse) {
+    let mut endpoints: BTreeMap<i32, NodeEndpoint> = BTreeMap::new();
+    for topic in &mut resp.responses {
+        for p in &mut topic.partition_responses {
+            if p.error_code != ResponseError::NotLeaderOrFollower.code() {
+                continue;
+            }
+            let Some((leader, epoch, node)) = super::cluster_view::current_leader(broker, &topic.name.0, p.index)
+            else {
+                continue;
+            };
+            p.current_leader.leader_id = BrokerId(leader);
+            p.current_leader.leader_epoch = epoch;
+            endpoints.entry(leader).or_insert_with(|| {
+                let mut e = NodeEndpoint::default();
+                e.node_id = BrokerId(node.id);
+                e.host = StrBytes::from_string(node.host);
+                e.port = node.port;
+                e.rack = node.rack.map(StrBytes::from_string);
+                e
+            });
+        }
+    }
+    resp.node_endpoints = endpoints.into_values().collect();
 }
 
 /// An acks=all append waiting for the high watermark to pass it.

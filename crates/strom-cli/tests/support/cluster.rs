@@ -201,6 +201,18 @@ impl TestCluster {
 
     /// Produces one batch of `values` with the raw protocol to node `node`; the partition's error code.
     pub fn produce_raw(&self, node: usize, topic: &str, acks: i16, values: &[String]) -> i16 {
+        self.produce_raw_response(node, topic, acks, values, 9).responses[0].partition_responses[0].error_code
+    }
+
+    /// Produce of `version` to partition 0 through node `node`; the whole response.
+    pub fn produce_raw_response(
+        &self,
+        node: usize,
+        topic: &str,
+        acks: i16,
+        values: &[String],
+        version: i16,
+    ) -> ProduceResponse {
         let records: Vec<TestRecord<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
         let batch = TestBatch { records: &records, ..Default::default() }.encode();
         let mut p = PartitionProduceData::default();
@@ -213,8 +225,7 @@ impl TestCluster {
         req.acks = acks;
         req.timeout_ms = 5_000;
         req.topic_data = vec![t];
-        let resp: ProduceResponse = RawClient::connect(&self.nodes[node].bootstrap()).call(ApiKey::Produce, 9, &req);
-        resp.responses[0].partition_responses[0].error_code
+        RawClient::connect(&self.nodes[node].bootstrap()).call(ApiKey::Produce, version, &req)
     }
 
     /// Waits until the logs of every replica of `topic`-`partition` are the same bytes; returns them.
