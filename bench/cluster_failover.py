@@ -85,6 +85,15 @@ class Cluster:
         return subprocess.run([self.strom, "topics", "--bootstrap-server", f"127.0.0.1:{self.port(i)}", *args],
                               capture_output=True, text=True)
 
+    def create_when_registered(self, *args):
+        """Creates a topic through node 1 once every broker has registered (RF=3 needs three)."""
+        deadline = time.time() + 30
+        while True:
+            out = self.topics(1, "--create", *args)
+            if out.returncode == 0 or time.time() > deadline or "INVALID_REPLICATION_FACTOR" not in out.stderr:
+                return out
+            time.sleep(0.2)
+
     def close(self):
         for p in self.procs.values():
             p.kill()

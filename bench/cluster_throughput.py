@@ -13,18 +13,6 @@ Usage: bench/install.sh && python3 bench/cluster_throughput.py [--strom target/r
 import argparse, json, os, random, re, statistics, subprocess, time
 from cluster_failover import Cluster
 
-def create_when_registered(c, *args):
-    """Creates a topic once every broker has registered (RF=3 needs three)."""
-    deadline = time.time() + 30
-    while True:
-        out = c.topics(1, "--create", *args)
-        if out.returncode == 0 or time.time() > deadline or "INVALID_REPLICATION_FACTOR" not in out.stderr:
-            return out
-        time.sleep(0.2)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRODUCED = re.compile(r"^% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset -?\d+, (\d+) failed\) "
-                      r"in (\d+)ms: (\d+) msgs/s and ([\d.]+) MB/s")
 
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
@@ -36,7 +24,7 @@ def peak_rss_mb(pid):
 def fresh_cluster(strom, topic):
     c = Cluster(strom, 3, 20000 + random.randrange(9000))
     c.start_all()
-    out = create_when_registered(c, "--topic", topic, "--partitions", "6", "--replication-factor", "3",
+    out = c.create_when_registered("--topic", topic, "--partitions", "6", "--replication-factor", "3",
                    "--config", "min.insync.replicas=2")
     if out.returncode != 0:
         c.close()

@@ -14,18 +14,6 @@ Usage: .venv/bin/python bench/failover_stall.py [--strom target/release/strom] [
 import argparse, random, statistics, sys, time
 from cluster_failover import Cluster
 
-def create_when_registered(c, *args):
-    """Creates a topic once every broker has registered (RF=3 needs three)."""
-    deadline = time.time() + 30
-    while True:
-        out = c.topics(1, "--create", *args)
-        if out.returncode == 0 or time.time() > deadline or "INVALID_REPLICATION_FACTOR" not in out.stderr:
-            return out
-        time.sleep(0.2)
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-
-RATE = 2000
 
 def leader_of(bootstrap, topic):
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
@@ -45,7 +33,7 @@ def one_round(strom, r):
     try:
         c.start_all()
         topic = f"stall-{r}"
-        out = create_when_registered(c, "--topic", topic, "--partitions", "1", "--replication-factor", "3",
+        out = c.create_when_registered("--topic", topic, "--partitions", "1", "--replication-factor", "3",
                        "--config", "min.insync.replicas=2")
         if out.returncode != 0:
             raise RuntimeError(out.stderr)

@@ -295,33 +295,19 @@ impl Sim {
         self.seq += 1;
         let lost = self.faults && self.rng.chance(20);
         let delay = 1 + self.rng.below(if self.faults { 15 } else { 3 });
-        let msg = match (lost, msg) {
-            (false, msg) => msg,
-            // A lost fetch or AlterPartition surfaces as an error once it times out.
-            (true, Msg::Fetch { from, life, at }) => {
-                self.net.push(InFlight {
-                    at: self.now + 100,
-                    seq: self.seq,
-                    to: from,
-                    from: to,
-                    msg: Msg::FetchReply { life, at, reply: FetchReply::Error },
-                });
-                return;
+        // A lost fetch or AlterPartition surfaces at its sender as an error once it times out;
+        // lost registrations and heartbeats are simply sent again later.
+        let (at, to, from, msg) = match (lost, msg) {
+            (true, Msg::Fetch { life, at, .. }) => {
+                (self.now + 100, from, to, Msg::FetchReply { life, at, reply: FetchReply::Error })
             }
             (true, Msg::AlterIsr { life, change }) => {
-                self.net.push(InFlight {
-                    at: self.now + 100,
-                    seq: self.seq,
-                    to: from,
-                    from: to,
-                    msg: Msg::AlterIsrDone { life, change, answer: IsrAnswer::Unknown },
-                });
-                return;
+                (self.now + 100, from, to, Msg::AlterIsrDone { life, change, answer: IsrAnswer::Unknown })
             }
-            (true, Msg::Register { .. }) | (true, Msg::Heartbeat { .. }) => return,
-            (true, msg) => msg,
+            (true, Msg::Register { .. } | Msg::Heartbeat { .. }) => return,
+            (_, msg) => (self.now + delay, to, from, msg),
         };
-        self.net.push(InFlight { at: self.now + delay, seq: self.seq, to, from, msg });
+        self.net.push(InFlight { at, seq: self.seq, to, from, msg });
     }
 
     fn broker(&mut self, id: i32) -> &mut Broker {
