@@ -22,6 +22,7 @@ pub mod partition_change;
 mod placement;
 pub mod quorum;
 pub mod records;
+pub mod sim_rng;
 pub mod topic_config;
 
 pub use controller::{Controller, CreateTopicSpec, Proposal};

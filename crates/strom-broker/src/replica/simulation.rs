@@ -25,6 +25,7 @@ use super::divergence::{diverging_epoch, truncation_offset};
 use super::state::{IsrAnswer, ReplicaCommand, ReplicaError, ReplicaState};
 use std::collections::{BTreeMap, HashMap};
 use strom_metadata::controller::ControllerSettings;
+use strom_metadata::sim_rng::SimRng as Rng;
 use strom_metadata::{
     BrokerEndpoint, Controller, CreateTopicSpec, IsrChange, MetadataError, MetadataImage, MetadataRecord,
     PartitionImage, Proposal,
@@ -39,25 +40,6 @@ const SESSION_TIMEOUT_MS: i64 = 300;
 const HEARTBEAT_MS: u64 = 50;
 const FAULT_STEPS: u64 = 2_500;
 const HEAL_STEPS: u64 = 3_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
 
 /// A replica's log: each offset's value and leader epoch, and the storage's epoch cache.
 struct SimLog {
@@ -293,7 +275,7 @@ impl Sim {
 
     fn send(&mut self, from: i32, to: i32, msg: Msg) {
         self.seq += 1;
-        let lost = self.faults && self.rng.chance(20);
+        let lost = self.faults && self.rng.chance_per_mille(20);
         let delay = 1 + self.rng.below(if self.faults { 15 } else { 3 });
         // A lost fetch or AlterPartition surfaces at its sender as an error once it times out;
         // lost registrations and heartbeats are simply sent again later.
@@ -333,11 +315,11 @@ impl Sim {
                 }
             }
             if self.faults {
-                if self.rng.chance(20) {
+                if self.rng.chance_per_mille(20) {
                     self.produce();
                 }
                 self.nemesis();
-            } else if step < FAULT_STEPS + HEAL_STEPS / 2 && self.rng.chance(20) {
+            } else if step < FAULT_STEPS + HEAL_STEPS / 2 && self.rng.chance_per_mille(20) {
                 self.produce();
             }
             self.check();
@@ -387,7 +369,7 @@ impl Sim {
         b.up = false;
         b.waiting.clear();
         // Sometimes the controller sees the process gone (connections closed, port refusing).
-        if self.rng.chance(500) {
+        if self.rng.chance_per_mille(500) {
             if let Ok(p) = self.controller.fence_broker(&self.image, id) {
                 self.commit(p);
             }
@@ -581,7 +563,7 @@ impl Sim {
     fn broker_step(&mut self, id: i32) {
         let now = self.now;
         // Metadata arrives with some lag, in order.
-        if self.brokers[id as usize - 1].applied < self.batches.len() && self.rng.chance(400) {
+        if self.brokers[id as usize - 1].applied < self.batches.len() && self.rng.chance_per_mille(400) {
             let b = &mut self.brokers[id as usize - 1];
             let batch = &self.batches[b.applied];
             batch.iter().for_each(|r| b.image.apply(r));
@@ -617,7 +599,7 @@ impl Sim {
             self.carry_out(id, commands);
         }
         let b = &mut self.brokers[id as usize - 1];
-        if self.rng.chance(50) {
+        if self.rng.chance_per_mille(50) {
             b.checkpointed_hw = b.state.high_watermark;
         }
         if !b.fetch_in_flight && now >= b.next_fetch_at && !b.state.is_leader() && b.state.leader > 0 {

@@ -6,28 +6,10 @@
 //! `STROM_SIM_SEED=<seed> cargo test -p strom-metadata simulation`.
 
 use super::*;
+use crate::sim_rng::SimRng as Rng;
 use bytes::Bytes;
 use protobuf::Message as _;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// The replicated state machine of the simulation: the applied values in order.
 #[derive(Default, Clone)]
