@@ -252,10 +252,14 @@ pub fn node_of(id: i32) -> usize {
 }
 
 /// A free port below the kernel's ephemeral range, so that no client connection of another test
-/// takes it between now and the node's start (`free_port` hands out ephemeral ports).
+/// takes it between now and the node's start (`free_port` hands out ephemeral ports). Never the
+/// same port twice in one process: a cluster picks all its ports before any node binds one, so
+/// the bind check alone cannot tell two picks of one cluster apart.
 fn listen_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
         ^ (std::process::id() as u64) << 20
         ^ SEQ.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -265,7 +269,9 @@ fn listen_port() -> u16 {
         x ^= x >> 7;
         x ^= x << 17;
         let port = 20_000 + (x % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
             return port;
         }
     }
