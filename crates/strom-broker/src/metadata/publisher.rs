@@ -41,14 +41,18 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
         matches!(r, MetadataRecord::RegisterBroker { broker_id, incarnation_id, .. }
             if *broker_id == broker.config.node_id && *incarnation_id == broker.incarnation_id)
     });
-    if own_registration {
-        // Everything committed before this process registered is applied with this batch.
-        broker.replicas.activate_roles();
-    }
+
     next.offset = batch.offset;
     let next = Arc::new(next);
     let (b, image) = (Arc::clone(broker), Arc::clone(&next));
-    match tokio::task::spawn_blocking(move || b.replicas.reconcile(&image)).await {
+    let reconcile = move || {
+        if own_registration {
+            // Everything committed before this process registered is applied with this batch.
+            b.replicas.activate_roles(&image);
+        }
+        b.replicas.reconcile(&image)
+    };
+    match tokio::task::spawn_blocking(reconcile).await {
         Ok(Ok(reconciled)) => {
             for (partition, commands) in reconciled.commands {
                 crate::replica::isr::apply(broker, &partition, commands);

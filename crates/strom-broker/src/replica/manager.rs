@@ -38,14 +38,18 @@ pub struct ReplicaManager {
     /// the publisher has applied this process's own registration, and with it everything
     /// committed before (Kafka's broker waits for the same catch-up before it leads or follows).
     roles_active: AtomicBool,
+    /// Partition directories found at start-up that a cluster node's (possibly stale) image did
+    /// not know: removed once the node has caught up, if the image still does not know them.
+    unknown_at_start: std::sync::Mutex<Vec<(TopicPartition, std::path::PathBuf)>>,
 }
 
 impl ReplicaManager {
     /// Opens the log directory and every partition the image says this broker hosts. Partition
     /// directories that the image no longer knows (topics deleted while the broker was down)
-    /// are removed when `image_is_complete`: a sole voter's image holds everything committed,
-    /// but a cluster node's may lag behind the quorum until it has caught up, and removing a
-    /// partition the node merely has not heard of yet would lose data.
+    /// are removed when `image_is_complete`: a sole voter's image holds everything committed.
+    /// A cluster node's may lag behind the quorum until it has caught up, and removing a
+    /// partition the node merely has not heard of yet would lose data: its unknown directories
+    /// are removed by [`Self::activate_roles`], once caught up, if still unknown then.
     pub fn open(
         config: Arc<BrokerConfig>,
         image: &MetadataImage,
@@ -57,18 +61,16 @@ impl ReplicaManager {
             logs,
             partitions: RwLock::new(HashMap::new()),
             roles_active: AtomicBool::new(image_is_complete),
+            unknown_at_start: std::sync::Mutex::new(Vec::new()),
         };
         // Nothing waits on a partition yet, and the fetchers start with the publisher's first image.
         manager.reconcile(image)?;
         manager.log_recovery_summary();
-        for (tp, path) in found.into_iter().filter(|_| image_is_complete) {
-            let known = image.topic(&tp.topic).is_some_and(|t| t.partitions.contains_key(&tp.partition));
-            if !known {
-                tracing::info!(partition = %tp, "removing data of a partition that no longer exists");
-                if let Err(e) = std::fs::remove_dir_all(&path) {
-                    tracing::warn!(path = %path.display(), "could not remove stray partition directory: {e}");
-                }
-            }
+        let unknown: Vec<_> = found.into_iter().filter(|(tp, _)| !knows(image, tp)).collect();
+        if image_is_complete {
+            remove_stray(unknown, image);
+        } else {
+            *manager.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()) = unknown;
         }
         Ok(manager)
     }
@@ -95,10 +97,13 @@ impl ReplicaManager {
         );
     }
 
-    /// From now on partitions lead and follow as the image says (see `roles_active`).
-    pub fn activate_roles(&self) {
+    /// From now on partitions lead and follow as `image` (caught up with the quorum) says (see
+    /// `roles_active`); partition directories unknown at start-up and still unknown are removed.
+    pub fn activate_roles(&self, image: &MetadataImage) {
         if !self.roles_active.swap(true, Ordering::SeqCst) {
             tracing::info!("caught up with the metadata quorum: partitions take their roles");
+            let unknown = std::mem::take(&mut *self.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()));
+            remove_stray(unknown, image);
         }
     }
 
@@ -232,5 +237,54 @@ impl ReplicaManager {
         }
         self.write_checkpoint_files(entries)?;
         self.logs.mark_clean_shutdown()
+    }
+}
+
+fn knows(image: &MetadataImage, tp: &TopicPartition) -> bool {
+    image.topic(&tp.topic).is_some_and(|t| t.partitions.contains_key(&tp.partition))
+}
+
+/// Removes the directories of partitions `image` does not know (topics deleted meanwhile).
+fn remove_stray(found: Vec<(TopicPartition, std::path::PathBuf)>, image: &MetadataImage) {
+    for (tp, path) in found.into_iter().filter(|(tp, _)| !knows(image, tp)) {
+        tracing::info!(partition = %tp, "removing data of a partition that no longer exists");
+        if let Err(e) = std::fs::remove_dir_all(&path) {
+            tracing::warn!(path = %path.display(), "could not remove stray partition directory: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_metadata::MetadataRecord;
+    use uuid::Uuid;
+
+    #[test]
+    fn a_cluster_node_removes_unknown_partition_data_only_once_caught_up() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (deleted, created) = (tmp.path().join("deleted-0"), tmp.path().join("created-0"));
+        for d in [&deleted, &created] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        let config = BrokerConfig { log_dirs: vec![tmp.path().to_path_buf()], ..Default::default() };
+        // The image a cluster node starts with may lag the quorum: it proves nothing.
+        let manager = ReplicaManager::open(Arc::new(config), &MetadataImage::default(), false).expect("open");
+        assert!(deleted.exists() && created.exists(), "nothing removed on a stale image");
+        let mut caught_up = MetadataImage::default();
+        let topic_id = Uuid::new_v4();
+        caught_up.apply(&MetadataRecord::Topic { name: "created".into(), topic_id });
+        caught_up.apply(&MetadataRecord::Partition {
+            topic_id,
+            partition: 0,
+            replicas: vec![2, 3],
+            isr: vec![2, 3],
+            leader: 2,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        });
+        manager.activate_roles(&caught_up);
+        assert!(!deleted.exists(), "a partition the caught-up image does not know is removed");
+        assert!(created.exists(), "a known partition is kept");
     }
 }
