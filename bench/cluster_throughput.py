@@ -13,6 +13,9 @@ Usage: bench/install.sh && python3 bench/cluster_throughput.py [--strom target/r
 import argparse, json, os, random, re, statistics, subprocess, time
 from cluster_failover import Cluster
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRODUCED = re.compile(r"^% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset -?\d+, (\d+) failed\) "
+                      r"in (\d+)ms: (\d+) msgs/s and ([\d.]+) MB/s")
 
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:

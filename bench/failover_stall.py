@@ -7,13 +7,17 @@ Each round: a confluent-kafka producer sends 2,000 records/s to a one-partition 
 the leader's process is killed; the producer keeps going for 5 s more; then the killed node is
 restarted and everything is read back (every acknowledged record exactly once, in order).
 The stall is the longest time between two consecutive acknowledgements around the kill.
+The same kill is measured first with strom-client (`strom producer-perf-test`'s max latency).
 
 Usage: .venv/bin/python bench/failover_stall.py [--strom target/release/strom] [--rounds 5]
 (interop/install-deps.sh installs confluent-kafka into .venv)
 """
-import argparse, random, statistics, sys, time
+import argparse, random, re, statistics, subprocess, sys, time
 from cluster_failover import Cluster
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
+RATE = 2000
 
 def leader_of(bootstrap, topic):
     md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
@@ -80,20 +84,54 @@ def one_round(strom, r):
     finally:
         c.close()
 
+def strom_client_round(strom, r):
+    """The same kill with strom-client as the producer (`strom producer-perf-test`, 100-byte
+    records, acks=all, idempotent, 2,000/s): its max latency is the stall. Returns (stall in s,
+    whether the killed leader was also the active controller)."""
+    c = Cluster(strom, 3, 20000 + random.randrange(9000))
+    try:
+        c.start_all()
+        topic = f"stall-strom-{r}"
+        out = c.create_when_registered("--topic", topic, "--partitions", "1", "--replication-factor", "3",
+                                       "--config", "min.insync.replicas=2")
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr)
+        bootstrap = ",".join(f"127.0.0.1:{c.port(i)}" for i in (1, 2, 3))
+        wait_for_full_isr(bootstrap, topic)
+        perf = subprocess.Popen([strom, "producer-perf-test", "--topic", topic, "--num-records", str(8 * RATE),
+                                 "--record-size", "100", "--throughput", str(RATE), "--bootstrap-server", bootstrap,
+                                 "--producer-props", "acks=all", "enable.idempotence=true", "linger.ms=1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(3)
+        victim = leader_of(bootstrap, topic)
+        was_controller = c.leader()[1] == victim
+        c.kill(victim)
+        out, _ = perf.communicate(timeout=120)
+        m = re.search(rf"^{8 * RATE} records sent.*?([\d.]+) ms max latency", out, re.M)
+        if perf.returncode != 0 or m is None:
+            raise RuntimeError(out[-800:])
+        return float(m.group(1)) / 1000, was_controller
+    finally:
+        c.close()
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--strom", default="target/release/strom")
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
+    for r in range(a.rounds):
+        stall, was_controller = strom_client_round(a.strom, r)
+        print(f"strom-client round {r + 1}: longest stall {stall * 1000:.0f} ms"
+              f"{' (the leader was also the active controller)' if was_controller else ''}", flush=True)
     stalls = []
     for r in range(a.rounds):
         stall, sent, acked, errors, ok = one_round(a.strom, r)
         stalls.append(stall)
-        print(f"round {r + 1}: longest stall {stall * 1000:.0f} ms; sent {sent}, acknowledged {acked}, "
+        print(f"confluent-kafka round {r + 1}: longest stall {stall * 1000:.0f} ms; sent {sent}, acknowledged {acked}, "
               f"errors {errors}, read back exactly once in order: {ok}", flush=True)
         if not ok or errors:
             sys.exit(1)
-    print(f"kill -9 of the partition leader under {RATE} records/s acks=all: longest stall median "
+    print(f"confluent-kafka, kill -9 of the partition leader under {RATE} records/s acks=all: longest stall median "
           f"{statistics.median(stalls) * 1000:.0f} ms, max {max(stalls) * 1000:.0f} ms ({a.rounds} rounds)")
 
 if __name__ == "__main__":

@@ -236,19 +236,24 @@ impl Cluster {
     }
 
     /// A connection to `addr`, reusing a live one; reconnects wait out reconnect.backoff.ms,
-    /// doubling per failure up to reconnect.backoff.max.ms.
+    /// doubling per failure up to reconnect.backoff.max.ms. No lock is held while waiting or
+    /// connecting: a dead broker's backoff must not hold up requests to the live ones (a
+    /// metadata refresh that finds the new leader, the produce that goes there).
     pub async fn connection(&self, addr: &str) -> Result<Arc<BrokerConnection>> {
-        let mut conns = self.connections.lock().await;
-        if let Some(c) = conns.get(addr).filter(|c| !c.is_closed()) {
+        if let Some(c) = self.connections.lock().await.get(addr).filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(c));
         }
-        let wait = self.backoff_lock().get(addr).map(|b| b.retry_at.saturating_duration_since(Instant::now()));
-        if let Some(wait) = wait.filter(|w| !w.is_zero()) {
+        if let Some(wait) = self.backoff_left(addr) {
             tokio::time::sleep(wait).await;
         }
         match BrokerConnection::connect(addr, &self.config.client_id, self.config.request_timeout).await {
             Ok(c) => {
                 self.backoff_lock().remove(addr);
+                let mut conns = self.connections.lock().await;
+                if let Some(existing) = conns.get(addr).filter(|c| !c.is_closed()) {
+                    // Another task connected meanwhile: one connection per broker.
+                    return Ok(Arc::clone(existing));
+                }
                 let c = Arc::new(c);
                 conns.insert(addr.to_string(), Arc::clone(&c));
                 Ok(c)
@@ -269,6 +274,12 @@ impl Cluster {
         }
     }
 
+    /// How long `addr` is still in its reconnect backoff, if it is.
+    fn backoff_left(&self, addr: &str) -> Option<Duration> {
+        let left = self.backoff_lock().get(addr).map(|b| b.retry_at.saturating_duration_since(Instant::now()));
+        left.filter(|w| !w.is_zero())
+    }
+
     fn backoff_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Backoff>> {
         self.backoff.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -282,6 +293,8 @@ impl Cluster {
                 addrs.push(b.clone());
             }
         }
+        // Brokers waiting out a reconnect backoff (likely down) last, as Java's least-loaded node.
+        addrs.sort_by_key(|a| self.backoff_left(a).is_some());
         let mut last = None;
         for addr in addrs {
             match self.connection(&addr).await {
