@@ -179,6 +179,15 @@ impl ClusterConfig {
                 "a broker-only node needs the controller quorum's voters",
             ));
         }
+        if !self.roles.controller {
+            // The quorum has no learners yet: a node outside the voters could not follow the log.
+            return Err(invalid(
+                "process.roles",
+                props.get("process.roles").map(String::as_str).unwrap_or_default(),
+                "nodes that are not voters (observers) are not supported yet: give this node the \
+                 controller role too (process.roles=broker,controller) and list it in controller.quorum.voters",
+            ));
+        }
         if self.roles.broker
             && !listeners.is_empty()
             && !listeners.iter().any(|l| l.name == self.inter_broker_listener_name)
@@ -286,6 +295,8 @@ mod tests {
             "process.roles=broker\nnode.id=4\n{voters}listeners=PLAINTEXT://:9092,CONTROLLER://:9093"
         ))
         .contains("must not list a controller listener"));
+        assert!(err(&format!("process.roles=broker\nnode.id=4\n{voters}listeners=PLAINTEXT://:9092"))
+            .contains("observers) are not supported yet"));
         assert!(err("inter.broker.listener.name=INTERNAL\nlisteners=PLAINTEXT://:9092")
             .contains("inter.broker.listener.name"));
     }
