@@ -32,17 +32,22 @@ def wait_for_full_isr(bootstrap, topic, timeout=30):
         time.sleep(0.1)
     raise RuntimeError("the ISR did not fill")
 
+def start_with_topic(c, topic):
+    """Starts the cluster and creates `topic` (one partition, RF=3, min.insync.replicas=2) with a
+    full ISR; returns the bootstrap string."""
+    c.start_all()
+    out = c.create_when_registered("--topic", topic, "--partitions", "1", "--replication-factor", "3",
+                                   "--config", "min.insync.replicas=2")
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    bootstrap = ",".join(f"127.0.0.1:{c.port(i)}" for i in (1, 2, 3))
+    wait_for_full_isr(bootstrap, topic)
+    return bootstrap
+
 def one_round(strom, r):
     c = Cluster(strom, 3, 20000 + random.randrange(9000))
     try:
-        c.start_all()
-        topic = f"stall-{r}"
-        out = c.create_when_registered("--topic", topic, "--partitions", "1", "--replication-factor", "3",
-                       "--config", "min.insync.replicas=2")
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr)
-        bootstrap = ",".join(f"127.0.0.1:{c.port(i)}" for i in (1, 2, 3))
-        wait_for_full_isr(bootstrap, topic)
+        topic, bootstrap = f"stall-{r}", start_with_topic(c, f"stall-{r}")
         acked, errors = [], []
         def done(err, msg):
             if err is not None:
@@ -90,14 +95,7 @@ def strom_client_round(strom, r):
     whether the killed leader was also the active controller)."""
     c = Cluster(strom, 3, 20000 + random.randrange(9000))
     try:
-        c.start_all()
-        topic = f"stall-strom-{r}"
-        out = c.create_when_registered("--topic", topic, "--partitions", "1", "--replication-factor", "3",
-                                       "--config", "min.insync.replicas=2")
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr)
-        bootstrap = ",".join(f"127.0.0.1:{c.port(i)}" for i in (1, 2, 3))
-        wait_for_full_isr(bootstrap, topic)
+        topic, bootstrap = f"stall-strom-{r}", start_with_topic(c, f"stall-strom-{r}")
         perf = subprocess.Popen([strom, "producer-perf-test", "--topic", topic, "--num-records", str(8 * RATE),
                                  "--record-size", "100", "--throughput", str(RATE), "--bootstrap-server", bootstrap,
                                  "--producer-props", "acks=all", "enable.idempotence=true", "linger.ms=1"],

@@ -4,6 +4,7 @@
 use crate::replica::Partition;
 use crate::server::Broker;
 use std::sync::Arc;
+use strom_metadata::BrokerImage;
 use strom_protocol::ResponseError;
 
 /// A broker as clients reach it.
@@ -19,15 +20,8 @@ pub struct LiveBroker {
 pub fn live_brokers(broker: &Broker) -> Vec<LiveBroker> {
     let image = broker.metadata.image();
     let listener = &broker.config.listener.name;
-    let mut out: Vec<LiveBroker> = image
-        .brokers
-        .values()
-        .filter(|b| !b.fenced)
-        .filter_map(|b| {
-            let e = b.endpoint(listener)?;
-            Some(LiveBroker { id: b.id, host: e.host.clone(), port: e.port as i32, rack: b.rack.clone() })
-        })
-        .collect();
+    let mut out: Vec<LiveBroker> =
+        image.brokers.values().filter(|b| !b.fenced).filter_map(|b| reachable(b, listener)).collect();
     if !out.iter().any(|b| b.id == broker.config.node_id) {
         out.push(LiveBroker {
             id: broker.config.node_id,
@@ -68,10 +62,11 @@ pub fn current_leader(broker: &Broker, topic: &str, partition: i32) -> Option<(i
         return None;
     }
     let b = image.brokers.get(&p.leader).filter(|b| !b.fenced)?;
-    let e = b.endpoint(&broker.config.listener.name)?;
-    Some((
-        p.leader,
-        p.leader_epoch,
-        LiveBroker { id: b.id, host: e.host.clone(), port: e.port as i32, rack: b.rack.clone() },
-    ))
+    Some((p.leader, p.leader_epoch, reachable(b, &broker.config.listener.name)?))
+}
+
+/// A registered broker as clients reach it on `listener`.
+fn reachable(b: &BrokerImage, listener: &str) -> Option<LiveBroker> {
+    let e = b.endpoint(listener)?;
+    Some(LiveBroker { id: b.id, host: e.host.clone(), port: e.port as i32, rack: b.rack.clone() })
 }

@@ -41,7 +41,6 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
         matches!(r, MetadataRecord::RegisterBroker { broker_id, incarnation_id, .. }
             if *broker_id == broker.config.node_id && *incarnation_id == broker.incarnation_id)
     });
-
     next.offset = batch.offset;
     let next = Arc::new(next);
     let (b, image) = (Arc::clone(broker), Arc::clone(&next));

@@ -9,8 +9,9 @@ use super::state::ReplicaCommand;
 use super::state::RoleChange;
 use crate::config::BrokerConfig;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use strom_metadata::MetadataImage;
 use strom_storage::{LoadSummary, LogManager, StorageError, TopicPartition};
 
@@ -38,9 +39,9 @@ pub struct ReplicaManager {
     /// the publisher has applied this process's own registration, and with it everything
     /// committed before (Kafka's broker waits for the same catch-up before it leads or follows).
     roles_active: AtomicBool,
-    /// Partition directories found at start-up that a cluster node's (possibly stale) image did
-    /// not know: removed once the node has caught up, if the image still does not know them.
-    unknown_at_start: std::sync::Mutex<Vec<(TopicPartition, std::path::PathBuf)>>,
+    /// Partition directories found at start-up on a cluster node, whose image may be stale:
+    /// those the caught-up image does not know are removed then.
+    unknown_at_start: Mutex<Vec<(TopicPartition, PathBuf)>>,
 }
 
 impl ReplicaManager {
@@ -61,16 +62,15 @@ impl ReplicaManager {
             logs,
             partitions: RwLock::new(HashMap::new()),
             roles_active: AtomicBool::new(image_is_complete),
-            unknown_at_start: std::sync::Mutex::new(Vec::new()),
+            unknown_at_start: Mutex::new(Vec::new()),
         };
         // Nothing waits on a partition yet, and the fetchers start with the publisher's first image.
         manager.reconcile(image)?;
         manager.log_recovery_summary();
-        let unknown: Vec<_> = found.into_iter().filter(|(tp, _)| !knows(image, tp)).collect();
         if image_is_complete {
-            remove_stray(unknown, image);
+            remove_stray(found, image);
         } else {
-            *manager.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()) = unknown;
+            *manager.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()) = found;
         }
         Ok(manager)
     }
@@ -107,7 +107,7 @@ impl ReplicaManager {
         }
     }
 
-    pub fn roles_active(&self) -> bool {
+    fn roles_active(&self) -> bool {
         self.roles_active.load(Ordering::SeqCst)
     }
 
@@ -245,7 +245,7 @@ fn knows(image: &MetadataImage, tp: &TopicPartition) -> bool {
 }
 
 /// Removes the directories of partitions `image` does not know (topics deleted meanwhile).
-fn remove_stray(found: Vec<(TopicPartition, std::path::PathBuf)>, image: &MetadataImage) {
+fn remove_stray(found: Vec<(TopicPartition, PathBuf)>, image: &MetadataImage) {
     for (tp, path) in found.into_iter().filter(|(tp, _)| !knows(image, tp)) {
         tracing::info!(partition = %tp, "removing data of a partition that no longer exists");
         if let Err(e) = std::fs::remove_dir_all(&path) {

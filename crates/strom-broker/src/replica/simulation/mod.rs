@@ -21,8 +21,14 @@
 //! After the faults stop: every replica's log is the leader's, the ISR is full, and every
 //! acknowledged record is there exactly once.
 
+mod invariants;
+mod log;
+mod messages;
+
 use super::divergence::{diverging_epoch, truncation_offset};
 use super::state::{IsrAnswer, ReplicaCommand, ReplicaError, ReplicaState};
+use log::SimLog;
+use messages::{FetchAt, FetchReply, InFlight, Msg};
 use std::collections::{BTreeMap, HashMap};
 use strom_metadata::controller::ControllerSettings;
 use strom_metadata::sim_rng::SimRng as Rng;
@@ -30,7 +36,6 @@ use strom_metadata::{
     BrokerEndpoint, Controller, CreateTopicSpec, IsrChange, MetadataError, MetadataImage, MetadataRecord,
     PartitionImage, Proposal,
 };
-use strom_storage::LeaderEpochCache;
 use uuid::Uuid;
 
 const BROKERS: i32 = 3;
@@ -40,76 +45,6 @@ const SESSION_TIMEOUT_MS: i64 = 300;
 const HEARTBEAT_MS: u64 = 50;
 const FAULT_STEPS: u64 = 2_500;
 const HEAL_STEPS: u64 = 3_000;
-
-/// A replica's log: each offset's value and leader epoch, and the storage's epoch cache.
-struct SimLog {
-    values: Vec<(u64, i32)>,
-    epochs: LeaderEpochCache,
-}
-
-impl SimLog {
-    fn leo(&self) -> i64 {
-        self.values.len() as i64
-    }
-    fn latest_epoch(&self) -> i32 {
-        self.epochs.latest_epoch().unwrap_or(-1)
-    }
-    /// Appends records as `Log::append` (leader) and `append_as_follower` do: a record of an
-    /// epoch new to the log starts that epoch in the cache.
-    fn append(&mut self, records: &[(u64, i32)]) {
-        for &(value, epoch) in records {
-            if self.epochs.latest_epoch() != Some(epoch) {
-                assert!(self.epochs.latest_epoch() < Some(epoch), "appended epoch {epoch} after a later one");
-                self.epochs.assign(epoch, self.leo()).expect("in memory");
-            }
-            self.values.push((value, epoch));
-        }
-    }
-    fn truncate_to(&mut self, offset: i64) {
-        self.values.truncate(offset as usize);
-        self.epochs.truncate_from_end(offset).expect("in memory");
-    }
-    fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
-        self.epochs.end_offset_for(epoch, self.leo())
-    }
-}
-
-/// Where a fetch was sent from, as the real fetcher's `FetchPosition`.
-#[derive(Clone, Copy, Debug)]
-struct FetchAt {
-    fetch_offset: i64,
-    last_fetched_epoch: i32,
-    leader: i32,
-    leader_epoch: i32,
-}
-
-#[derive(Debug)]
-enum FetchReply {
-    Records { records: Vec<(u64, i32)>, high_watermark: i64 },
-    Diverging { epoch: i32, end_offset: i64 },
-    OutOfRange { leader_end: i64 },
-    Error,
-}
-
-#[derive(Debug)]
-enum Msg {
-    Fetch { from: i32, life: u64, at: FetchAt },
-    FetchReply { life: u64, at: FetchAt, reply: FetchReply },
-    AlterIsr { change: IsrChange, life: u64 },
-    AlterIsrDone { life: u64, change: IsrChange, answer: IsrAnswer },
-    Heartbeat { broker_epoch: i64 },
-    Register { incarnation: Uuid, life: u64 },
-    Registered { life: u64, broker_epoch: i64 },
-}
-
-struct InFlight {
-    at: u64,
-    seq: u64,
-    to: i32,
-    /// The broker a message to the controller came from.
-    from: i32,
-    msg: Msg,
-}
 
 const CONTROLLER: i32 = 0;
 
@@ -229,7 +164,7 @@ impl Sim {
                 applied: 0,
                 image: MetadataImage::default(),
                 state: ReplicaState::new(id, LAG_TIME_MAX_MS, 0, 0),
-                log: SimLog { values: Vec::new(), epochs: LeaderEpochCache::in_memory() },
+                log: SimLog::empty(),
                 checkpointed_hw: 0,
                 fetch_in_flight: false,
                 next_fetch_at: 0,
@@ -682,99 +617,6 @@ impl Sim {
         });
         for (offset, value, epoch) in acked {
             self.acked.insert(offset, (value, epoch));
-        }
-    }
-
-    fn check(&mut self) {
-        if let Some(p) = partition_of(&self.image) {
-            self.one_leader(p.leader_epoch, p.leader, "the controller's image");
-        }
-        for i in 0..self.brokers.len() {
-            let b = &self.brokers[i];
-            if !b.up {
-                continue;
-            }
-            let (id, hw, last_hw) = (b.id, b.state.high_watermark, b.last_hw);
-            if hw < last_hw {
-                self.fail(format!("broker {id}'s HW went back from {last_hw} to {hw}"));
-            }
-            self.brokers[i].last_hw = hw;
-            let b = &self.brokers[i];
-            if !b.state.is_leader() {
-                continue;
-            }
-            let epoch = b.state.leader_epoch;
-            self.one_leader(epoch, id, "a broker's state");
-            let b = &self.brokers[i];
-            for r in b.state.isr.clone() {
-                let leo = self.brokers[r as usize - 1].log.leo();
-                if leo < hw {
-                    self.fail(format!("leader {id}'s HW {hw} passes ISR member {r}'s log end {leo}"));
-                }
-            }
-            // What consumers read below the HW is never rewritten.
-            for offset in 0..hw as usize {
-                let value = self.brokers[i].log.values[offset].0;
-                match self.committed.get(offset) {
-                    Some(v) if *v != value => {
-                        self.fail(format!("offset {offset} read as {v} and later as {value} (leader {id})"))
-                    }
-                    Some(_) => {}
-                    None => self.committed.push(value),
-                }
-            }
-            // Every acknowledged record is in every later leader's log.
-            let log = &self.brokers[i].log;
-            let missing = self
-                .acked
-                .iter()
-                .find(|(offset, (value, acked_in))| {
-                    *acked_in <= epoch && log.values.get(**offset as usize).is_none_or(|(v, _)| v != value)
-                })
-                .map(|(o, v)| (*o, *v));
-            if let Some((offset, (value, acked_in))) = missing {
-                self.fail(format!(
-                    "acknowledged {value}@{offset} (epoch {acked_in}) is not in the log of leader {id} of epoch {epoch}"
-                ));
-            }
-        }
-    }
-
-    fn one_leader(&mut self, epoch: i32, leader: i32, seen_in: &str) {
-        if leader < 0 {
-            return;
-        }
-        if let Some(other) = self.leaders_by_epoch.insert(epoch, leader) {
-            if other != leader {
-                self.fail(format!("leader epoch {epoch} has two leaders, {other} and {leader} ({seen_in})"));
-            }
-        }
-    }
-
-    fn check_converged(&mut self) {
-        let Some(p) = partition_of(&self.image) else { self.fail("the topic is gone".into()) };
-        if p.leader < 0 || p.isr.len() != BROKERS as usize {
-            self.fail(format!("not healed: {p:?}"));
-        }
-        let leader = &self.brokers[p.leader as usize - 1];
-        if leader.state.high_watermark != leader.log.leo() {
-            self.fail(format!("leader's HW {} is not its log end {}", leader.state.high_watermark, leader.log.leo()));
-        }
-        for b in &self.brokers {
-            if b.log.values != leader.log.values {
-                self.fail(format!("broker {}'s log differs from the leader {}'s", b.id, leader.id));
-            }
-        }
-        for (offset, (value, _)) in &self.acked {
-            if leader.log.values.get(*offset as usize).map(|(v, _)| *v) != Some(*value) {
-                self.fail(format!("acknowledged {value}@{offset} lost"));
-            }
-        }
-        let mut values: Vec<u64> = leader.log.values.iter().map(|(v, _)| *v).collect();
-        values.sort_unstable();
-        values.dedup();
-        if values.len() != leader.log.values.len() {
-            self.fail("a value appears twice in the log".into());
         }
     }
 }
