@@ -3,6 +3,7 @@
 
 use crate::handlers::{self, api_versions};
 use crate::metadata::forward::{decode_forward_frame, encode_forward_answer, ForwardedOutcome, STROM_FORWARD_API_KEY};
+use crate::metadata::observer::{decode_observer_fetch_frame, encode_observer_answer, STROM_OBSERVER_FETCH_API_KEY};
 use crate::metadata::transport::{decode_raft_frame, STROM_RAFT_API_KEY};
 use crate::net::zero_copy::{self, ResponsePart};
 use crate::server::Broker;
@@ -41,6 +42,15 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
                 broker.metadata.step(message);
                 Outcome::NoResponse
             }
+            Err(e) => Outcome::Close(e),
+        };
+    }
+    if key == STROM_OBSERVER_FETCH_API_KEY {
+        return match decode_observer_fetch_frame(&frame) {
+            Ok((correlation_id, fetch)) => match broker.metadata.serve_observer(fetch).await {
+                Some(chunk) => Outcome::Respond(encode_observer_answer(correlation_id, &chunk)),
+                None => Outcome::Close("this node is not a voter of the metadata quorum".into()),
+            },
             Err(e) => Outcome::Close(e),
         };
     }

@@ -127,7 +127,13 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
             .filter(|v| v.id != config.node_id)
             .map(|v| (v.id as u64, v.host.clone(), v.port))
             .collect();
-        (voters, RaftTransport::start(peers, stop_rx.clone()))
+        // An observer (not a voter) takes no part in Raft: it only fetches the committed log.
+        let transport = if config.cluster.roles.controller {
+            RaftTransport::start(peers, stop_rx.clone())
+        } else {
+            RaftTransport::none()
+        };
+        (voters, transport)
     };
     let cfg = Arc::clone(&config);
     let (metadata, replicas) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {

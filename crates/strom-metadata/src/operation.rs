@@ -75,6 +75,9 @@ pub struct QuorumDescription {
     pub leader_epoch: i32,
     pub high_watermark: i64,
     pub voters: Vec<VoterProgress>,
+    /// Observers that fetched from this leader, with the log end each last asked from.
+    #[serde(default)]
+    pub observers: Vec<VoterProgress>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -179,13 +179,12 @@ impl ClusterConfig {
                 "a broker-only node needs the controller quorum's voters",
             ));
         }
-        if !self.roles.controller {
-            // The quorum has no learners yet: a node outside the voters could not follow the log.
+        if !self.roles.controller && self.voters.iter().any(|v| v.id == node_id) {
+            // Kafka's rule: a voter votes, so a broker-only node cannot be one.
             return Err(invalid(
-                "process.roles",
-                props.get("process.roles").map(String::as_str).unwrap_or_default(),
-                "nodes that are not voters (observers) are not supported yet: give this node the \
-                 controller role too (process.roles=broker,controller) and list it in controller.quorum.voters",
+                "controller.quorum.voters",
+                &voters_value,
+                &format!("node.id={node_id} has only the broker role, so it must not be one of the voters"),
             ));
         }
         if self.roles.broker
@@ -295,8 +294,10 @@ mod tests {
             "process.roles=broker\nnode.id=4\n{voters}listeners=PLAINTEXT://:9092,CONTROLLER://:9093"
         ))
         .contains("must not list a controller listener"));
-        assert!(err(&format!("process.roles=broker\nnode.id=4\n{voters}listeners=PLAINTEXT://:9092"))
-            .contains("observers) are not supported yet"));
+        assert!(err(&format!("process.roles=broker\nnode.id=2\n{voters}listeners=PLAINTEXT://:9092"))
+            .contains("must not be one of the voters"));
+        let observer = load(&format!("process.roles=broker\nnode.id=4\n{voters}listeners=PLAINTEXT://:9092"));
+        assert!(!observer.expect("a broker-only node observes the quorum").cluster.roles.controller);
         assert!(err("inter.broker.listener.name=INTERNAL\nlisteners=PLAINTEXT://:9092")
             .contains("inter.broker.listener.name"));
     }

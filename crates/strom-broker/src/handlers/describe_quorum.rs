@@ -5,7 +5,7 @@
 
 use crate::dispatch::RequestContext;
 use crate::server::Broker;
-use strom_metadata::{ControllerOp, OpAnswer};
+use strom_metadata::{ControllerOp, OpAnswer, VoterProgress};
 use strom_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
 use strom_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
 use strom_protocol::ResponseError;
@@ -56,16 +56,28 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeQuorumRe
             r
         })
         .collect();
-    // Registered brokers that are not voters follow the log as observers.
+    // Nodes that are not voters follow the log as observers: those that fetched from this
+    // leader with their progress, other registered brokers without.
     let image = broker.metadata.image();
-    partition.observers = image
+    let is_voter = |id: i32| description.voters.iter().any(|v| v.id == id);
+    let unseen = image
         .brokers
         .keys()
-        .filter(|id| !description.voters.iter().any(|v| v.id == **id))
-        .map(|id| {
+        .filter(|id| !is_voter(**id) && !description.observers.iter().any(|o| o.id == **id))
+        .map(|&id| VoterProgress { id, log_end_offset: -1, last_fetch_ms: -1, last_caught_up_ms: -1 });
+    let mut observers: Vec<VoterProgress> =
+        description.observers.iter().filter(|o| !is_voter(o.id)).cloned().chain(unseen).collect();
+    observers.sort_by_key(|o| o.id);
+    partition.observers = observers
+        .iter()
+        .map(|o| {
             let mut r = ReplicaState::default();
-            r.replica_id = BrokerId(*id);
-            r.log_end_offset = -1;
+            r.replica_id = BrokerId(o.id);
+            r.log_end_offset = o.log_end_offset;
+            if ctx.api_version >= 1 {
+                r.last_fetch_timestamp = o.last_fetch_ms;
+                r.last_caught_up_timestamp = o.last_caught_up_ms;
+            }
             r
         })
         .collect();

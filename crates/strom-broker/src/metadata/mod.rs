@@ -17,6 +17,8 @@
 //! records of the one before, so the controller validates against everything committed.
 
 pub mod forward;
+pub mod member;
+pub mod observer;
 pub mod publisher;
 pub mod quorum;
 pub mod transport;
@@ -37,6 +39,9 @@ use tokio::sync::{mpsc, watch};
 pub struct CommittedRecords {
     pub offset: u64,
     pub records: Vec<MetadataRecord>,
+    /// Set when this node's log was replaced by a snapshot from a voter (it had fallen behind
+    /// the log's compacted prefix): the image to start from, `records` then empty.
+    pub snapshot: Option<Arc<MetadataImage>>,
 }
 
 /// How long a controller operation waits for a leader, the active controller's answer and this
@@ -54,7 +59,7 @@ pub struct MetadataStore {
     controllers: HashMap<u64, String>,
     /// The controller, used one operation at a time.
     controller: tokio::sync::Mutex<Controller>,
-    quorum: quorum::QuorumNode,
+    quorum: member::QuorumMember,
     image: RwLock<Arc<MetadataImage>>,
     /// Taken by the publisher when the broker starts.
     committed_rx: Mutex<Option<mpsc::UnboundedReceiver<CommittedRecords>>>,
@@ -62,8 +67,9 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
-    /// Starts the metadata quorum and returns once the image holds everything committed: the
-    /// image the broker starts from.
+    /// Starts this node's part in the metadata quorum and returns once the image holds
+    /// everything this node knows to be committed: the image the broker starts from. A node
+    /// outside `voters` is an observer (given no transport: it only fetches).
     pub fn open(
         data_dir: &std::path::Path,
         settings: ControllerSettings,
@@ -71,14 +77,20 @@ impl MetadataStore {
         transport: transport::RaftTransport,
     ) -> Result<MetadataStore, MetadataError> {
         let (committed, rx) = mpsc::unbounded_channel();
-        let ids = voters.iter().map(|(id, _)| *id).collect();
-        let started = quorum::start(data_dir, settings.node_id, ids, transport, committed)?;
-        let offset = started.image.offset;
+        let ids: Vec<u64> = voters.iter().map(|(id, _)| *id).collect();
+        let (member, image) = if ids.contains(&(settings.node_id as u64)) {
+            let started = quorum::start(data_dir, settings.node_id, ids, transport, committed)?;
+            (member::QuorumMember::Voter(started.node), started.image)
+        } else {
+            let (node, image) = observer::start(data_dir, settings.node_id, voters.clone(), committed)?;
+            (member::QuorumMember::Observer(node), image)
+        };
+        let offset = image.offset;
         Ok(MetadataStore {
             controllers: voters.into_iter().collect(),
             controller: tokio::sync::Mutex::new(Controller::new(settings)),
-            quorum: started.node,
-            image: RwLock::new(Arc::new(started.image)),
+            quorum: member,
+            image: RwLock::new(Arc::new(image)),
             committed_rx: Mutex::new(Some(rx)),
             applied: watch::Sender::new(offset),
         })
@@ -194,6 +206,17 @@ impl MetadataStore {
             leader_epoch: status.term as i32,
             high_watermark: status.commit_index as i64,
             voters,
+            observers: self
+                .quorum
+                .observer_progress()
+                .into_iter()
+                .map(|(id, end, at)| VoterProgress {
+                    id: id as i32,
+                    log_end_offset: end as i64,
+                    last_fetch_ms: at,
+                    last_caught_up_ms: if end >= status.commit_index { at } else { -1 },
+                })
+                .collect(),
         })
     }
 
@@ -209,6 +232,14 @@ impl MetadataStore {
     /// Hands a Raft message from another controller to this node's quorum.
     pub fn step(&self, message: strom_metadata::quorum::RaftMessage) {
         self.quorum.step(message);
+    }
+
+    /// Serves an observer's fetch of the committed log (voters only).
+    pub async fn serve_observer(
+        &self,
+        fetch: strom_metadata::quorum::ObserverFetch,
+    ) -> Option<strom_metadata::quorum::ObserverChunk> {
+        self.quorum.serve_observer(fetch).await
     }
 
     /// This node's view of the quorum: the leader is the active controller, the term its epoch.

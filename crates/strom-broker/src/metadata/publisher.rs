@@ -31,7 +31,13 @@ pub async fn run(
 
 async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
     let current = broker.metadata.image();
-    let mut next = (*current).clone();
+    let mut next = match &batch.snapshot {
+        Some(snapshot) => {
+            tracing::info!(offset = batch.offset, "metadata image replaced by a snapshot from the quorum");
+            (**snapshot).clone()
+        }
+        None => (*current).clone(),
+    };
     for record in &batch.records {
         describe(&next, record);
         next.apply(record);
@@ -40,7 +46,8 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
     let own_registration = batch.records.iter().any(|r| {
         matches!(r, MetadataRecord::RegisterBroker { broker_id, incarnation_id, .. }
             if *broker_id == broker.config.node_id && *incarnation_id == broker.incarnation_id)
-    });
+    }) || (batch.snapshot.is_some()
+        && next.brokers.get(&broker.config.node_id).is_some_and(|b| b.incarnation_id == broker.incarnation_id));
     next.offset = batch.offset;
     let next = Arc::new(next);
     let (b, image) = (Arc::clone(broker), Arc::clone(&next));

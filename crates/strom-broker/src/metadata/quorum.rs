@@ -17,8 +17,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 use strom_metadata::image::{decode_records, encode_records};
 use strom_metadata::quorum::{
-    Committed, DurableQuorumLog, PersistBatch, PersistentState, QuorumCommand, QuorumCore, QuorumSettings,
-    QuorumStatus, RaftMessage,
+    Committed, DurableQuorumLog, ObserverChunk, ObserverContent, ObserverFetch, PersistBatch, PersistentState,
+    QuorumCommand, QuorumCore, QuorumSettings, QuorumStatus, RaftMessage,
 };
 use strom_metadata::{MetadataError, MetadataImage, MetadataRecord};
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 const TICK: Duration = Duration::from_millis(50);
 /// A snapshot is taken once this many bytes of entries were applied since the last one
 /// (Kafka's `metadata.log.max.record.bytes.between.snapshots` default).
-const SNAPSHOT_AFTER_BYTES: u64 = 20 << 20;
+pub(super) const SNAPSHOT_AFTER_BYTES: u64 = 20 << 20;
 
 /// Why a proposal did not become a committed entry.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +39,17 @@ pub enum ProposeError {
 }
 
 enum Input {
-    Propose { data: Vec<u8>, reply: oneshot::Sender<Result<u64, ProposeError>> },
+    Propose {
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, ProposeError>>,
+    },
     Peer(RaftMessage),
+    /// An observer's fetch: answered at once with what is committed from `from` on.
+    ObserverFetch {
+        from: u64,
+        max_bytes: u64,
+        reply: oneshot::Sender<ObserverChunk>,
+    },
     Stop,
 }
 
@@ -50,6 +59,10 @@ pub struct QuorumNode {
     /// When each peer was last heard from (ms since the epoch), for DescribeQuorum.
     last_heard: std::sync::Arc<std::sync::Mutex<HashMap<u64, i64>>>,
     status: std::sync::Arc<std::sync::Mutex<QuorumStatus>>,
+    /// The commit index, for observers waiting for something new.
+    commit: tokio::sync::watch::Receiver<u64>,
+    /// Each observer's log end (the entries it holds) and when it last fetched (ms).
+    observers: std::sync::Mutex<HashMap<u64, (u64, i64)>>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -84,6 +97,40 @@ impl QuorumNode {
         self.last_heard.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Serves an observer: the committed entries from `fetch.from_index` on, waiting up to
+    /// `fetch.max_wait_ms` for a commit when there are none yet.
+    pub async fn serve_observer(&self, fetch: ObserverFetch) -> Option<ObserverChunk> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(fetch.max_wait_ms.min(5_000) as u64);
+        let mut commit = self.commit.clone();
+        let holds = fetch.from_index.saturating_sub(1);
+        self.observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fetch.observer_id as u64, (holds, crate::server::now_ms()));
+        loop {
+            commit.borrow_and_update();
+            let (reply, answer) = oneshot::channel();
+            let max_bytes = fetch.max_bytes.max(1) as u64;
+            self.input.send(Input::ObserverFetch { from: fetch.from_index, max_bytes, reply }).ok()?;
+            let chunk = answer.await.ok()?;
+            let empty = matches!(&chunk.content, ObserverContent::Entries(e) if e.is_empty());
+            if !empty || tokio::time::Instant::now() >= deadline {
+                return Some(chunk);
+            }
+            if tokio::time::timeout_at(deadline, commit.changed()).await.is_err() {
+                return Some(chunk);
+            }
+        }
+    }
+
+    /// Each observer that fetched from this node: (id, log end, last fetch ms).
+    pub fn observer_progress(&self) -> Vec<(u64, u64, i64)> {
+        let map = self.observers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = map.iter().map(|(id, (end, at))| (*id, *end, *at)).collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Stops the thread after the work in hand.
     pub fn stop(&self) {
         let _ = self.input.send(Input::Stop);
@@ -104,6 +151,7 @@ struct Driver {
     publisher: Option<mpsc::UnboundedSender<CommittedRecords>>,
     transport: RaftTransport,
     status: std::sync::Arc<std::sync::Mutex<QuorumStatus>>,
+    commit: tokio::sync::watch::Sender<u64>,
     last_heard: std::sync::Arc<std::sync::Mutex<HashMap<u64, i64>>>,
 }
 
@@ -138,6 +186,7 @@ pub fn start(
     };
     let core = QuorumCore::restore(settings, state).map_err(|e| corrupt(data_dir, e.to_string()))?;
     let status = std::sync::Arc::new(std::sync::Mutex::new(core.status()));
+    let (commit, commit_rx) = tokio::sync::watch::channel(core.status().commit_index);
     let mut driver = Driver {
         core,
         durable,
@@ -147,6 +196,7 @@ pub fn start(
         publisher: None,
         transport,
         status: std::sync::Arc::clone(&status),
+        commit,
         last_heard: std::sync::Arc::default(),
     };
     let last_heard = std::sync::Arc::clone(&driver.last_heard);
@@ -180,13 +230,56 @@ pub fn start(
         .spawn(move || driver.run(rx))
         .map_err(|source| MetadataError::Io { path: data_dir.to_path_buf(), source })?;
     Ok(StartedQuorum {
-        node: QuorumNode { input, last_heard, status, thread: std::sync::Mutex::new(Some(thread)) },
+        node: QuorumNode {
+            input,
+            last_heard,
+            status,
+            commit: commit_rx,
+            observers: Default::default(),
+            thread: std::sync::Mutex::new(Some(thread)),
+        },
         image,
     })
 }
 
-fn corrupt(dir: &Path, reason: String) -> MetadataError {
+pub(super) fn corrupt(dir: &Path, reason: String) -> MetadataError {
     MetadataError::Corrupt { path: dir.to_path_buf(), line: 0, reason }
+}
+
+/// Applies one committed entry to the image and hands its records to the publisher (voters and
+/// observers alike).
+pub(super) fn apply_entry(
+    image: &mut MetadataImage,
+    entry: &Committed,
+    publisher: Option<&mpsc::UnboundedSender<CommittedRecords>>,
+) -> Result<(), MetadataError> {
+    let records = decode_records(&entry.data)
+        .map_err(|r| corrupt(Path::new("metadata quorum entry"), format!("entry {}: {r}", entry.index)))?;
+    for r in &records {
+        image.apply(r);
+    }
+    assert!(entry.index > image.offset, "metadata entries are applied in order");
+    image.offset = entry.index;
+    if let Some(publisher) = publisher {
+        let _ = publisher.send(CommittedRecords { offset: entry.index, records, snapshot: None });
+    }
+    Ok(())
+}
+
+/// The image of a snapshot received from a voter; the publisher starts over from it.
+pub(super) fn restore_snapshot(
+    index: u64,
+    data: &[u8],
+    publisher: Option<&mpsc::UnboundedSender<CommittedRecords>>,
+) -> Result<MetadataImage, MetadataError> {
+    let mut image =
+        MetadataImage::decode_snapshot(data).map_err(|r| corrupt(Path::new("snapshot from the quorum"), r))?;
+    image.offset = index;
+    if let Some(publisher) = publisher {
+        let snapshot = Some(std::sync::Arc::new(image.clone()));
+        let _ = publisher.send(CommittedRecords { offset: index, records: Vec::new(), snapshot });
+    }
+    Ok(image)
 }
 
 impl Driver {
@@ -204,6 +297,9 @@ impl Driver {
                     if let Err(e) = self.core.step(message) {
                         tracing::warn!("metadata quorum refused a peer message: {e}");
                     }
+                }
+                Ok(Input::ObserverFetch { from, max_bytes, reply }) => {
+                    let _ = reply.send(self.core.serve_observer(from, max_bytes));
                 }
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
@@ -250,6 +346,7 @@ impl Driver {
                         let _ = reply.send(Err(ProposeError::NotController));
                     }
                 }
+                self.commit.send_if_modified(|c| std::mem::replace(c, status.commit_index) != status.commit_index);
                 *shared = status;
                 return Ok(());
             }
@@ -258,10 +355,7 @@ impl Driver {
                     QuorumCommand::Persist(batch) => self.durable.persist(&batch)?,
                     QuorumCommand::Send(messages) => messages.iter().for_each(|m| self.transport.send(m)),
                     QuorumCommand::RestoreSnapshot { index, data, .. } => {
-                        let mut image = MetadataImage::decode_snapshot(&data)
-                            .map_err(|r| corrupt(Path::new("snapshot from the leader"), r))?;
-                        image.offset = index;
-                        self.image = image;
+                        self.image = restore_snapshot(index, &data, self.publisher.as_ref())?;
                     }
                     QuorumCommand::Apply(entries) => {
                         for entry in entries {
@@ -275,17 +369,8 @@ impl Driver {
     }
 
     fn apply(&mut self, entry: Committed) -> Result<(), MetadataError> {
-        let records = decode_records(&entry.data)
-            .map_err(|r| corrupt(Path::new("metadata quorum entry"), format!("entry {}: {r}", entry.index)))?;
-        for r in &records {
-            self.image.apply(r);
-        }
-        assert!(entry.index > self.image.offset, "metadata entries are applied in order");
-        self.image.offset = entry.index;
+        apply_entry(&mut self.image, &entry, self.publisher.as_ref())?;
         self.bytes_since_snapshot += entry.data.len() as u64;
-        if let Some(publisher) = &self.publisher {
-            let _ = publisher.send(CommittedRecords { offset: entry.index, records });
-        }
         if let Some((term, reply)) = self.pending.remove(&entry.index) {
             let outcome = if term == entry.term { Ok(entry.index) } else { Err(ProposeError::NotController) };
             let _ = reply.send(outcome);

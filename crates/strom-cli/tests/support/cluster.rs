@@ -22,10 +22,20 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts `n` combined nodes with extra overrides for each.
     pub fn start(n: usize, overrides: &[&str]) -> TestCluster {
+        TestCluster::start_with_roles(&vec!["broker,controller"; n], overrides)
+    }
+
+    /// Starts one node per entry of `roles` (`process.roles`: node i+1 has `roles[i]`); the nodes
+    /// with the controller role are the voters.
+    pub fn start_with_roles(roles: &[&str], overrides: &[&str]) -> TestCluster {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (listen_port(), listen_port())).collect();
-        let voters: Vec<String> =
-            ports.iter().enumerate().map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1)).collect();
+        let ports: Vec<(u16, u16)> = roles.iter().map(|_| (listen_port(), listen_port())).collect();
+        let voters: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| roles[*i].contains("controller"))
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect();
         let cluster_id = run_strom(&["storage", "random-uuid"]).trim().to_string();
         let empty = tmp.path().join("empty.properties");
         std::fs::write(&empty, "").expect("write empty properties");
@@ -33,11 +43,16 @@ impl TestCluster {
         for (i, (port, controller)) in ports.iter().enumerate() {
             let dir = tmp.path().join(format!("n{}", i + 1));
             std::fs::create_dir_all(&dir).expect("node dir");
+            let listeners = if roles[i].contains("controller") {
+                format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}")
+            } else {
+                format!("listeners=PLAINTEXT://127.0.0.1:{port}")
+            };
             let mut props = vec![
                 format!("node.id={}", i + 1),
-                "process.roles=broker,controller".to_string(),
+                format!("process.roles={}", roles[i]),
                 format!("controller.quorum.voters={}", voters.join(",")),
-                format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
+                listeners,
             ];
             props.extend(overrides.iter().map(|s| s.to_string()));
             let node = TestBroker::unstarted(None, dir, *port, props);
@@ -79,7 +94,8 @@ impl TestCluster {
     }
 
     /// The index of the active controller: the running node whose log announces leadership of
-    /// the highest term, once every running node's log names that node as leader.
+    /// the highest term, once every running node's log names that node as leader (observers
+    /// log the leader they learn of the same way).
     pub fn wait_for_controller(&mut self, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         let term_of = |line: &str| line.split("term=").nth(1)?.split_whitespace().next()?.parse::<u64>().ok();

@@ -5,9 +5,10 @@
 //! TCP) and the deterministic simulation in the tests execute the very same commands.
 
 use super::logger::raft_logger;
+use super::observer::{ObserverChunk, ObserverContent};
 use super::storage::{MemoryLog, PersistentState};
 use raft::eraftpb::{Entry, EntryType, HardState, Message, MessageType, Snapshot};
-use raft::{RawNode, StateRole};
+use raft::{RawNode, StateRole, Storage as _};
 
 /// Settings of one quorum member.
 #[derive(Debug, Clone)]
@@ -223,6 +224,30 @@ impl QuorumCore {
         assert!(index <= self.applied, "snapshot at {index} beyond the applied index {}", self.applied);
         let snapshot = self.raw.mut_store().compact(index, data);
         QuorumCommand::Persist(PersistBatch { snapshot: Some(snapshot), ..Default::default() })
+    }
+
+    /// Answers an observer: the committed entries from `from` on (at most `max_bytes` of them, at
+    /// least one), or the snapshot when `from` was compacted away. Only what this node knows to
+    /// be committed is sent, so a follower voter may answer as well as the leader.
+    pub fn serve_observer(&self, from: u64, max_bytes: u64) -> ObserverChunk {
+        let store = self.raw.store();
+        let commit = self.raw.raft.raft_log.committed.min(store.last_index().unwrap_or(0));
+        let snapshot_index = store.snapshot_index();
+        let content = if from <= snapshot_index && snapshot_index > 0 {
+            let snapshot = store.snapshot(snapshot_index, 0).expect("the log's own snapshot");
+            let meta = snapshot.get_metadata();
+            ObserverContent::Snapshot { index: meta.index, term: meta.term, data: snapshot.data.clone() }
+        } else if from > commit {
+            ObserverContent::Entries(Vec::new())
+        } else {
+            let entries = store
+                .entries(from.max(1), commit + 1, max_bytes, raft::GetEntriesContext::empty(false))
+                .expect("committed entries after the snapshot are in the log");
+            ObserverContent::Entries(
+                entries.into_iter().map(|e| Committed { index: e.index, term: e.term, data: e.data }).collect(),
+            )
+        };
+        ObserverChunk { leader: self.leader(), term: self.term(), commit, content }
     }
 
     /// The snapshot index of the in-memory log (0 when none was taken).

@@ -11,12 +11,13 @@
 //!
 //! The core is the same in a running node (files and TCP execute the commands) and in the
 //! deterministic simulation of the tests (a simulated disk, network and clock do). The voter set
-//! is static (`controller.quorum.voters`); brokers that are not voters follow the committed log
-//! from the controllers instead of taking part in Raft.
+//! is static (`controller.quorum.voters`); brokers that are not voters (observers) follow the
+//! committed log by fetching it from the voters instead of taking part in Raft (`observer.rs`).
 
 mod core;
 mod durable;
 mod logger;
+mod observer;
 mod storage;
 mod wire;
 
@@ -25,6 +26,10 @@ mod simulation;
 
 pub use self::core::{Committed, PersistBatch, QuorumCommand, QuorumCore, QuorumError, QuorumSettings, QuorumStatus};
 pub use durable::{DurableQuorumLog, QUORUM_DIR};
+pub use observer::{ObserverChunk, ObserverContent, ObserverCore, ObserverFetch};
 pub use raft::eraftpb::{HardState, Message as RaftMessage, Snapshot};
 pub use storage::PersistentState;
-pub use wire::{decode_message, encode_message};
+pub use wire::{
+    decode_message, decode_observer_chunk, decode_observer_fetch, encode_message, encode_observer_chunk,
+    encode_observer_fetch,
+};

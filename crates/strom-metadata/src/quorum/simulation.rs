@@ -1,6 +1,7 @@
 //! Deterministic simulation of the metadata quorum: 3 or 5 cores over a simulated network (delay,
 //! loss, duplication, reordering, partitions) and a simulated disk (only what a `Persist`
-//! command wrote survives a crash), driven by one seeded generator. Every step checks Raft's
+//! command wrote survives a crash), driven by one seeded generator, plus an observer that
+//! fetches the committed log from any voter (stale ones too) and is crashed and restarted. Every step checks Raft's
 //! safety properties; after the faults end, every node must converge on the same log holding
 //! every acknowledged proposal exactly once. A failing seed replays exactly:
 //! `STROM_SIM_SEED=<seed> cargo test -p strom-metadata simulation`.
@@ -37,6 +38,17 @@ struct Node {
     machine: Machine,
 }
 
+/// The node id of the simulation's observer (not a voter).
+const OBSERVER: u64 = 100;
+
+struct ObserverNode {
+    core: Option<ObserverCore>,
+    disk: PersistentState,
+    machine: Machine,
+    /// Answers on their way: (deliver at, chunk).
+    inbox: Vec<(u64, ObserverChunk)>,
+}
+
 struct InFlight {
     deliver_at: u64,
     seq: u64,
@@ -61,6 +73,7 @@ struct Sim {
     acknowledged: BTreeSet<u64>,
     next_value: u64,
     history: Vec<String>,
+    observer: ObserverNode,
 }
 
 fn settings(id: u64, voters: &[u64], seed: u64) -> QuorumSettings {
@@ -99,6 +112,12 @@ impl Sim {
             acknowledged: BTreeSet::new(),
             next_value: 1,
             history: Vec::new(),
+            observer: ObserverNode {
+                core: Some(ObserverCore::restore(OBSERVER, PersistentState::default()).0),
+                disk: PersistentState::default(),
+                machine: Machine::default(),
+                inbox: Vec::new(),
+            },
         }
     }
 
@@ -155,8 +174,12 @@ impl Sim {
                 if machine.applied_index != index {
                     self.fail(format!("node {id}: snapshot at {index} holds a machine at {}", machine.applied_index));
                 }
+                let before = self.machine(id).applied_index;
+                if index <= before {
+                    self.fail(format!("node {id}: a snapshot at {index} took its state back from {before}"));
+                }
                 self.history.push(format!("t{} n{id} restored snapshot at {index}", self.now));
-                self.nodes.get_mut(&id).expect("node").machine = machine;
+                *self.machine(id) = machine;
             }
             QuorumCommand::Apply(entries) => {
                 for e in entries {
@@ -166,9 +189,16 @@ impl Sim {
         }
     }
 
+    fn machine(&mut self, id: u64) -> &mut Machine {
+        match id {
+            OBSERVER => &mut self.observer.machine,
+            _ => &mut self.nodes.get_mut(&id).expect("node").machine,
+        }
+    }
+
     fn apply(&mut self, id: u64, e: Committed) {
         let value = (!e.data.is_empty()).then(|| u64::from_be_bytes(e.data[..8].try_into().expect("8 bytes")));
-        let machine = &mut self.nodes.get_mut(&id).expect("node").machine;
+        let machine = self.machine(id);
         if e.index != machine.applied_index + 1 {
             let at = machine.applied_index;
             self.fail(format!("node {id} applied {} after {at}", e.index));
@@ -281,8 +311,71 @@ impl Sim {
         }
     }
 
+    /// The observer asks a random live voter for what follows its log; the answer arrives a
+    /// little later (possibly after a newer one, or after the observer restarted).
+    fn observer_fetch(&mut self) {
+        let Some(from) = self.observer.core.as_ref().map(|c| c.next_index()) else { return };
+        let alive: Vec<u64> = self.nodes.iter().filter(|(_, n)| n.core.is_some()).map(|(id, _)| *id).collect();
+        if alive.is_empty() {
+            return;
+        }
+        let voter = alive[self.rng.below(alive.len() as u64) as usize];
+        let chunk = self.nodes[&voter].core.as_ref().expect("alive").serve_observer(from, 64);
+        let at = self.now + 1 + self.rng.below(4);
+        self.observer.inbox.push((at, chunk));
+    }
+
+    fn observer_receive(&mut self) {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.observer.inbox).into_iter().partition(|m| m.0 <= now);
+        self.observer.inbox = later;
+        for (_, chunk) in due {
+            let Some(core) = self.observer.core.as_mut() else { return };
+            let commands = match core.receive(chunk) {
+                Ok(c) => c,
+                Err(why) => {
+                    self.history.push(format!("t{now} observer ignored an answer: {why}"));
+                    continue;
+                }
+            };
+            for command in commands {
+                match command {
+                    QuorumCommand::Persist(batch) => self.observer.disk.apply(&batch),
+                    other => self.execute(OBSERVER, other),
+                }
+            }
+            let core = self.observer.core.as_mut().expect("alive");
+            if core.applied() >= core.snapshot_index() + 15 {
+                let command = core.compact(self.observer.machine.encode());
+                if let QuorumCommand::Persist(batch) = command {
+                    self.observer.disk.apply(&batch);
+                }
+            }
+        }
+    }
+
+    fn observer_crash_or_restart(&mut self) {
+        if self.observer.core.take().is_some() {
+            self.observer.inbox.clear();
+            self.history.push(format!("t{} observer crashed", self.now));
+            return;
+        }
+        let (core, commands) = ObserverCore::restore(OBSERVER, self.observer.disk.clone());
+        self.observer.core = Some(core);
+        self.observer.machine = Machine::default();
+        self.history.push(format!("t{} observer restarted", self.now));
+        for command in commands {
+            self.execute(OBSERVER, command);
+        }
+    }
+
     fn tick(&mut self) {
         self.now += 1;
+        if self.rng.chance(40) {
+            self.observer_fetch();
+        }
+        self.observer_receive();
         for id in self.voters() {
             if let Some(core) = self.nodes.get_mut(&id).and_then(|n| n.core.as_mut()) {
                 core.tick();
@@ -328,6 +421,7 @@ impl Sim {
                 self.history.push(format!("t{} heal network", self.now));
             }
             14 => self.loss_percent = self.rng.below(30),
+            15 => self.observer_crash_or_restart(),
             _ => {}
         }
     }
@@ -337,6 +431,9 @@ impl Sim {
         self.loss_percent = 0;
         for id in self.voters() {
             self.restart(id);
+        }
+        if self.observer.core.is_none() {
+            self.observer_crash_or_restart();
         }
         self.history.push(format!("t{} heal all", self.now));
     }
@@ -383,12 +480,28 @@ impl Sim {
         self.run_commands(id);
     }
 
+    /// Lets the observer fetch until it holds what the voters applied.
+    fn observer_catch_up(&mut self) {
+        let target = self.nodes.values().map(|n| n.machine.applied_index).max().unwrap_or(0);
+        let deadline = self.now + 2_000;
+        while self.observer.machine.applied_index < target {
+            if self.now > deadline {
+                self.fail(format!("the observer stopped at {} of {target}", self.observer.machine.applied_index));
+            }
+            self.observer_fetch();
+            self.tick();
+        }
+    }
+
     fn check_final(&self) {
         let reference = &self.nodes.values().next().expect("nodes").machine.values;
         for (id, node) in &self.nodes {
             if &node.machine.values != reference {
                 self.fail(format!("node {id} ended with a different history"));
             }
+        }
+        if &self.observer.machine.values != reference {
+            self.fail("the observer ended with a different history".into());
         }
         let present: BTreeSet<u64> = reference.iter().copied().collect();
         if let Some(lost) = self.acknowledged.iter().find(|v| !present.contains(v)) {
@@ -414,6 +527,7 @@ fn run(seed: u64) -> Sim {
     }
     sim.heal();
     sim.converge();
+    sim.observer_catch_up();
     sim.check_final();
     sim
 }
@@ -427,15 +541,17 @@ fn many_seeds_keep_raft_safe_and_converge() {
             (0..count).collect()
         }
     };
-    let mut acknowledged = 0;
-    let mut leaders = 0;
+    let (mut acknowledged, mut leaders, mut observed, mut observer_snapshots) = (0, 0, 0, 0);
     for seed in seeds {
         let sim = run(seed);
         acknowledged += sim.acknowledged.len();
         leaders += sim.leaders.len();
+        observed += sim.observer.machine.values.len();
+        observer_snapshots += sim.history.iter().filter(|h| h.contains("n100 restored snapshot")).count();
     }
     // The runs must have done real work, not merely stayed safe by doing nothing.
     assert!(acknowledged > 0 && leaders > 0, "acknowledged {acknowledged}, leaders {leaders}");
+    assert!(observed > 0 && observer_snapshots > 0, "observer: {observed} values, {observer_snapshots} snapshots");
 }
 
 #[test]

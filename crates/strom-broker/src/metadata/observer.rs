@@ -1,0 +1,266 @@
+//! The adapter of a node that observes the metadata quorum (`process.roles=broker`): it fetches
+//! committed entries from the voters (`controller.quorum.voters`), preferring the leader they
+//! name, and executes [`ObserverCore`]'s commands: persist in the same quorum files a voter uses,
+//! then apply to the image and hand the records to the publisher. A voter waits up to
+//! [`FETCH_MAX_WAIT`] for a commit before answering an empty fetch, so a change reaches
+//! observers one round trip after it is committed.
+//!
+//! Each fetch travels with Strom's private API key [`STROM_OBSERVER_FETCH_API_KEY`] on the voter's
+//! controller listener, over one kept-open connection: a request frame (header v1, null client
+//! id, then the fetch) and a response frame (correlation id, then the chunk).
+
+use super::quorum::{apply_entry, corrupt, restore_snapshot, SNAPSHOT_AFTER_BYTES};
+use super::transport::{private_request_frame, MAX_RAFT_MESSAGE_BYTES};
+use super::CommittedRecords;
+use bytes::{BufMut, BytesMut};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use strom_metadata::quorum::{
+    decode_observer_chunk, encode_observer_chunk, encode_observer_fetch, DurableQuorumLog, ObserverChunk, ObserverCore,
+    ObserverFetch, QuorumCommand, QuorumStatus,
+};
+use strom_metadata::{MetadataError, MetadataImage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+/// Strom's private API key for observers' fetches of the metadata log.
+pub const STROM_OBSERVER_FETCH_API_KEY: i16 = 0x7F02;
+/// How long a voter holds an empty fetch waiting for a commit.
+const FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
+/// Entries per answer, in bytes (one entry at least).
+const FETCH_MAX_BYTES: u32 = 1 << 20;
+/// A voter that answers nothing within this (the wait included) is taken to be unreachable.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after a voter could not be reached, before the next one is tried.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Handle on the observer.
+pub struct ObserverNode {
+    driver: Arc<Mutex<Driver>>,
+    stop: watch::Sender<bool>,
+}
+
+struct Driver {
+    core: ObserverCore,
+    durable: DurableQuorumLog,
+    image: MetadataImage,
+    bytes_since_snapshot: u64,
+    publisher: Option<mpsc::UnboundedSender<CommittedRecords>>,
+    /// Set when the quorum files could not be written: the observer stops following.
+    failed: bool,
+}
+
+/// Opens the quorum files and rebuilds the image from them, then follows the voters from where
+/// this node's log ends. Must run within the Tokio runtime (it spawns the fetch task).
+pub fn start(
+    data_dir: &Path,
+    node_id: i32,
+    voters: Vec<(u64, String)>,
+    publisher: mpsc::UnboundedSender<CommittedRecords>,
+) -> Result<(ObserverNode, MetadataImage), MetadataError> {
+    let (durable, state) = DurableQuorumLog::open(data_dir)?;
+    let (core, commands) = ObserverCore::restore(node_id as u64, state);
+    let mut driver = Driver {
+        core,
+        durable,
+        image: MetadataImage::default(),
+        bytes_since_snapshot: 0,
+        publisher: None,
+        failed: false,
+    };
+    driver.execute(commands).map_err(|e| corrupt(data_dir, e.to_string()))?;
+    tracing::info!(offset = driver.image.offset, voters = ?voters.iter().map(|v| v.0).collect::<Vec<_>>(),
+        "following the metadata quorum as an observer");
+    let image = driver.image.clone();
+    driver.publisher = Some(publisher);
+    let driver = Arc::new(Mutex::new(driver));
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(fetch_loop(Arc::clone(&driver), node_id, voters, stop_rx));
+    Ok((ObserverNode { driver, stop }, image))
+}
+
+impl ObserverNode {
+    pub fn status(&self) -> QuorumStatus {
+        self.lock().core.status()
+    }
+
+    /// Stops following; returns once no write to the quorum files is in progress.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+        drop(self.lock());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Driver> {
+        self.driver.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Driver {
+    fn execute(&mut self, commands: Vec<QuorumCommand>) -> Result<(), MetadataError> {
+        for command in commands {
+            match command {
+                QuorumCommand::Persist(batch) => self.durable.persist(&batch)?,
+                QuorumCommand::RestoreSnapshot { index, data, .. } => {
+                    self.image = restore_snapshot(index, &data, self.publisher.as_ref())?;
+                    self.bytes_since_snapshot = 0;
+                }
+                QuorumCommand::Apply(entries) => {
+                    for entry in entries {
+                        apply_entry(&mut self.image, &entry, self.publisher.as_ref())?;
+                        self.bytes_since_snapshot += entry.data.len() as u64;
+                    }
+                }
+                QuorumCommand::Send(_) => {}
+            }
+        }
+        if self.bytes_since_snapshot >= SNAPSHOT_AFTER_BYTES && self.image.offset > self.core.snapshot_index() {
+            let compacted = self.core.compact(bytes::Bytes::from(self.image.encode_snapshot()));
+            if let QuorumCommand::Persist(batch) = compacted {
+                self.durable.persist(&batch)?;
+            }
+            self.bytes_since_snapshot = 0;
+            tracing::info!(offset = self.image.offset, "wrote a metadata snapshot");
+        }
+        Ok(())
+    }
+
+    /// Takes a voter's answer (on a blocking thread: it writes the quorum files).
+    fn receive(&mut self, chunk: ObserverChunk) {
+        let leader_before = self.core.leader();
+        match self.core.receive(chunk) {
+            Ok(commands) => {
+                if let Err(e) = self.execute(commands) {
+                    tracing::error!("the metadata observer cannot write its log and stops following: {e}");
+                    self.failed = true;
+                }
+            }
+            Err(why) => tracing::debug!("metadata observer ignored an answer: {why}"),
+        }
+        let status = self.core.status();
+        if status.leader != leader_before && status.leader.is_some() {
+            tracing::info!(leader = ?status.leader, term = status.term, "metadata quorum leader");
+        }
+    }
+}
+
+async fn fetch_loop(
+    driver: Arc<Mutex<Driver>>,
+    node_id: i32,
+    voters: Vec<(u64, String)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let lock = || driver.lock().unwrap_or_else(|p| p.into_inner());
+    let mut connection: Option<(u64, TcpStream)> = None;
+    let mut next_voter = 0usize;
+    let mut correlation_id = 0i32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let (from, leader) = {
+            let d = lock();
+            if d.failed {
+                return;
+            }
+            (d.core.next_index(), d.core.leader())
+        };
+        let target = match leader.and_then(|l| voters.iter().find(|v| v.0 == l)) {
+            Some(v) => v,
+            None => {
+                next_voter = (next_voter + 1) % voters.len();
+                &voters[next_voter]
+            }
+        };
+        if connection.as_ref().map(|c| c.0) != Some(target.0) {
+            match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(&target.1)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    connection = Some((target.0, stream));
+                }
+                _ => {
+                    tracing::debug!(voter = target.0, address = %target.1, "cannot reach metadata quorum voter");
+                    lock().core.leader_unreachable();
+                    connection = None;
+                    pause(&mut stop).await;
+                    continue;
+                }
+            }
+        }
+        let Some((_, stream)) = connection.as_mut() else { continue };
+        correlation_id = correlation_id.wrapping_add(1);
+        let fetch = ObserverFetch {
+            observer_id: node_id,
+            from_index: from,
+            max_bytes: FETCH_MAX_BYTES,
+            max_wait_ms: FETCH_MAX_WAIT.as_millis() as u32,
+        };
+        let answer = tokio::select! {
+            _ = stop.changed() => return,
+            a = tokio::time::timeout(FETCH_TIMEOUT, exchange(stream, correlation_id, &fetch)) => a,
+        };
+        match answer {
+            Ok(Ok(chunk)) => {
+                let d = Arc::clone(&driver);
+                let _ = tokio::task::spawn_blocking(move || d.lock().unwrap_or_else(|p| p.into_inner()).receive(chunk))
+                    .await;
+            }
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e,
+                    _ => format!("no answer within {FETCH_TIMEOUT:?}"),
+                };
+                tracing::debug!(voter = target.0, "metadata fetch failed: {why}");
+                lock().core.leader_unreachable();
+                connection = None;
+                pause(&mut stop).await;
+            }
+        }
+    }
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = stop.changed() => {}
+        _ = tokio::time::sleep(RETRY_PAUSE) => {}
+    }
+}
+
+async fn exchange(stream: &mut TcpStream, correlation_id: i32, fetch: &ObserverFetch) -> Result<ObserverChunk, String> {
+    let mut body = Vec::with_capacity(20);
+    encode_observer_fetch(fetch, &mut body);
+    let frame = private_request_frame(STROM_OBSERVER_FETCH_API_KEY, correlation_id, &body);
+    stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
+    if len < 4 || len as usize > MAX_RAFT_MESSAGE_BYTES {
+        return Err(format!("bad answer length {len}"));
+    }
+    let mut buf = vec![0u8; len as usize];
+    stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    let answered = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if answered != correlation_id {
+        return Err(format!("answer to request {answered}, expected {correlation_id}"));
+    }
+    decode_observer_chunk(&buf[4..])
+}
+
+/// Decodes an observer's fetch (the frame after its length prefix): correlation id and fetch.
+pub fn decode_observer_fetch_frame(frame: &[u8]) -> Result<(i32, ObserverFetch), String> {
+    if frame.len() < 10 || frame[8..10] != [0xFF, 0xFF] {
+        return Err("malformed Strom observer fetch header".into());
+    }
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    Ok((correlation_id, strom_metadata::quorum::decode_observer_fetch(&frame[10..])?))
+}
+
+/// The answer frame: length, correlation id, chunk.
+pub fn encode_observer_answer(correlation_id: i32, chunk: &ObserverChunk) -> BytesMut {
+    let mut body = Vec::new();
+    encode_observer_chunk(chunk, &mut body);
+    let mut frame = BytesMut::with_capacity(8 + body.len());
+    frame.put_i32((4 + body.len()) as i32);
+    frame.put_i32(correlation_id);
+    frame.put_slice(&body);
+    frame
+}
