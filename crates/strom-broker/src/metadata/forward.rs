@@ -4,13 +4,14 @@
 //! metadata offset of its records, so that the forwarding broker can answer its client once its
 //! own image has caught up to that offset.
 
+use super::transport::{private_answer_frame, private_request_body, private_request_frame, read_private_answer};
 use crate::errors::KafkaError;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use strom_metadata::{ControllerOp, OpAnswer};
 use strom_protocol::ResponseError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Strom's private API key for forwarded controller operations.
@@ -56,15 +57,10 @@ pub async fn forward(address: &str, op: &ControllerOp, timeout: Duration) -> Res
     let exchange = async {
         let mut stream = TcpStream::connect(address).await.map_err(|e| e.to_string())?;
         let body = serde_json::to_vec(op).map_err(|e| e.to_string())?;
-        let frame = super::transport::private_request_frame(STROM_FORWARD_API_KEY, 1, &body);
+        let frame = private_request_frame(STROM_FORWARD_API_KEY, 1, &body);
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
-        let len = stream.read_i32().await.map_err(|e| e.to_string())?;
-        if len < 4 || len as usize > MAX_FORWARD_BYTES {
-            return Err(format!("bad response length {len}"));
-        }
-        let mut buf = vec![0u8; len as usize];
-        stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-        serde_json::from_slice::<ForwardedOutcome>(&buf[4..]).map_err(|e| format!("unreadable answer: {e}"))
+        let answer = read_private_answer(&mut stream, 1, MAX_FORWARD_BYTES).await?;
+        serde_json::from_slice::<ForwardedOutcome>(&answer).map_err(|e| format!("unreadable answer: {e}"))
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(Ok(outcome)) => outcome.into_result(),
@@ -75,20 +71,12 @@ pub async fn forward(address: &str, op: &ControllerOp, timeout: Duration) -> Res
 
 /// Decodes a forwarded operation (the frame after its length prefix).
 pub fn decode_forward_frame(frame: &[u8]) -> Result<(i32, ControllerOp), String> {
-    if frame.len() < 10 || frame[8..10] != [0xFF, 0xFF] {
-        return Err("malformed Strom forward frame header".into());
-    }
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let op = serde_json::from_slice(&frame[10..]).map_err(|e| format!("malformed forwarded operation: {e}"))?;
+    let (correlation_id, body) = private_request_body(frame)?;
+    let op = serde_json::from_slice(body).map_err(|e| format!("malformed forwarded operation: {e}"))?;
     Ok((correlation_id, op))
 }
 
 /// Encodes the answer frame: length, correlation id, JSON.
 pub fn encode_forward_answer(correlation_id: i32, outcome: &ForwardedOutcome) -> BytesMut {
-    let body = serde_json::to_vec(outcome).unwrap_or_default();
-    let mut frame = BytesMut::with_capacity(8 + body.len());
-    frame.put_i32((4 + body.len()) as i32);
-    frame.put_i32(correlation_id);
-    frame.put_slice(&body);
-    frame
+    private_answer_frame(correlation_id, &serde_json::to_vec(outcome).unwrap_or_default())
 }

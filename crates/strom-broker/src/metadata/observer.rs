@@ -10,9 +10,11 @@
 //! id, then the fetch) and a response frame (correlation id, then the chunk).
 
 use super::quorum::{apply_entry, corrupt, restore_snapshot, SNAPSHOT_AFTER_BYTES};
-use super::transport::{private_request_frame, MAX_RAFT_MESSAGE_BYTES};
+use super::transport::{
+    private_answer_frame, private_request_body, private_request_frame, read_private_answer, MAX_RAFT_MESSAGE_BYTES,
+};
 use super::CommittedRecords;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +23,7 @@ use strom_metadata::quorum::{
     ObserverFetch, QuorumCommand, QuorumStatus,
 };
 use strom_metadata::{MetadataError, MetadataImage};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
@@ -39,6 +41,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Handle on the observer.
 pub struct ObserverNode {
     driver: Arc<Mutex<Driver>>,
+    /// The core's status after each answer, kept apart from the driver, whose lock is held
+    /// while the quorum files are written (status is read on every metadata write).
+    status: Arc<Mutex<QuorumStatus>>,
     stop: watch::Sender<bool>,
 }
 
@@ -48,6 +53,7 @@ struct Driver {
     image: MetadataImage,
     bytes_since_snapshot: u64,
     publisher: Option<mpsc::UnboundedSender<CommittedRecords>>,
+    status: Arc<Mutex<QuorumStatus>>,
     /// Set when the quorum files could not be written: the observer stops following.
     failed: bool,
 }
@@ -62,12 +68,14 @@ pub fn start(
 ) -> Result<(ObserverNode, MetadataImage), MetadataError> {
     let (durable, state) = DurableQuorumLog::open(data_dir)?;
     let (core, commands) = ObserverCore::restore(node_id as u64, state);
+    let status = Arc::new(Mutex::new(core.status()));
     let mut driver = Driver {
         core,
         durable,
         image: MetadataImage::default(),
         bytes_since_snapshot: 0,
         publisher: None,
+        status: Arc::clone(&status),
         failed: false,
     };
     driver.execute(commands).map_err(|e| corrupt(data_dir, e.to_string()))?;
@@ -78,12 +86,12 @@ pub fn start(
     let driver = Arc::new(Mutex::new(driver));
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(fetch_loop(Arc::clone(&driver), node_id, voters, stop_rx));
-    Ok((ObserverNode { driver, stop }, image))
+    Ok((ObserverNode { driver, status, stop }, image))
 }
 
 impl ObserverNode {
     pub fn status(&self) -> QuorumStatus {
-        self.lock().core.status()
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Stops following; returns once no write to the quorum files is in progress.
@@ -138,10 +146,23 @@ impl Driver {
             }
             Err(why) => tracing::debug!("metadata observer ignored an answer: {why}"),
         }
+        self.publish_status(leader_before);
+    }
+
+    /// The voter named as leader could not be reached: the next fetch goes to another one.
+    fn leader_unreachable(&mut self) {
+        let leader_before = self.core.leader();
+        self.core.leader_unreachable();
+        self.publish_status(leader_before);
+    }
+
+    /// Shares the core's status; logs a change of leader.
+    fn publish_status(&self, leader_before: Option<u64>) {
         let status = self.core.status();
         if status.leader != leader_before && status.leader.is_some() {
             tracing::info!(leader = ?status.leader, term = status.term, "metadata quorum leader");
         }
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
     }
 }
 
@@ -181,7 +202,7 @@ async fn fetch_loop(
                 }
                 _ => {
                     tracing::debug!(voter = target.0, address = %target.1, "cannot reach metadata quorum voter");
-                    lock().core.leader_unreachable();
+                    lock().leader_unreachable();
                     connection = None;
                     pause(&mut stop).await;
                     continue;
@@ -212,7 +233,7 @@ async fn fetch_loop(
                     _ => format!("no answer within {FETCH_TIMEOUT:?}"),
                 };
                 tracing::debug!(voter = target.0, "metadata fetch failed: {why}");
-                lock().core.leader_unreachable();
+                lock().leader_unreachable();
                 connection = None;
                 pause(&mut stop).await;
             }
@@ -232,35 +253,18 @@ async fn exchange(stream: &mut TcpStream, correlation_id: i32, fetch: &ObserverF
     encode_observer_fetch(fetch, &mut body);
     let frame = private_request_frame(STROM_OBSERVER_FETCH_API_KEY, correlation_id, &body);
     stream.write_all(&frame).await.map_err(|e| e.to_string())?;
-    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
-    if len < 4 || len as usize > MAX_RAFT_MESSAGE_BYTES {
-        return Err(format!("bad answer length {len}"));
-    }
-    let mut buf = vec![0u8; len as usize];
-    stream.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    let answered = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    if answered != correlation_id {
-        return Err(format!("answer to request {answered}, expected {correlation_id}"));
-    }
-    decode_observer_chunk(&buf[4..])
+    decode_observer_chunk(&read_private_answer(stream, correlation_id, MAX_RAFT_MESSAGE_BYTES).await?)
 }
 
 /// Decodes an observer's fetch (the frame after its length prefix): correlation id and fetch.
 pub fn decode_observer_fetch_frame(frame: &[u8]) -> Result<(i32, ObserverFetch), String> {
-    if frame.len() < 10 || frame[8..10] != [0xFF, 0xFF] {
-        return Err("malformed Strom observer fetch header".into());
-    }
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    Ok((correlation_id, strom_metadata::quorum::decode_observer_fetch(&frame[10..])?))
+    let (correlation_id, body) = private_request_body(frame)?;
+    Ok((correlation_id, strom_metadata::quorum::decode_observer_fetch(body)?))
 }
 
 /// The answer frame: length, correlation id, chunk.
 pub fn encode_observer_answer(correlation_id: i32, chunk: &ObserverChunk) -> BytesMut {
     let mut body = Vec::new();
     encode_observer_chunk(chunk, &mut body);
-    let mut frame = BytesMut::with_capacity(8 + body.len());
-    frame.put_i32((4 + body.len()) as i32);
-    frame.put_i32(correlation_id);
-    frame.put_slice(&body);
-    frame
+    private_answer_frame(correlation_id, &body)
 }

@@ -107,10 +107,10 @@ impl QuorumNode {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(fetch.observer_id as u64, (holds, crate::server::now_ms()));
+        let max_bytes = fetch.max_bytes.max(1) as u64;
         loop {
             commit.borrow_and_update();
             let (reply, answer) = oneshot::channel();
-            let max_bytes = fetch.max_bytes.max(1) as u64;
             self.input.send(Input::ObserverFetch { from: fetch.from_index, max_bytes, reply }).ok()?;
             let chunk = answer.await.ok()?;
             let empty = matches!(&chunk.content, ObserverContent::Entries(e) if e.is_empty());

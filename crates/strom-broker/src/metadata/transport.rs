@@ -9,7 +9,7 @@ use bytes::{BufMut, BytesMut};
 use std::collections::HashMap;
 use std::time::Duration;
 use strom_metadata::quorum::{decode_message, encode_message, RaftMessage};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
@@ -66,15 +66,51 @@ pub fn private_request_frame(api_key: i16, correlation_id: i32, body: &[u8]) -> 
     frame
 }
 
+/// The correlation id and body of a private request frame (the frame after its length prefix),
+/// once its header is checked: a null client id where [`private_request_frame`] puts it.
+pub fn private_request_body(frame: &[u8]) -> Result<(i32, &[u8]), String> {
+    if frame.len() < 10 || frame[8..10] != [0xFF, 0xFF] {
+        return Err("malformed Strom private request header".into());
+    }
+    Ok((i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]), &frame[10..]))
+}
+
+/// An answer frame of a private API key: length, correlation id, then `body`.
+pub fn private_answer_frame(correlation_id: i32, body: &[u8]) -> BytesMut {
+    let mut frame = BytesMut::with_capacity(8 + body.len());
+    frame.put_i32((4 + body.len()) as i32);
+    frame.put_i32(correlation_id);
+    frame.put_slice(body);
+    frame
+}
+
+/// Reads one answer frame from `stream` and returns its body, refusing a length above
+/// `max_bytes` (before allocating) and an answer to another request than `correlation_id`.
+pub async fn read_private_answer(
+    stream: &mut TcpStream,
+    correlation_id: i32,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
+    let len = stream.read_i32().await.map_err(|e| e.to_string())?;
+    if len < 4 || len as usize > max_bytes {
+        return Err(format!("bad answer length {len}"));
+    }
+    let answered = stream.read_i32().await.map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; len as usize - 4];
+    stream.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+    if answered != correlation_id {
+        return Err(format!("answer to request {answered}, expected {correlation_id}"));
+    }
+    Ok(body)
+}
+
 /// Decodes the body of a [`STROM_RAFT_API_KEY`] frame (after its length prefix).
 pub fn decode_raft_frame(frame: &[u8]) -> Result<RaftMessage, String> {
-    if frame.len() < 10 || frame[8..10] != [0xFF, 0xFF] {
-        return Err("malformed Strom Raft frame header".into());
+    let (_, body) = private_request_body(frame)?;
+    if body.len() > MAX_RAFT_MESSAGE_BYTES {
+        return Err(format!("Strom Raft message of {} bytes is too large", body.len()));
     }
-    if frame.len() - 10 > MAX_RAFT_MESSAGE_BYTES {
-        return Err(format!("Strom Raft message of {} bytes is too large", frame.len() - 10));
-    }
-    decode_message(&frame[10..]).map_err(|e| format!("malformed Raft message: {e}"))
+    decode_message(body).map_err(|e| format!("malformed Raft message: {e}"))
 }
 
 async fn send_loop(peer: u64, address: String, mut queue: mpsc::Receiver<BytesMut>, mut stop: watch::Receiver<bool>) {
