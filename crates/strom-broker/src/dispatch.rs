@@ -63,13 +63,13 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
             Err(e) => Outcome::Close(e),
         };
     }
-    let Some((api_key, range)) = api_versions::supported(key) else {
+    let Some((api_key, range)) = api_versions::supported(key, broker.config.cluster.roles.broker) else {
         return Outcome::Close(format!("unsupported API key {key} (correlation id {correlation_id})"));
     };
     if version < range.0 || version > range.1 {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our version list.
-            let body = api_versions::unsupported_version_response();
+            let body = api_versions::unsupported_version_response(broker.config.cluster.roles.broker);
             return respond(api_key, 0, correlation_id, &body);
         }
         return Outcome::Close(format!(

@@ -65,7 +65,7 @@ impl BrokerHandle {
     /// Stops accepting, closes connections, flushes every log and writes the checkpoints and the
     /// clean-shutdown marker.
     pub async fn shutdown(mut self) -> Result<(), StartError> {
-        if !self.broker.config.cluster.is_single_node() {
+        if !self.broker.config.cluster.is_single_node() && self.broker.config.cluster.roles.broker {
             // Controlled shutdown: fenced first, so that the controller moves this broker's
             // leaderships now rather than after broker.session.timeout.ms.
             let fence = ControllerOp::FenceBroker { broker_id: self.broker.config.node_id };
@@ -188,7 +188,9 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
             .map_err(|e| StartError::MetaProperties(format!("loading consumer groups failed: {e}")))?;
     }
     let mut tasks = JoinSet::new();
-    if let (false, Some(l)) = (config.cluster.is_single_node(), &config.cluster.controller_listener) {
+    // A controller-only node's one listener is its controller listener (bound just below).
+    let separate_controller_listener = !config.cluster.is_single_node() && config.cluster.roles.broker;
+    if let (true, Some(l)) = (separate_controller_listener, &config.cluster.controller_listener) {
         let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
         let addr = format!("{host}:{}", l.port);
         let controller_listener =
@@ -229,8 +231,11 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     } else {
         None
     };
-    tasks.spawn(crate::lifecycle::run(Arc::clone(&broker), registration, epoch, stop_rx.clone()));
+    if config.cluster.roles.broker {
+        tasks.spawn(crate::lifecycle::run(Arc::clone(&broker), registration, epoch, stop_rx.clone()));
+    }
     tasks.spawn(crate::lifecycle::expire_sessions(Arc::clone(&broker), stop_rx.clone()));
+    let started_as = if config.cluster.roles.broker { "broker" } else { "controller (no broker role)" };
     tracing::info!(
         node_id = config.node_id,
         %cluster_id,
@@ -238,7 +243,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         advertised = %format!("{}:{}", broker.advertised_host, broker.advertised_port),
         data_dir = %data_dir.display(),
         partitions,
-        "Strom broker started in {} ms",
+        "Strom {started_as} started in {} ms",
         started.elapsed().as_millis()
     );
     Ok(BrokerHandle { local_addr, broker, stop, tasks })

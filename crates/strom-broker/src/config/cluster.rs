@@ -165,6 +165,13 @@ impl ClusterConfig {
                 ));
             }
         }
+        if !self.roles.broker && self.voters.is_empty() {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_value,
+                "a controller-only node (process.roles=controller) needs the controller quorum's voters",
+            ));
+        }
         if !self.roles.controller && self.controller_listener.is_some() {
             return Err(invalid(
                 "listeners",
@@ -299,6 +306,24 @@ mod tests {
         let observer = load(&format!("process.roles=broker\nnode.id=4\n{voters}listeners=PLAINTEXT://:9092"));
         assert!(!observer.expect("a broker-only node observes the quorum").cluster.roles.controller);
         assert!(err("inter.broker.listener.name=INTERNAL\nlisteners=PLAINTEXT://:9092")
+            .contains("inter.broker.listener.name"));
+    }
+
+    #[test]
+    fn a_controller_only_node_listens_on_its_controller_listener_only() {
+        let voters = "controller.quorum.voters=1@localhost:9093,2@localhost:9094\n";
+        let c = load(&format!("process.roles=controller\nnode.id=2\n{voters}listeners=CONTROLLER://:9094"))
+            .expect("a controller-only node");
+        assert!(c.cluster.roles.controller && !c.cluster.roles.broker);
+        assert_eq!((c.listener.name.as_str(), c.listener.port), ("CONTROLLER", 9094));
+        let err = |text: &str| load(text).expect_err("invalid").to_string();
+        assert!(err(&format!(
+            "process.roles=controller\nnode.id=2\n{voters}listeners=PLAINTEXT://:9092,CONTROLLER://:9094"
+        ))
+        .contains("no client listener"));
+        assert!(err("process.roles=controller\nlisteners=CONTROLLER://:9093").contains("voters"));
+        // As Kafka: the broker role needs its inter-broker (client) listener.
+        assert!(err(&format!("process.roles=broker,controller\nnode.id=2\n{voters}listeners=CONTROLLER://:9094"))
             .contains("inter.broker.listener.name"));
     }
 }

@@ -205,17 +205,22 @@ impl BrokerConfig {
                 roll = Some(n.saturating_mul(mult));
             }
         }
+        // Set when `listeners` is given: the client listener it names, if any.
+        let mut client_listener: Option<Option<Listener>> = None;
         for (key, value) in &props {
             let k = key.as_str();
             match k {
                 "node.id" | "broker.id" => c.node_id = parse(k, value)?,
                 "listeners" => {
                     c.listeners = parse_listeners(k, value)?;
-                    c.listener = pick_listener(k, value, c.listeners.clone(), &controller_names)?;
+                    client_listener = Some(pick_listener(c.listeners.clone(), &controller_names));
                 }
                 "advertised.listeners" => {
                     let parsed = parse_listeners(k, value)?;
-                    c.advertised_listener = Some(pick_listener(k, value, parsed, &controller_names)?);
+                    c.advertised_listener = pick_listener(parsed, &controller_names);
+                    if c.advertised_listener.is_none() {
+                        return Err(invalid(k, value, "no client listener"));
+                    }
                 }
                 "log.dirs" | "log.dir" => {
                     c.log_dirs = value.split(',').map(|d| PathBuf::from(d.trim())).collect();
@@ -283,6 +288,36 @@ impl BrokerConfig {
             c.log_roll_ms = r;
         }
         c.cluster = ClusterConfig::from_properties(&props, c.node_id, &c.listeners)?;
+        let listeners_value = props.get("listeners").cloned().unwrap_or_default();
+        match (c.cluster.roles.broker, client_listener) {
+            (true, Some(Some(l))) => c.listener = l,
+            (true, Some(None)) => return Err(invalid("listeners", &listeners_value, "no client listener")),
+            (true, None) => {}
+            (false, client) => {
+                // Kafka's rule: a controller-only node listens on its controller listener only.
+                if let Some(Some(l)) = client {
+                    return Err(invalid(
+                        "listeners",
+                        &listeners_value,
+                        &format!(
+                            "a controller-only node (process.roles=controller) has no client listener; {} is one",
+                            l.name
+                        ),
+                    ));
+                }
+                if c.advertised_listener.is_some() {
+                    return Err(invalid(
+                        "advertised.listeners",
+                        props.get("advertised.listeners").map(String::as_str).unwrap_or_default(),
+                        "a controller-only node (process.roles=controller) advertises no client listener",
+                    ));
+                }
+                // Validated by ClusterConfig: a controller has its controller listener.
+                if let Some(l) = &c.cluster.controller_listener {
+                    c.listener = l.clone();
+                }
+            }
+        }
         c.raw = props;
         Ok(c)
     }
@@ -345,23 +380,18 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
     Ok(listeners)
 }
 
-/// Picks the client listener from a comma-separated list, skipping controller listeners (a
-/// combined Kafka node lists both).
-fn pick_listener(
-    key: &str,
-    value: &str,
-    listeners: Vec<Listener>,
-    controller_names: &[String],
-) -> Result<Listener, ConfigError> {
+/// Picks the client listener from a list, skipping controller listeners (a combined Kafka node
+/// lists both); none when the list has only controller listeners.
+fn pick_listener(listeners: Vec<Listener>, controller_names: &[String]) -> Option<Listener> {
     let mut clients = listeners.into_iter().filter(|l| !controller_names.contains(&l.name));
-    let first = clients.next().ok_or_else(|| invalid(key, value, "no client listener"))?;
+    let first = clients.next()?;
     if first.name != "PLAINTEXT" {
         tracing::warn!("listener {} is served as PLAINTEXT (TLS and SASL come later)", first.name);
     }
     for extra in clients {
         tracing::warn!("only one client listener is served for now; ignoring {}", extra.name);
     }
-    Ok(first)
+    Some(first)
 }
 
 #[cfg(test)]

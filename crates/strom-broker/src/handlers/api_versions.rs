@@ -39,14 +39,33 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
 ];
 
-/// The supported version range of an API key, if Strom serves it.
-pub fn supported(key: i16) -> Option<(ApiKey, (i16, i16))> {
-    SUPPORTED.iter().find(|(k, _, _)| *k as i16 == key).map(|(k, min, max)| (*k, (*min, *max)))
+/// What a controller-only node (`process.roles=controller`) serves besides Strom's private keys,
+/// as Kafka's controller listener does: the quorum's description and the admin operations a
+/// client may send with `--bootstrap-controller`. It hosts no partitions and no groups.
+const CONTROLLER_ONLY: &[ApiKey] = &[
+    ApiKey::ApiVersions,
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+    ApiKey::DescribeCluster,
+    ApiKey::DescribeQuorum,
+    ApiKey::UnregisterBroker,
+];
+
+/// The supported version range of an API key, if this node serves it (`broker`: the node has
+/// the broker role).
+pub fn supported(key: i16, broker: bool) -> Option<(ApiKey, (i16, i16))> {
+    served(broker).find(|(k, _, _)| *k as i16 == key).map(|(k, min, max)| (*k, (*min, *max)))
 }
 
-fn api_list() -> Vec<ApiVersion> {
-    SUPPORTED
-        .iter()
+fn served(broker: bool) -> impl Iterator<Item = &'static (ApiKey, i16, i16)> {
+    SUPPORTED.iter().filter(move |(k, _, _)| broker || CONTROLLER_ONLY.contains(k))
+}
+
+fn api_list(broker: bool) -> Vec<ApiVersion> {
+    served(broker)
         .map(|(k, min, max)| {
             let mut v = ApiVersion::default();
             v.api_key = *k as i16;
@@ -58,16 +77,16 @@ fn api_list() -> Vec<ApiVersion> {
 }
 
 /// The answer to an ApiVersions request of a version Strom does not know (sent as v0).
-pub fn unsupported_version_response() -> ApiVersionsResponse {
+pub fn unsupported_version_response(broker: bool) -> ApiVersionsResponse {
     let mut resp = ApiVersionsResponse::default();
     resp.error_code = ResponseError::UnsupportedVersion.code();
-    resp.api_keys = api_list();
+    resp.api_keys = api_list(broker);
     resp
 }
 
-pub async fn handle(_broker: &Broker, _ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVersionsResponse {
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, _req: ApiVersionsRequest) -> ApiVersionsResponse {
     let mut resp = ApiVersionsResponse::default();
-    resp.api_keys = api_list();
+    resp.api_keys = api_list(broker.config.cluster.roles.broker);
     resp
 }
 

@@ -22,7 +22,7 @@ pub fn live_brokers(broker: &Broker) -> Vec<LiveBroker> {
     let listener = &broker.config.listener.name;
     let mut out: Vec<LiveBroker> =
         image.brokers.values().filter(|b| !b.fenced).filter_map(|b| reachable(b, listener)).collect();
-    if !out.iter().any(|b| b.id == broker.config.node_id) {
+    if broker.config.cluster.roles.broker && !out.iter().any(|b| b.id == broker.config.node_id) {
         out.push(LiveBroker {
             id: broker.config.node_id,
             host: broker.advertised_host.clone(),

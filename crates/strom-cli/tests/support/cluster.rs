@@ -1,5 +1,5 @@
-//! A cluster of `strom server` processes on loopback ports, each a broker and a controller,
-//! formatted with one cluster id through `strom storage format`.
+//! A cluster of `strom server` processes on loopback ports, each a broker and a controller
+//! unless started with other roles, formatted with one cluster id through `strom storage format`.
 
 use super::raw::RawClient;
 use super::TestBroker;
@@ -15,6 +15,8 @@ use strom_protocol::StrBytes;
 pub struct TestCluster {
     /// Before the directory, so that a failed test's node logs are printed before it goes.
     pub nodes: Vec<TestBroker>,
+    /// `process.roles` of each node.
+    pub roles: Vec<String>,
     pub cluster_id: String,
     _tmp: tempfile::TempDir,
 }
@@ -43,11 +45,14 @@ impl TestCluster {
         for (i, (port, controller)) in ports.iter().enumerate() {
             let dir = tmp.path().join(format!("n{}", i + 1));
             std::fs::create_dir_all(&dir).expect("node dir");
-            let listeners = if roles[i].contains("controller") {
-                format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}")
-            } else {
-                format!("listeners=PLAINTEXT://127.0.0.1:{port}")
+            let (broker, controls) = (roles[i].contains("broker"), roles[i].contains("controller"));
+            let listeners = match (broker, controls) {
+                (true, true) => format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
+                (true, false) => format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+                (false, _) => format!("listeners=CONTROLLER://127.0.0.1:{controller}"),
             };
+            // A controller-only node is reached on its controller listener, its only one.
+            let port = if broker { port } else { controller };
             let mut props = vec![
                 format!("node.id={}", i + 1),
                 format!("process.roles={}", roles[i]),
@@ -68,15 +73,22 @@ impl TestCluster {
         for node in &mut nodes {
             node.launch();
         }
-        let cluster = TestCluster { nodes, cluster_id, _tmp: tmp };
+        let roles = roles.iter().map(|r| r.to_string()).collect();
+        let cluster = TestCluster { nodes, roles, cluster_id, _tmp: tmp };
         cluster.wait_for_registrations(Duration::from_secs(30));
         cluster
     }
 
-    /// Waits until every node's Metadata lists every broker (all registered).
+    /// The indexes of the nodes with the broker role.
+    pub fn brokers(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| self.roles[i].contains("broker")).collect()
+    }
+
+    /// Waits until every broker's Metadata lists every broker (all registered).
     pub fn wait_for_registrations(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while !(0..self.nodes.len()).all(|i| self.metadata(i).brokers.len() == self.nodes.len()) {
+        let brokers = self.brokers();
+        while !brokers.iter().all(|&i| self.metadata(i).brokers.len() == brokers.len()) {
             assert!(Instant::now() < deadline, "not every broker registered");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -182,7 +194,7 @@ impl TestCluster {
     /// Waits until every running node shows each partition of `topic` with all its replicas in
     /// the ISR.
     pub fn wait_for_full_isr(&mut self, topic: &str, timeout: Duration) {
-        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].is_running()).collect();
+        let running: Vec<usize> = self.brokers().into_iter().filter(|&i| self.nodes[i].is_running()).collect();
         for i in running {
             self.wait_for_partitions(i, topic, timeout, "full ISR", |p| {
                 let mut replicas = p.replicas.clone();
