@@ -67,6 +67,9 @@ pub struct ClusterConfig {
     pub broker_session_timeout_ms: u64,
     pub broker_heartbeat_interval_ms: u64,
     pub offsets_topic_replication_factor: i16,
+    /// `replica.selector.class` is Kafka's RackAwareReplicaSelector: consumers that name their
+    /// rack are sent to a replica in it (KIP-392). Otherwise they read from the leader.
+    pub rack_aware_replica_selector: bool,
 }
 
 impl Default for ClusterConfig {
@@ -90,6 +93,7 @@ impl Default for ClusterConfig {
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             offsets_topic_replication_factor: 3,
+            rack_aware_replica_selector: false,
         }
     }
 }
@@ -130,7 +134,7 @@ impl ClusterConfig {
                 "broker.heartbeat.interval.ms" => c.broker_heartbeat_interval_ms = positive(k, value)?,
                 "offsets.topic.replication.factor" => c.offsets_topic_replication_factor = positive(k, value)?,
                 "controller.quorum.bootstrap.servers" | "listener.security.protocol.map" => {}
-                "replica.selector.class" => {}
+                "replica.selector.class" => c.rack_aware_replica_selector = parse_replica_selector(k, value)?,
                 _ => {}
             }
         }
@@ -220,6 +224,19 @@ impl ClusterConfig {
     }
 }
 
+/// Kafka's two selectors, by class name (the short name too).
+fn parse_replica_selector(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().rsplit('.').next().unwrap_or_default() {
+        "RackAwareReplicaSelector" => Ok(true),
+        "" | "LeaderSelector" => Ok(false),
+        _ => Err(invalid(
+            key,
+            value,
+            "Strom has org.apache.kafka.common.replica.RackAwareReplicaSelector and LeaderSelector (the default)",
+        )),
+    }
+}
+
 fn parse_roles(key: &str, value: &str) -> Result<Roles, ConfigError> {
     let mut roles = Roles { broker: false, controller: false };
     for role in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -278,6 +295,10 @@ mod tests {
         assert_eq!(c.cluster.rack.as_deref(), Some("r2"));
         assert_eq!(c.cluster.min_insync_replicas, 2);
         assert!(c.cluster.unclean_leader_election_enable && !c.cluster.is_single_node());
+        assert!(!c.cluster.rack_aware_replica_selector, "consumers read from leaders by default");
+        let selector = "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector";
+        assert!(load(selector).expect("rack-aware").cluster.rack_aware_replica_selector);
+        assert!(load("replica.selector.class=com.example.Mine").is_err());
     }
 
     #[test]

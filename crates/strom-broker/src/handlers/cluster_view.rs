@@ -1,5 +1,5 @@
 //! What every handler needs to know about the cluster: which brokers clients can reach, which
-//! node to name as controller, and whether this broker leads a partition.
+//! node to name as controller, and whether this broker leads (or hosts) a partition.
 
 use crate::replica::Partition;
 use crate::server::Broker;
@@ -48,6 +48,18 @@ pub fn led_partition(broker: &Broker, topic: &str, partition: i32) -> Result<Arc
     let p =
         image.topic(topic).and_then(|t| t.partitions.get(&partition)).ok_or(ResponseError::UnknownTopicOrPartition)?;
     if p.leader != broker.config.node_id {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    broker.replicas.get(topic, partition).ok_or(ResponseError::NotLeaderOrFollower)
+}
+
+/// The partition if this broker hosts a replica of it, leader or follower: what a consumer of
+/// Fetch v11+ may read (KIP-392), up to this replica's high watermark.
+pub fn hosted_replica(broker: &Broker, topic: &str, partition: i32) -> Result<Arc<Partition>, ResponseError> {
+    let image = broker.metadata.image();
+    let p =
+        image.topic(topic).and_then(|t| t.partitions.get(&partition)).ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if !p.replicas.contains(&broker.config.node_id) {
         return Err(ResponseError::NotLeaderOrFollower);
     }
     broker.replicas.get(topic, partition).ok_or(ResponseError::NotLeaderOrFollower)

@@ -4,6 +4,10 @@
 //! far it has come (which may move the high watermark and the ISR), and a follower whose last
 //! fetched epoch ends earlier in the leader's log is told the diverging epoch instead of data.
 //!
+//! Consumers of Fetch v11+ may read from a follower, up to its high watermark (KIP-392); with
+//! `replica.selector.class=...RackAwareReplicaSelector` the leader sends a consumer that names
+//! its rack to an in-sync follower in that rack (`preferred_read_replica`, no data).
+//!
 //! Fetch sessions (KIP-227) are declined correctly: a full fetch gets session id 0 ("no session
 //! created"), and an incremental fetch for a session Strom never created gets
 //! FETCH_SESSION_ID_NOT_FOUND, after which clients fall back to full fetches.
@@ -11,12 +15,13 @@
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::purgatory::FetchPurgatory;
-use crate::replica::ReadLimit;
+use crate::replica::read_replica::{rack_aware, ReplicaView};
+use crate::replica::{Partition, ReadLimit};
 use crate::server::{now_ms, Broker};
 use bytes::Bytes;
 use std::time::Duration;
 use strom_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use strom_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use strom_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
 use strom_storage::FileRegion;
@@ -66,6 +71,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
 /// whether any partition carries an error (errors are answered at once).
 fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_id: i32) -> (FetchAnswer, usize, bool) {
     let from_follower = replica_id >= 0;
+    let from_consumer_v11 = !from_follower && ctx.api_version >= 11;
     let limit_to = if from_follower { ReadLimit::LogEnd } else { ReadLimit::HighWatermark };
     let use_ids = ctx.api_version >= 13;
     let image = broker.metadata.image();
@@ -94,7 +100,12 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                 } else {
                     ResponseError::UnknownTopicOrPartition
                 })?;
-                let partition = super::cluster_view::led_partition(broker, &t.name, fp.partition)?;
+                // Consumers of v11+ may read from followers (KIP-392); everything else from leaders.
+                let partition = if from_consumer_v11 {
+                    super::cluster_view::hosted_replica(broker, &t.name, fp.partition)?
+                } else {
+                    super::cluster_view::led_partition(broker, &t.name, fp.partition)?
+                };
                 check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())?;
                 // Each partition gets at most partition_max_bytes of what is left of max_bytes;
                 // only the first partition with data may exceed that, by its first batch, so that
@@ -105,6 +116,15 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                 pd.last_stable_offset = hw;
                 if ctx.api_version >= 5 {
                     pd.log_start_offset = start;
+                }
+                if from_consumer_v11 && broker.config.cluster.rack_aware_replica_selector && partition.is_leader() {
+                    if let Some(id) = preferred_read_replica(broker, &partition, req.rack_id.as_str(), fp.fetch_offset)
+                    {
+                        // Sent elsewhere: no data, as Kafka answers.
+                        pd.preferred_read_replica = BrokerId(id);
+                        pd.records = Some(Bytes::new());
+                        return Ok(());
+                    }
                 }
                 if from_follower {
                     if ctx.api_version >= 12 {
@@ -152,6 +172,32 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
         resp.responses.push(topic_resp);
     }
     (FetchAnswer { response: resp, regions }, total, has_error)
+}
+
+/// The follower a consumer in `client_rack` should read `partition` from (this broker leads
+/// it), by `replica.selector.class`; `None` to read here.
+fn preferred_read_replica(broker: &Broker, partition: &Partition, client_rack: &str, fetch_offset: i64) -> Option<i32> {
+    if client_rack.is_empty() {
+        return None;
+    }
+    let image = broker.metadata.image();
+    let leader = ReplicaView {
+        id: broker.config.node_id,
+        rack: broker.config.cluster.rack.clone(),
+        log_end_offset: partition.log_bounds().ok()?.1,
+        since_caught_up_ms: 0,
+    };
+    let followers: Vec<ReplicaView> = partition
+        .read_replica_candidates(fetch_offset, now_ms())
+        .into_iter()
+        .filter_map(|(id, log_end_offset, since_caught_up_ms)| {
+            // Only a broker clients can reach now.
+            let b =
+                image.brokers.get(&id).filter(|b| !b.fenced && b.endpoint(&broker.config.listener.name).is_some())?;
+            Some(ReplicaView { id, rack: b.rack.clone(), log_end_offset, since_caught_up_ms })
+        })
+        .collect();
+    rack_aware(client_rack, &leader, &followers)
 }
 
 /// KIP-320: a client that knows a newer epoch than ours talks to a stale leader; one that knows an

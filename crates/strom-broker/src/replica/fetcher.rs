@@ -241,7 +241,10 @@ async fn handle_response(
                     .map(|_| ()),
                 0 => {
                     let records = pd.records.as_deref().unwrap_or_default();
-                    partition.append_from_leader(at, records, leader, now).map(|_| ())
+                    let appended = partition.append_from_leader(at, records, leader, now).map(|_| ());
+                    // Consumers reading from this follower (KIP-392) may wait for the new data.
+                    broker.fetch_purgatory.notify_append();
+                    appended
                 }
                 code if code == ResponseError::OffsetOutOfRange.code() => {
                     let leader_end = leader_log_end(broker, conn, partition, at).await.unwrap_or(-1);

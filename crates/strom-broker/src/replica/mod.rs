@@ -14,6 +14,7 @@ pub mod log_config;
 mod manager;
 mod partition;
 pub mod partition_metadata;
+pub mod read_replica;
 pub mod state;
 
 pub use follower::{FetchPosition, LeaderProgress};

@@ -148,6 +148,11 @@ impl Partition {
         self.state().high_watermark
     }
 
+    /// Leader: followers a consumer at `fetch_offset` may read from (see `ReplicaState`).
+    pub fn read_replica_candidates(&self, fetch_offset: i64, now_ms: i64) -> Vec<(i32, i64, i64)> {
+        self.state().read_replica_candidates(fetch_offset, now_ms)
+    }
+
     /// The in-sync replicas as this broker knows them.
     pub fn isr(&self) -> Vec<i32> {
         self.state().isr.clone()

@@ -269,6 +269,20 @@ impl ReplicaState {
         Ok(commands)
     }
 
+    /// Leader: the followers a consumer reading from `fetch_offset` may be sent to (KIP-392):
+    /// ISR members whose log reaches that offset, as (id, log end, ms since last caught up).
+    /// Out-of-sync followers are left out, as Kafka does: the consumer would fall behind with them.
+    pub fn read_replica_candidates(&self, fetch_offset: i64, now_ms: i64) -> Vec<(i32, i64, i64)> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        self.followers
+            .iter()
+            .filter(|(id, f)| self.isr.contains(id) && f.leo >= fetch_offset)
+            .map(|(id, f)| (*id, f.leo, (now_ms - f.last_caught_up_ms).max(0)))
+            .collect()
+    }
+
     /// Leader: time passed; a member not caught up for `replica.lag.time.max.ms` leaves the ISR.
     pub fn tick(&mut self, now_ms: i64) -> Vec<ReplicaCommand> {
         if !self.is_leader() || self.pending_isr.is_some() {

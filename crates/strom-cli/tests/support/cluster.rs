@@ -28,7 +28,8 @@ impl TestCluster {
     }
 
     /// Starts one node per entry of `roles` (`process.roles`: node i+1 has `roles[i]`); the nodes
-    /// with the controller role are the voters.
+    /// with the controller role are the voters. `{node}` in an override is the node's id
+    /// (`broker.rack=rack-{node}`).
     pub fn start_with_roles(roles: &[&str], overrides: &[&str]) -> TestCluster {
         let tmp = tempfile::tempdir().expect("temp dir");
         let ports: Vec<(u16, u16)> = roles.iter().map(|_| (listen_port(), listen_port())).collect();
@@ -59,7 +60,7 @@ impl TestCluster {
                 format!("controller.quorum.voters={}", voters.join(",")),
                 listeners,
             ];
-            props.extend(overrides.iter().map(|s| s.to_string()));
+            props.extend(overrides.iter().map(|s| s.replace("{node}", &(i + 1).to_string())));
             let node = TestBroker::unstarted(None, dir, *port, props);
             let mut args = vec!["storage".to_string(), "format".into(), "-t".into(), cluster_id.clone()];
             args.extend(["-c".to_string(), empty.display().to_string()]);
