@@ -1,6 +1,7 @@
 //! Replicated partitions on three-node clusters: acks=all writes survive the death of every
 //! partition leader in turn, a stopped follower leaves the ISR and rejoins it, and a leader that
-//! took writes it could not replicate truncates them when it comes back as a follower.
+//! took writes it could not replicate truncates them when it comes back as a follower; committed
+//! offsets survive their coordinator, and are visible only once replicated.
 
 mod support;
 
@@ -223,4 +224,64 @@ async fn committed_offsets_survive_the_death_of_the_group_coordinator() {
     let mut expected: Vec<String> = (0..300).map(|i| format!("job-{i}")).collect();
     expected.sort();
     assert_eq!(all, expected, "every record once across the coordinator move");
+}
+
+fn commit_raw(bootstrap: &str, group: &str, offset: i64) -> i16 {
+    use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use strom_protocol::messages::{GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName};
+    let mut p = OffsetCommitRequestPartition::default();
+    p.committed_offset = offset;
+    let mut t = OffsetCommitRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("ledger"));
+    t.partitions = vec![p];
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    req.generation_id_or_member_epoch = -1;
+    req.topics = vec![t];
+    let resp: OffsetCommitResponse = RawClient::connect(bootstrap).call(ApiKey::OffsetCommit, 8, &req);
+    resp.topics[0].partitions[0].error_code
+}
+
+fn fetch_committed(cluster: &TestCluster, node: usize, group: &str) -> i64 {
+    use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    use strom_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+    let mut g = OffsetFetchRequestGroup::default();
+    g.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    g.topics = None;
+    let mut req = OffsetFetchRequest::default();
+    req.groups = vec![g];
+    let resp: OffsetFetchResponse =
+        RawClient::connect(&cluster.nodes[node].bootstrap()).call(ApiKey::OffsetFetch, 8, &req);
+    resp.groups[0].topics.first().map_or(-1, |t| t.partitions[0].committed_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offset_commit_is_visible_only_once_the_isr_has_it() {
+    let mut cluster = TestCluster::start(3, &["group.initial.rebalance.delay.ms=0"]);
+    cluster.create_replicated(0, "ledger", 1, &[]).await;
+    let coordinator = support::cluster::node_of(coordinator(&cluster, 0, "bookkeepers"));
+    cluster.wait_for_full_isr("__consumer_offsets", Duration::from_secs(30));
+    assert_eq!(commit_raw(&cluster.nodes[coordinator].bootstrap(), "bookkeepers", 5), 0);
+    assert_eq!(fetch_committed(&cluster, coordinator, "bookkeepers"), 5);
+
+    // The coordinator's followers stop: the next commit is appended but cannot be replicated
+    // (the ISR does not shrink within replica.lag.time.max.ms), so it is neither answered nor
+    // handed out by OffsetFetch: a new coordinator might never see it.
+    let others: Vec<String> =
+        (0..3).filter(|&i| i != coordinator).map(|i| cluster.nodes[i].pid().expect("running").to_string()).collect();
+    for pid in &others {
+        std::process::Command::new("kill").args(["-STOP", pid]).status().expect("SIGSTOP");
+    }
+    let pending = {
+        let bootstrap = cluster.nodes[coordinator].bootstrap();
+        std::thread::spawn(move || commit_raw(&bootstrap, "bookkeepers", 9))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let during = fetch_committed(&cluster, coordinator, "bookkeepers");
+    for pid in &others {
+        std::process::Command::new("kill").args(["-CONT", pid]).status().expect("SIGCONT");
+    }
+    assert_eq!(during, 5, "an unreplicated commit was handed out");
+    assert_eq!(pending.join().expect("commit thread"), 0, "answered once replicated");
+    assert_eq!(fetch_committed(&cluster, coordinator, "bookkeepers"), 9);
 }

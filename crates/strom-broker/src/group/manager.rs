@@ -36,6 +36,14 @@ pub struct OffsetToCommit {
     pub metadata: String,
 }
 
+/// A commit appended to `__consumer_offsets` and waiting for the ISR; visible to OffsetFetch
+/// once [`GroupManager::commit_replicated`] is told it got there.
+pub struct StagedCommit {
+    pub appended: store::Appended,
+    group: String,
+    values: Vec<(String, i32, CommittedOffset)>,
+}
+
 /// One line of ListGroups.
 pub struct GroupSummary {
     pub group_id: String,
@@ -295,7 +303,7 @@ impl GroupManager {
         who: &CommitIdentity,
         offsets: &[OffsetToCommit],
         now: i64,
-    ) -> (Vec<i16>, Option<store::Appended>) {
+    ) -> (Vec<i16>, Option<StagedCommit>) {
         if let Some(code) = store::not_coordinator(broker, &who.group_id) {
             return (vec![code; offsets.len()], None);
         }
@@ -349,10 +357,23 @@ impl GroupManager {
                 return (codes, None);
             }
         };
-        for (_, topic, partition, value) in accepted {
-            inner.offsets.apply(&who.group_id, &topic, partition, Some(value));
+        let Some(appended) = appended else { return (codes, None) };
+        let record_offset = appended.end_offset - 1;
+        for (_, topic, partition, _) in &accepted {
+            inner.offsets.stage(&who.group_id, topic, *partition, record_offset);
         }
-        (codes, appended)
+        let values = accepted.into_iter().map(|(_, topic, partition, value)| (topic, partition, value)).collect();
+        (codes, Some(StagedCommit { appended, group: who.group_id.clone(), values }))
+    }
+
+    /// A staged commit reached the ISR (`replicated`) or did not: the offsets become visible,
+    /// or stay as they were.
+    pub fn commit_replicated(&self, staged: StagedCommit, replicated: bool) {
+        let record_offset = staged.appended.end_offset - 1;
+        let mut inner = self.lock();
+        for (topic, partition, value) in staged.values {
+            inner.offsets.complete(&staged.group, &topic, partition, replicated.then_some(value), record_offset);
+        }
     }
 
     pub fn committed_offsets(&self, group: &str) -> Vec<(TopicPartitionKey, CommittedOffset)> {
@@ -422,12 +443,14 @@ impl GroupManager {
             .map(|((t, p), _)| (records::encode_offset_key(group, &t, p), None))
             .collect();
         entries.push((records::encode_group_key(group), None));
-        if let Err(e) = store::append(broker, group, &entries, now_ms()) {
-            return e.code();
-        }
+        let at = match store::append(broker, group, &entries, now_ms()) {
+            Ok(appended) => appended.map_or(-1, |a| a.end_offset - 1),
+            Err(e) => return e.code(),
+        };
         for ((t, p), _) in inner.offsets.group_offsets(group) {
-            inner.offsets.apply(group, &t, p, None);
+            inner.offsets.apply(group, &t, p, None, at);
         }
+        inner.offsets.forget_group_pending(group);
         tracing::info!(group, "deleted group and its offsets");
         0
     }
@@ -459,9 +482,10 @@ impl GroupManager {
                 }
             }
         }
-        store::append(broker, group, &entries, now_ms()).map_err(|e| e.code())?;
+        let at =
+            store::append(broker, group, &entries, now_ms()).map_err(|e| e.code())?.map_or(-1, |a| a.end_offset - 1);
         for (topic, partition) in deleted {
-            inner.offsets.apply(group, &topic, partition, None);
+            inner.offsets.apply(group, &topic, partition, None, at);
         }
         Ok(codes)
     }
@@ -510,9 +534,10 @@ impl GroupManager {
             }
             let entries: Vec<_> =
                 expired.iter().map(|(t, p)| (records::encode_offset_key(&group, t, *p), None)).collect();
-            if store::append(broker, &group, &entries, now).is_ok() {
+            if let Ok(appended) = store::append(broker, &group, &entries, now) {
+                let at = appended.map_or(-1, |a| a.end_offset - 1);
                 for (t, p) in &expired {
-                    inner.offsets.apply(&group, t, *p, None);
+                    inner.offsets.apply(&group, t, *p, None, at);
                 }
                 tracing::info!(group = %group, partitions = expired.len(), "expired committed offsets");
             }

@@ -161,7 +161,7 @@ pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMa
                     records_read += 1;
                     match records::decode(key, record.value) {
                         Ok(OffsetsRecord::Offset { group, topic, partition, value }) => {
-                            offsets.apply(&group, &topic, partition, value)
+                            offsets.apply(&group, &topic, partition, value, header.last_offset())
                         }
                         Ok(OffsetsRecord::Group { group, value: Some(g) }) => {
                             groups.insert(group, g);

@@ -36,11 +36,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetCommitRequ
             })
         })
         .collect();
-    let (mut codes, appended) = broker.groups.commit_offsets(broker, &identity, &offsets, now);
-    if let Some(appended) = appended {
-        // Answered once the ISR has the commit, so that a new coordinator finds it.
+    let (mut codes, staged) = broker.groups.commit_offsets(broker, &identity, &offsets, now);
+    if let Some(staged) = staged {
+        // Answered, and visible to OffsetFetch, once the ISR has the commit, so that a new
+        // coordinator finds it.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(COMMIT_TIMEOUT_MS);
-        if let Err(e) = appended.replicated(deadline).await {
+        let replicated = staged.appended.replicated(deadline).await;
+        broker.groups.commit_replicated(staged, replicated.is_ok());
+        if let Err(e) = replicated {
             codes.iter_mut().filter(|c| **c == 0).for_each(|c| *c = e.code());
         }
     }
