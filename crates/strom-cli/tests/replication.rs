@@ -66,6 +66,13 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     let pid = cluster.nodes[follower].pid().expect("running").to_string();
     std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
     let stopped_at = Instant::now();
+    // Written while the follower is stopped and still in the ISR: above the high watermark,
+    // so a lookup by timestamp does not find it yet (Kafka's fetchOffsetByTimestamp).
+    let late: Vec<String> = vec!["late".into()];
+    let answer = cluster.produce_raw_at(leader, "isr", 1, &late, 9, 1_000);
+    assert_eq!(answer.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(list_offset(&cluster, leader, "isr", 1), (-1, -1), "nothing fetchable at or after ts 1");
+    assert_eq!(list_offset(&cluster, leader, "isr", -3), (-1, -1), "the max timestamp is not fetchable yet");
     let follower_id = follower as i32 + 1;
     cluster.wait_for_partitions(leader, "isr", Duration::from_secs(15), "the ISR shrinks", |p| {
         !p.isr.contains(&follower_id)
@@ -83,7 +90,28 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
         p.isr.contains(&follower_id)
     });
     assert_eq!(cluster.produce_raw(leader, "isr", -1, &values), 0, "acks=all again");
+    assert_eq!(list_offset(&cluster, leader, "isr", 1), (1_000, 5), "found once below the high watermark");
+    assert_eq!(list_offset(&cluster, leader, "isr", -3), (1_000, 5));
     cluster.wait_for_identical_replicas("isr", 0, Duration::from_secs(20));
+}
+
+/// ListOffsets (v8) of partition 0 for `timestamp`, as (timestamp, offset).
+fn list_offset(cluster: &TestCluster, node: usize, topic: &str, timestamp: i64) -> (i64, i64) {
+    use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use strom_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, TopicName};
+    let mut p = ListOffsetsPartition::default();
+    p.timestamp = timestamp;
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partitions = vec![p];
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = strom_protocol::messages::BrokerId(-1);
+    req.topics = vec![t];
+    let resp: ListOffsetsResponse =
+        RawClient::connect(&cluster.nodes[node].bootstrap()).call(ApiKey::ListOffsets, 8, &req);
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (p.timestamp, p.offset)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4, the same as
 //! earliest without tiered storage), and by timestamp: the first offset whose timestamp is at
 //! least the target, or -1 when there is none. Latest is the high watermark for clients and the
-//! log end offset for a replica (a follower resetting to its leader).
+//! log end offset for a replica (a follower resetting to its leader); a lookup by timestamp (and
+//! max timestamp) finds only offsets below that bound, as Kafka's `fetchOffsetByTimestamp`.
 
 use super::fetch::check_leader_epoch;
 use crate::dispatch::RequestContext;
@@ -35,15 +36,22 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
                     pr.leader_epoch = partition.leader_epoch();
                 }
                 // A replica (another broker) asking is told the log end, as Kafka does.
-                let (start, hw) = if req.replica_id.0 >= 0 { partition.log_bounds()? } else { partition.offsets()? };
+                let (start, fetchable) =
+                    if req.replica_id.0 >= 0 { partition.log_bounds()? } else { partition.offsets()? };
+                // As Kafka: a lookup by timestamp finds only what a consumer could fetch.
+                let below_fetchable =
+                    |found: Option<(i64, i64)>| found.filter(|&(offset, _)| offset < fetchable).unwrap_or((-1, -1));
                 Ok(match p.timestamp {
-                    LATEST => (-1, hw),
+                    LATEST => (-1, fetchable),
                     EARLIEST | EARLIEST_LOCAL => (-1, start),
-                    MAX_TIMESTAMP => partition.max_timestamp()?.unwrap_or((-1, -1)),
-                    ts if ts >= 0 => match partition.offset_for_timestamp(ts)? {
-                        Some((offset, timestamp)) => (timestamp, offset),
-                        None => (-1, -1),
-                    },
+                    MAX_TIMESTAMP => {
+                        let (offset, timestamp) = below_fetchable(partition.max_timestamp()?.map(|(t, o)| (o, t)));
+                        (timestamp, offset)
+                    }
+                    ts if ts >= 0 => {
+                        let (offset, timestamp) = below_fetchable(partition.offset_for_timestamp(ts)?);
+                        (timestamp, offset)
+                    }
                     other => {
                         return Err(KafkaError::new(
                             ResponseError::InvalidRequest,

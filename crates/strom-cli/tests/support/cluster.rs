@@ -242,8 +242,21 @@ impl TestCluster {
         values: &[String],
         version: i16,
     ) -> ProduceResponse {
+        self.produce_raw_at(node, topic, acks, values, version, 0)
+    }
+
+    /// Produce of `version` to partition 0 through node `node`, every record with `timestamp`.
+    pub fn produce_raw_at(
+        &self,
+        node: usize,
+        topic: &str,
+        acks: i16,
+        values: &[String],
+        version: i16,
+        timestamp: i64,
+    ) -> ProduceResponse {
         let records: Vec<TestRecord<'_>> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
-        let batch = TestBatch { records: &records, ..Default::default() }.encode();
+        let batch = TestBatch { records: &records, timestamps: &[timestamp], ..Default::default() }.encode();
         let mut p = PartitionProduceData::default();
         p.index = 0;
         p.records = Some(batch.into());
