@@ -2,9 +2,9 @@
 //! a heartbeat every `broker.heartbeat.interval.ms` so that it is not fenced; registered again
 //! when the controller no longer knows its epoch (it was unregistered). And, on the active
 //! controller only, the periodic check that fences brokers whose heartbeats stopped: after
-//! `broker.session.timeout.ms`, or at once when a broker not heard from for 300 ms refuses
-//! connections on its listener (its process is gone: a crash need not cost a whole session
-//! timeout). A broker that is slow, stopped or cut off (a timeout, not a refusal) keeps its full
+//! `broker.session.timeout.ms`, or at once when a broker not heard from for 300 ms (or not yet
+//! by a new controller) refuses connections on its listener (its process is gone: a crash need
+//! not cost a whole session timeout). A broker that is slow, stopped or cut off (a timeout, not a refusal) keeps its full
 //! session.
 
 use crate::server::Broker;
@@ -15,7 +15,7 @@ use strom_protocol::ResponseError;
 use tokio::sync::watch;
 
 /// How often the active controller looks for expired broker sessions.
-const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// A broker not heard from for this long gets its listener probed (every session check, so a
 /// few TCP connects per heartbeat interval to a live broker: cheap, and a crash is then found
 /// within about half a second whatever `broker.heartbeat.interval.ms` is).
@@ -67,14 +67,16 @@ pub async fn expire_sessions(broker: Arc<Broker>, mut stop: watch::Receiver<bool
             _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => {}
         }
         if broker.metadata.quorum_status().is_leader {
-            // Another node became the controller meanwhile: nothing to do here.
-            let _ = broker.metadata.write_here(ControllerOp::ExpireBrokerSessions).await;
+            // Another node became the controller meanwhile: nothing to do here. Probes first: a
+            // new controller has heard from no broker yet, and finds one that died with the old
+            // controller at its first check.
             for (id, endpoints) in broker.metadata.silent_brokers(PROBE_AFTER_SILENCE_MS).await {
                 if process_is_gone(&endpoints).await {
                     tracing::warn!(broker_id = id, "broker refuses connections (its process is gone): fencing it now");
                     let _ = broker.metadata.write_here(ControllerOp::FenceBroker { broker_id: id }).await;
                 }
             }
+            let _ = broker.metadata.write_here(ControllerOp::ExpireBrokerSessions).await;
         }
     }
 }

@@ -87,6 +87,9 @@ fn bad_input_is_one_line_and_exit_code_1() {
         (vec!["--delete", "--topic", "nope"], "Topic 'nope' does not exist"),
         (vec!["--create", "--topic", "t", "--config", "retention.ms"], "--config expects key=value"),
         (vec!["--list", "--zookeeper", "localhost:2181"], "Strom has no ZooKeeper; use --bootstrap-server HOST:PORT"),
+        (vec!["--create", "--topic", "t", "--replica-assignment", "1:x"], "'x' is not a broker id"),
+        (vec!["--create", "--topic", "t", "--replica-assignment", "1:1"], "partition 0 names a broker twice"),
+        (vec!["--create", "--topic", "t", "--replica-assignment", "1,2"], "INVALID_REPLICA_ASSIGNMENT"),
     ];
     for (args, expected) in cases {
         let o = topics(&broker, &args);
@@ -96,6 +99,13 @@ fn bad_input_is_one_line_and_exit_code_1() {
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    // An explicit assignment: two partitions, both on broker 1.
+    assert_eq!(
+        topics(&broker, &["--create", "--topic", "placed", "--replica-assignment", "1,1"]).status.code(),
+        Some(0)
+    );
+    let described = stdout(&topics(&broker, &["--describe", "--topic", "placed"]));
+    assert!(described.contains("PartitionCount: 2"), "{described}");
     // An unreachable broker names the address.
     let o = strom(&["topics", "--bootstrap-server", "127.0.0.1:1", "--list"]);
     assert_eq!(o.status.code(), Some(1));

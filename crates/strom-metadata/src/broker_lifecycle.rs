@@ -101,7 +101,9 @@ impl Controller {
             .brokers
             .values()
             .filter(|b| !b.fenced && b.id != self.settings.node_id)
-            .filter(|b| self.sessions.get(&b.id).is_some_and(|last| now_ms - last > silence_ms))
+            // A broker this controller has not heard from yet counts as silent: a new controller
+            // probes every broker once, and finds at once one that died with the old controller.
+            .filter(|b| self.sessions.get(&b.id).is_none_or(|last| now_ms - last > silence_ms))
             .map(|b| (b.id, b.endpoints.clone()))
             .collect()
     }

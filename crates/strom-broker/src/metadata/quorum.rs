@@ -307,6 +307,15 @@ impl Driver {
                     next_tick += TICK;
                 }
             }
+            for peer in self.transport.gone_peers() {
+                if self.core.leader() == Some(peer) {
+                    tracing::info!(
+                        leader = peer,
+                        "the metadata quorum leader's process is gone: electing a new one now"
+                    );
+                }
+                self.core.leader_gone(peer);
+            }
             if let Err(e) = self.drain() {
                 tracing::error!("the metadata quorum cannot write its log and stops: {e}");
                 for (_, (_, reply)) in self.pending.drain() {

@@ -7,6 +7,7 @@
 
 use bytes::{BufMut, BytesMut};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use strom_metadata::quorum::{decode_message, encode_message, RaftMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,23 +25,31 @@ pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 << 20;
 #[derive(Clone)]
 pub struct RaftTransport {
     peers: HashMap<u64, mpsc::Sender<BytesMut>>,
+    /// Peers whose process was seen gone: the connection closed and the port refuses.
+    gone: Arc<Mutex<std::sync::mpsc::Receiver<u64>>>,
 }
 
 impl RaftTransport {
     /// Starts one sender task per peer `(id, host, port)`.
     pub fn start(peers: Vec<(u64, String, u16)>, stop: watch::Receiver<bool>) -> RaftTransport {
         let mut senders = HashMap::new();
+        let (gone_tx, gone_rx) = std::sync::mpsc::channel();
         for (id, host, port) in peers {
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
             senders.insert(id, tx);
-            tokio::spawn(send_loop(id, format!("{host}:{port}"), rx, stop.clone()));
+            tokio::spawn(send_loop(id, format!("{host}:{port}"), rx, gone_tx.clone(), stop.clone()));
         }
-        RaftTransport { peers: senders }
+        RaftTransport { peers: senders, gone: Arc::new(Mutex::new(gone_rx)) }
     }
 
     /// A transport with no peers (a quorum of one).
     pub fn none() -> RaftTransport {
-        RaftTransport { peers: HashMap::new() }
+        RaftTransport { peers: HashMap::new(), gone: Arc::new(Mutex::new(std::sync::mpsc::channel().1)) }
+    }
+
+    /// The peers seen gone since the last call (a peer may be named more than once).
+    pub fn gone_peers(&self) -> Vec<u64> {
+        self.gone.lock().unwrap_or_else(|p| p.into_inner()).try_iter().collect()
     }
 
     /// Queues a message for its peer; drops it when the peer's queue is full or unknown.
@@ -113,7 +122,13 @@ pub fn decode_raft_frame(frame: &[u8]) -> Result<RaftMessage, String> {
     decode_message(body).map_err(|e| format!("malformed Raft message: {e}"))
 }
 
-async fn send_loop(peer: u64, address: String, mut queue: mpsc::Receiver<BytesMut>, mut stop: watch::Receiver<bool>) {
+async fn send_loop(
+    peer: u64,
+    address: String,
+    mut queue: mpsc::Receiver<BytesMut>,
+    gone: std::sync::mpsc::Sender<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let connected = tokio::select! {
@@ -124,6 +139,11 @@ async fn send_loop(peer: u64, address: String, mut queue: mpsc::Receiver<BytesMu
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::debug!(peer, %address, "cannot reach metadata quorum peer: {e}");
+                if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    // Nothing listens there: the peer's process is gone (a slow or cut-off peer
+                    // times out instead). If it led the quorum, a new election need not wait.
+                    let _ = gone.send(peer);
+                }
                 drain_queue(&mut queue);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -137,6 +157,7 @@ async fn send_loop(peer: u64, address: String, mut queue: mpsc::Receiver<BytesMu
         let _ = stream.set_nodelay(true);
         backoff = Duration::from_millis(50);
         tracing::debug!(peer, %address, "connected to metadata quorum peer");
+        let mut unexpected = [0u8; 64];
         loop {
             let frame = tokio::select! {
                 _ = stop.changed() => return,
@@ -144,6 +165,15 @@ async fn send_loop(peer: u64, address: String, mut queue: mpsc::Receiver<BytesMu
                     Some(f) => f,
                     None => return,
                 },
+                // The peer never writes on this connection: a read ends only when it closes
+                // (its process exited), which is seen at once rather than at the next write.
+                r = stream.read(&mut unexpected) => {
+                    if matches!(r, Ok(0) | Err(_)) {
+                        tracing::debug!(peer, %address, "metadata quorum peer closed the connection");
+                        break;
+                    }
+                    continue;
+                }
             };
             let mut batch = frame;
             while let Ok(more) = queue.try_recv() {

@@ -44,6 +44,10 @@ pub struct TopicsArgs {
     /// Copies of each partition (the broker's default.replication.factor if left out).
     #[arg(long, value_name = "R")]
     pub replication_factor: Option<i16>,
+    /// With --create: the replicas of each partition, Kafka's format: partitions separated by
+    /// commas, the brokers of one by colons, the preferred leader first ("1:2:3,2:3:1").
+    #[arg(long, value_name = "B1:B2,...", conflicts_with_all = ["partitions", "replication_factor"])]
+    pub replica_assignment: Option<String>,
     /// A topic config for --create, as key=value (repeatable).
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub configs: Vec<String>,
@@ -128,6 +132,9 @@ async fn create(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
         return Err(format!("--replication-factor must be at least 1, got {replication}"));
     }
     let mut new = NewTopic::new(topic, partitions, replication);
+    if let Some(text) = &args.replica_assignment {
+        new.assignment = parse_replica_assignment(text)?;
+    }
     for kv in &args.configs {
         let (k, v) = kv.split_once('=').ok_or_else(|| format!("--config expects key=value, got '{kv}'"))?;
         new = new.config(k.trim(), v.trim());
@@ -142,6 +149,29 @@ async fn create(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `--replica-assignment 1:2:3,2:3:1`: partition i gets the i-th group of broker ids.
+fn parse_replica_assignment(text: &str) -> Result<Vec<(i32, Vec<i32>)>, String> {
+    let bad = |why: &str| format!("--replica-assignment '{text}': {why}");
+    let mut out = Vec::new();
+    for (partition, group) in text.split(',').enumerate() {
+        let brokers: Vec<i32> = group
+            .split(':')
+            .map(|b| b.trim().parse::<i32>().map_err(|_| bad(&format!("'{b}' is not a broker id"))))
+            .collect::<Result<_, _>>()?;
+        let mut unique = brokers.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.len() != brokers.len() {
+            return Err(bad(&format!("partition {partition} names a broker twice")));
+        }
+        if out.first().is_some_and(|(_, first): &(i32, Vec<i32>)| first.len() != brokers.len()) {
+            return Err(bad("every partition needs the same number of replicas"));
+        }
+        out.push((partition as i32, brokers));
+    }
+    Ok(out)
 }
 
 async fn describe(admin: &Admin, args: &TopicsArgs) -> Result<(), String> {

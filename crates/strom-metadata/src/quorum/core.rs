@@ -167,6 +167,28 @@ impl QuorumCore {
         Ok(())
     }
 
+    /// This node has evidence that the leader `peer` is gone (its process refuses connections):
+    /// its leader lease ends now, so it grants votes at once. The lowest-id other voter, the
+    /// successor every follower agrees on without talking, campaigns at once (pre-vote first);
+    /// the others after the random part of their election timeout, so that they do not split
+    /// the vote. Only the lease is shortened, so a wrong report cannot unseat a live leader: the
+    /// followers that still hear from it keep theirs and refuse to vote. Ignored unless `peer`
+    /// is the leader this node follows.
+    pub fn leader_gone(&mut self, peer: u64) {
+        if self.leader() != Some(peer) || self.is_leader() {
+            return;
+        }
+        let lease = self.settings.election_ticks;
+        while self.raw.raft.election_elapsed < lease && self.leader() == Some(peer) {
+            self.raw.tick();
+        }
+        let successor = self.settings.voters.iter().copied().filter(|&v| v != peer).min();
+        if successor == Some(self.settings.node_id) && self.leader() == Some(peer) {
+            let _ = self.raw.campaign();
+        }
+        self.after_event();
+    }
+
     /// Asks this node's leadership to move to `to` (a controller shutting down hands over first).
     pub fn transfer_leadership(&mut self, to: u64) {
         self.raw.transfer_leader(to);
