@@ -10,6 +10,7 @@ The stall is the longest time between two consecutive acknowledgements around th
 The same kill is measured first with strom-client (`strom producer-perf-test`'s max latency).
 
 Usage: .venv/bin/python bench/failover_stall.py [--strom target/release/strom] [--rounds 5]
+       [--leader-is-controller --strom-client-only]
 (interop/install-deps.sh installs confluent-kafka into .venv)
 """
 import argparse, random, re, statistics, subprocess, sys, time
@@ -32,12 +33,19 @@ def wait_for_full_isr(bootstrap, topic, timeout=30):
         time.sleep(0.1)
     raise RuntimeError("the ISR did not fill")
 
-def start_with_topic(c, topic):
+def start_with_topic(c, topic, leader_is_controller=False):
     """Starts the cluster and creates `topic` (one partition, RF=3, min.insync.replicas=2) with a
-    full ISR; returns the bootstrap string."""
+    full ISR, led by the active controller if asked; returns the bootstrap string."""
     c.start_all()
-    out = c.create_when_registered("--topic", topic, "--partitions", "1", "--replication-factor", "3",
-                                   "--config", "min.insync.replicas=2")
+    if leader_is_controller:
+        deadline = time.time() + 30
+        while c.leader()[1] is None and time.time() < deadline:
+            time.sleep(0.05)
+        first = c.leader()[1]
+        placement = ["--replica-assignment", ":".join(str(n) for n in [first] + [n for n in (1, 2, 3) if n != first])]
+    else:
+        placement = ["--partitions", "1", "--replication-factor", "3"]
+    out = c.create_when_registered("--topic", topic, *placement, "--config", "min.insync.replicas=2")
     if out.returncode != 0:
         raise RuntimeError(out.stderr)
     bootstrap = ",".join(f"127.0.0.1:{c.port(i)}" for i in (1, 2, 3))
@@ -89,13 +97,13 @@ def one_round(strom, r):
     finally:
         c.close()
 
-def strom_client_round(strom, r):
+def strom_client_round(strom, r, leader_is_controller=False):
     """The same kill with strom-client as the producer (`strom producer-perf-test`, 100-byte
     records, acks=all, idempotent, 2,000/s): its max latency is the stall. Returns (stall in s,
     whether the killed leader was also the active controller)."""
     c = Cluster(strom, 3, 20000 + random.randrange(9000))
     try:
-        topic, bootstrap = f"stall-strom-{r}", start_with_topic(c, f"stall-strom-{r}")
+        topic, bootstrap = f"stall-strom-{r}", start_with_topic(c, f"stall-strom-{r}", leader_is_controller)
         perf = subprocess.Popen([strom, "producer-perf-test", "--topic", topic, "--num-records", str(8 * RATE),
                                  "--record-size", "100", "--throughput", str(RATE), "--bootstrap-server", bootstrap,
                                  "--producer-props", "acks=all", "enable.idempotence=true", "linger.ms=1"],
@@ -116,11 +124,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--strom", default="target/release/strom")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--leader-is-controller", action="store_true",
+                    help="place the partition's leader on the active controller (strom-client rounds only)")
+    ap.add_argument("--strom-client-only", action="store_true")
     a = ap.parse_args()
     for r in range(a.rounds):
-        stall, was_controller = strom_client_round(a.strom, r)
+        stall, was_controller = strom_client_round(a.strom, r, a.leader_is_controller)
         print(f"strom-client round {r + 1}: longest stall {stall * 1000:.0f} ms"
               f"{' (the leader was also the active controller)' if was_controller else ''}", flush=True)
+    if a.strom_client_only:
+        return
     stalls = []
     for r in range(a.rounds):
         stall, sent, acked, errors, ok = one_round(a.strom, r)

@@ -1,5 +1,5 @@
 //! Leadership moves on three- and five-node clusters: a rolling restart by SIGTERM under load costs the
-//! producers nothing, a produce to a follower names the leader (KIP-951), and with every in-sync
+//! producers nothing, a produce or fetch to a broker that does not lead names the leader (KIP-951), and with every in-sync
 //! replica gone a partition stays offline unless its topic allows unclean leader election, which
 //! then elects an out-of-sync replica and loses data.
 
@@ -8,7 +8,11 @@ mod support;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::message::Message;
 use std::time::Duration;
+use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use strom_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use strom_protocol::StrBytes;
 use support::cluster::TestCluster;
+use support::raw::RawClient;
 use support::workload::{check_read_back, Writer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,7 +37,7 @@ async fn a_rolling_restart_by_sigterm_under_load_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_produce_to_a_follower_names_the_leader_and_its_endpoint() {
+async fn a_produce_or_fetch_to_a_broker_that_does_not_lead_names_the_leader_and_its_endpoint() {
     let mut cluster = TestCluster::start(3, &[]);
     cluster.wait_for_controller(Duration::from_secs(20));
     cluster.create_replicated(0, "hints", 1, &[]).await;
@@ -55,11 +59,44 @@ async fn a_produce_to_a_follower_names_the_leader_and_its_endpoint() {
         .rsplit_once(':')
         .map(|(h, p)| (h.to_string(), p.parse::<i32>().expect("port")))
         .expect("host:port");
-    assert_eq!((endpoint.host.to_string(), endpoint.port), (host, port));
+    assert_eq!((endpoint.host.to_string(), endpoint.port), (host.clone(), port));
     // Before v10 there is no such field: the plain error.
     let old = cluster.produce_raw_response(follower, "hints", 1, &values, 9);
     assert_eq!(old.responses[0].partition_responses[0].error_code, 6);
     assert!(old.node_endpoints.is_empty());
+
+    // Fetch v16 likewise, from a broker that holds no replica (a follower serves consumers).
+    let outsider = (0..3).find(|&i| i != follower && i as i32 + 1 != leader).expect("a third node");
+    let assignment: &[&[i32]] = &[&[leader, follower as i32 + 1]];
+    let topic = NewTopic::new("hints-two", 1, TopicReplication::Variable(assignment));
+    for r in cluster.nodes[0].admin().create_topics([&topic], &AdminOptions::new()).await.expect("create") {
+        r.expect("created");
+    }
+    cluster.wait_for_partitions(outsider, "hints-two", Duration::from_secs(20), "known", |p| p.leader == leader);
+    let metadata = cluster.metadata(outsider);
+    let named = |t: &&strom_protocol::messages::metadata_response::MetadataResponseTopic| {
+        t.name.as_ref().is_some_and(|n| n.as_str() == "hints-two")
+    };
+    let topic_id = metadata.topics.iter().find(named).expect("known").topic_id;
+    let fetch = |version: i16| -> FetchResponse {
+        let part = FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 20);
+        // By name up to v12, by id from v13.
+        let t = FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("hints-two")))
+            .with_topic_id(topic_id)
+            .with_partitions(vec![part]);
+        let req = FetchRequest::default().with_max_wait_ms(10).with_topics(vec![t]);
+        RawClient::connect(&cluster.nodes[outsider].bootstrap()).call(ApiKey::Fetch, version, &req)
+    };
+    let hinted = fetch(16);
+    let p = &hinted.responses[0].partitions[0];
+    assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(p.current_leader.leader_id.0, leader);
+    assert_eq!(
+        hinted.node_endpoints.iter().map(|e| (e.node_id.0, e.host.to_string(), e.port)).collect::<Vec<_>>(),
+        vec![(leader, host.clone(), port)]
+    );
+    assert!(fetch(12).node_endpoints.is_empty(), "v12-15 have no endpoints");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

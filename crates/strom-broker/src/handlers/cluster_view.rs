@@ -68,9 +68,14 @@ pub fn hosted_replica(broker: &Broker, topic: &str, partition: i32) -> Result<Ar
 /// The leader of a partition another broker leads, as KIP-951 names it in a
 /// NOT_LEADER_OR_FOLLOWER answer: (leader, leader epoch, how clients reach it).
 pub fn current_leader(broker: &Broker, topic: &str, partition: i32) -> Option<(i32, i32, LiveBroker)> {
+    leader_of(broker, topic, partition).filter(|(leader, ..)| *leader != broker.config.node_id)
+}
+
+/// The leader of a partition (this broker too), its epoch and how clients reach it.
+pub fn leader_of(broker: &Broker, topic: &str, partition: i32) -> Option<(i32, i32, LiveBroker)> {
     let image = broker.metadata.image();
     let p = image.topic(topic)?.partitions.get(&partition)?;
-    if p.leader < 0 || p.leader == broker.config.node_id {
+    if p.leader < 0 {
         return None;
     }
     let b = image.brokers.get(&p.leader).filter(|b| !b.fenced)?;

@@ -8,6 +8,9 @@
 //! `replica.selector.class=...RackAwareReplicaSelector` the leader sends a consumer that names
 //! its rack to an in-sync follower in that rack (`preferred_read_replica`, no data).
 //!
+//! From v16 a partition refused with NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names its
+//! current leader, and the response that leader's endpoint (KIP-951).
+//!
 //! Fetch sessions (KIP-227) are declined correctly: a full fetch gets session id 0 ("no session
 //! created"), and an incremental fetch for a session Strom never created gets
 //! FETCH_SESSION_ID_NOT_FOUND, after which clients fall back to full fetches.
@@ -19,8 +22,9 @@ use crate::replica::read_replica::{rack_aware, ReplicaView};
 use crate::replica::{Partition, ReadLimit};
 use crate::server::{now_ms, Broker};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::time::Duration;
-use strom_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_protocol::messages::fetch_response::{FetchableTopicResponse, NodeEndpoint, PartitionData};
 use strom_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
@@ -171,7 +175,41 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
         }
         resp.responses.push(topic_resp);
     }
+    if ctx.api_version >= 16 {
+        add_leader_hints(broker, &image, &mut resp, use_ids);
+    }
     (FetchAnswer { response: resp, regions }, total, has_error)
+}
+
+/// KIP-951 (Fetch v16+): a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH
+/// names its current leader and epoch, and the response carries that leader's endpoint.
+fn add_leader_hints(broker: &Broker, image: &strom_metadata::MetadataImage, resp: &mut FetchResponse, use_ids: bool) {
+    let hinted = [ResponseError::NotLeaderOrFollower.code(), ResponseError::FencedLeaderEpoch.code()];
+    let mut endpoints: BTreeMap<i32, NodeEndpoint> = BTreeMap::new();
+    for topic in &mut resp.responses {
+        let name = if use_ids {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.0.to_string())
+        };
+        let Some(name) = name else { continue };
+        for p in topic.partitions.iter_mut().filter(|p| hinted.contains(&p.error_code)) {
+            let Some((leader, epoch, node)) = super::cluster_view::leader_of(broker, &name, p.partition_index) else {
+                continue;
+            };
+            p.current_leader.leader_id = BrokerId(leader);
+            p.current_leader.leader_epoch = epoch;
+            endpoints.entry(leader).or_insert_with(|| {
+                let mut e = NodeEndpoint::default();
+                e.node_id = BrokerId(node.id);
+                e.host = StrBytes::from_string(node.host);
+                e.port = node.port;
+                e.rack = node.rack.map(StrBytes::from_string);
+                e
+            });
+        }
+    }
+    resp.node_endpoints = endpoints.into_values().collect();
 }
 
 /// The follower a consumer in `client_rack` should read `partition` from (this broker leads
