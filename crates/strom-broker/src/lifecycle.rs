@@ -15,7 +15,9 @@ use strom_protocol::ResponseError;
 use tokio::sync::watch;
 
 /// How often the active controller looks for expired broker sessions.
-const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// How often a node looks whether it became the active controller (it checks at once then).
+const LEADERSHIP_POLL: Duration = Duration::from_millis(20);
 /// A broker not heard from for this long gets its listener probed (every session check, so a
 /// few TCP connects per heartbeat interval to a live broker: cheap, and a crash is then found
 /// within about half a second whatever `broker.heartbeat.interval.ms` is).
@@ -61,15 +63,20 @@ pub async fn run(broker: Arc<Broker>, registration: ControllerOp, epoch: Option<
 
 /// On the active controller, fences brokers not heard from for `broker.session.timeout.ms`.
 pub async fn expire_sessions(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let mut last_check = tokio::time::Instant::now();
+    let mut was_leader = false;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tokio::time::sleep(SESSION_CHECK_INTERVAL) => {}
+            _ = tokio::time::sleep(LEADERSHIP_POLL) => {}
         }
-        if broker.metadata.quorum_status().is_leader {
-            // Another node became the controller meanwhile: nothing to do here. Probes first: a
-            // new controller has heard from no broker yet, and finds one that died with the old
-            // controller at its first check.
+        let is_leader = broker.metadata.quorum_status().is_leader;
+        let became_leader = is_leader && !was_leader;
+        was_leader = is_leader;
+        if is_leader && (became_leader || last_check.elapsed() >= SESSION_CHECK_INTERVAL) {
+            last_check = tokio::time::Instant::now();
+            // Probes first: a new controller has heard from no broker yet, and finds one that
+            // died with the old controller at its first check, right after its election.
             for (id, endpoints) in broker.metadata.silent_brokers(PROBE_AFTER_SILENCE_MS).await {
                 if process_is_gone(&endpoints).await {
                     tracing::warn!(broker_id = id, "broker refuses connections (its process is gone): fencing it now");
