@@ -70,15 +70,22 @@ pub async fn expire_sessions(broker: Arc<Broker>, mut stop: watch::Receiver<bool
             _ = stop.changed() => return,
             _ = tokio::time::sleep(LEADERSHIP_POLL) => {}
         }
-        let is_leader = broker.metadata.quorum_status().is_leader;
+        // A controller acts once its term has committed (write_here refuses until then).
+        let status = broker.metadata.quorum_status();
+        let is_leader = status.is_leader && status.committed_in_current_term;
         let became_leader = is_leader && !was_leader;
         was_leader = is_leader;
         if is_leader && (became_leader || last_check.elapsed() >= SESSION_CHECK_INTERVAL) {
             last_check = tokio::time::Instant::now();
             // Probes first: a new controller has heard from no broker yet, and finds one that
             // died with the old controller at its first check, right after its election.
+            // All probed at once: one unreachable broker (a timeout) must not delay the others.
+            let mut probes = tokio::task::JoinSet::new();
             for (id, endpoints) in broker.metadata.silent_brokers(PROBE_AFTER_SILENCE_MS).await {
-                if process_is_gone(&endpoints).await {
+                probes.spawn(async move { (id, process_is_gone(&endpoints).await) });
+            }
+            while let Some(probe) = probes.join_next().await {
+                if let Ok((id, true)) = probe {
                     tracing::warn!(broker_id = id, "broker refuses connections (its process is gone): fencing it now");
                     let _ = broker.metadata.write_here(ControllerOp::FenceBroker { broker_id: id }).await;
                 }

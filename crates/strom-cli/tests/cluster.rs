@@ -99,9 +99,11 @@ async fn killing_the_active_controller_loses_no_acknowledged_topic_and_applies_n
     let admin = cluster.nodes[via].admin();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     let mut acknowledged = Vec::new();
+    let mut killed_at = None;
     for i in 0..40 {
         if i == 10 {
             cluster.nodes[first].kill();
+            killed_at = Some(Instant::now());
         }
         let name = format!("t{i}");
         let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1));
@@ -114,6 +116,13 @@ async fn killing_the_active_controller_loses_no_acknowledged_topic_and_applies_n
     }
     let second = cluster.wait_for_controller(Duration::from_secs(20));
     assert_ne!(second, first, "a new controller took over");
+    // The new controller fences the dead one (a broker too) at its first check, long before
+    // broker.session.timeout.ms (9 s): its port refuses connections.
+    let dead = first as i32 + 1;
+    while cluster.metadata(second).brokers.iter().any(|b| b.node_id.0 == dead) {
+        assert!(killed_at.expect("killed").elapsed() < Duration::from_secs(5), "the dead broker is still listed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(acknowledged.len() >= 30, "creations went on after the failover: {acknowledged:?}");
     cluster.nodes[first].restart();
     // Every node, the restarted one included, ends with the same topics and ids.

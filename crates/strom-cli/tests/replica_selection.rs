@@ -22,10 +22,21 @@ const TOPIC: &str = "near";
 const RECORDS: usize = 200;
 
 fn fetch(cluster: &TestCluster, node: usize, version: i16, rack: &str) -> FetchResponse {
-    let part = FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20);
+    fetch_at(cluster, node, version, rack, 0, 10)
+}
+
+fn fetch_at(
+    cluster: &TestCluster,
+    node: usize,
+    version: i16,
+    rack: &str,
+    offset: i64,
+    max_wait_ms: i32,
+) -> FetchResponse {
+    let part = FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20);
     let t = FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str(TOPIC))).with_partitions(vec![part]);
     let req = FetchRequest::default()
-        .with_max_wait_ms(10)
+        .with_max_wait_ms(max_wait_ms)
         .with_max_bytes(1 << 20)
         .with_rack_id(StrBytes::from_string(rack.to_string()))
         .with_topics(vec![t]);
@@ -68,12 +79,19 @@ async fn consumers_read_from_an_in_sync_replica_in_their_rack() {
             .expect("sent");
     }
 
-    // The leader sends a consumer of the follower's rack there, without data...
-    let redirected = fetch(&cluster, node_of(leader), 11, &format!("rack-{follower}"));
+    // The leader sends a consumer of the follower's rack there, without data and at once (the
+    // consumer would wait for fetch.wait.max.ms otherwise)...
+    let asked = Instant::now();
+    let redirected = fetch_at(&cluster, node_of(leader), 11, &format!("rack-{follower}"), 0, 5_000);
+    assert!(asked.elapsed() < Duration::from_secs(2), "a redirect is answered at once");
     let p = &redirected.responses[0].partitions[0];
     assert_eq!((p.error_code, p.preferred_read_replica.0), (0, follower), "sent to the follower in its rack");
     assert_eq!(record_count(&redirected), 0);
     assert_eq!(p.high_watermark, RECORDS as i64);
+    // An offset out of range is answered by the leader itself, so that the consumer resets it.
+    let beyond = fetch_at(&cluster, node_of(leader), 11, &format!("rack-{follower}"), 10_000, 10);
+    let p = &beyond.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.preferred_read_replica.0), (1, -1), "OFFSET_OUT_OF_RANGE, no redirect");
     // ...and keeps a consumer of its own rack, of no rack, or of a rack without replicas.
     for rack in [format!("rack-{leader}"), String::new(), "elsewhere".into()] {
         let here = fetch(&cluster, node_of(leader), 11, &rack);
@@ -126,4 +144,21 @@ async fn consumers_read_from_an_in_sync_replica_in_their_rack() {
     assert_eq!(values, (0..RECORDS).map(|i| format!("v{i}")).collect::<Vec<_>>());
     let seen = context.0.lock().expect("lock").clone();
     assert!(seen.iter().all(|&(_, l)| l == leader || l == -1), "the leader stays {leader}: {seen:?}");
+
+    // A follower never serves what is above its high watermark: with the third replica stopped
+    // the leader's HW stays, while the follower copies new records (acks=1) past it.
+    let third = (1..=3).find(|&id| id != leader && id != follower).expect("a third replica");
+    let pid = cluster.nodes[node_of(third)].pid().expect("running").to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
+    let late = vec!["late".to_string()];
+    let acked = cluster.produce_raw_at(node_of(leader), TOPIC, 1, &late, 9, 1);
+    assert_eq!(acked.responses[0].partition_responses[0].error_code, 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let from_follower = fetch_at(&cluster, node_of(follower), 11, "", RECORDS as i64, 10);
+    let from_leader = fetch_at(&cluster, node_of(leader), 11, "", RECORDS as i64, 10);
+    std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("SIGCONT");
+    let p = &from_follower.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.high_watermark), (0, RECORDS as i64), "the HW waits for the stopped replica");
+    assert_eq!(record_count(&from_follower), 0, "nothing above the follower's HW");
+    assert_eq!(record_count(&from_leader), 0, "nor above the leader's");
 }

@@ -371,7 +371,9 @@ impl GroupManager {
     pub fn commit_replicated(&self, staged: StagedCommit, replicated: bool) {
         let record_offset = staged.appended.end_offset - 1;
         let mut inner = self.lock();
-        for (topic, partition, value) in staged.values {
+        // Last first: a partition named twice in one commit keeps its last value, as the log
+        // replays it.
+        for (topic, partition, value) in staged.values.into_iter().rev() {
             inner.offsets.complete(&staged.group, &topic, partition, replicated.then_some(value), record_offset);
         }
     }
@@ -436,12 +438,15 @@ impl GroupManager {
         if code != 0 && !only_offsets {
             return code;
         }
-        let mut entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = inner
-            .offsets
-            .group_offsets(group)
-            .into_iter()
-            .map(|((t, p), _)| (records::encode_offset_key(group, &t, p), None))
-            .collect();
+        // Tombstones for the pending commits too: their records are in the log, and a new
+        // coordinator would load them back.
+        let mut partitions: Vec<TopicPartitionKey> =
+            inner.offsets.group_offsets(group).into_iter().map(|(tp, _)| tp).collect();
+        partitions.extend(inner.offsets.pending_partitions(group));
+        partitions.sort();
+        partitions.dedup();
+        let mut entries: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            partitions.iter().map(|(t, p)| (records::encode_offset_key(group, t, *p), None)).collect();
         entries.push((records::encode_group_key(group), None));
         let at = match store::append(broker, group, &entries, now_ms()) {
             Ok(appended) => appended.map_or(-1, |a| a.end_offset - 1),

@@ -89,6 +89,11 @@ impl OffsetStore {
         }
     }
 
+    /// The partitions of `group` with a commit waiting for the ISR.
+    pub fn pending_partitions(&self, group: &str) -> Vec<TopicPartitionKey> {
+        self.pending.get(group).map(|p| p.keys().cloned().collect()).unwrap_or_default()
+    }
+
     /// Drops every pending commit of `group` (it is being deleted).
     pub fn forget_group_pending(&mut self, group: &str) {
         self.pending.remove(group);
@@ -176,6 +181,17 @@ mod tests {
         s.complete("g", "t", 0, None, 22);
         assert_eq!(committed(&s), Some(9));
         assert!(s.pending.is_empty());
+    }
+
+    #[test]
+    fn a_partition_named_twice_in_one_commit_keeps_the_value_completed_first() {
+        // The manager completes a commit's values last first, as the log replays them.
+        let mut s = OffsetStore::default();
+        s.stage("g", "t", 0, 50);
+        s.complete("g", "t", 0, off(12, 1), 50);
+        s.complete("g", "t", 0, off(11, 1), 50);
+        assert_eq!(committed(&s), Some(12));
+        assert_eq!(s.pending_partitions("g"), Vec::<TopicPartitionKey>::new());
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeClusterR
         requested => {
             // Version 0 cannot name the endpoint type: a controller-only node cannot answer it.
             let (code, message) = if ctx.api_version == 0 {
-                (ResponseError::UnsupportedEndpointType, "DescribeCluster v0 is for brokers; this node is a controller")
+                // Kafka's controllers serve DescribeCluster from v1 (KIP-919) only.
+                (ResponseError::UnsupportedVersion, "DescribeCluster v0 is for brokers; this node is a controller")
             } else if requested == BROKER_ENDPOINT || requested == CONTROLLER_ENDPOINT {
                 (ResponseError::MismatchedEndpointType, "this node has no role of the requested endpoint type")
             } else {

@@ -72,7 +72,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
 }
 
 /// One pass over the requested partitions. Returns the answer, the record bytes in it, and
-/// whether any partition carries an error (errors are answered at once).
+/// whether it must be answered at once (an error, a redirect or a diverging epoch in it).
 fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_id: i32) -> (FetchAnswer, usize, bool) {
     let from_follower = replica_id >= 0;
     let from_consumer_v11 = !from_follower && ctx.api_version >= 11;
@@ -83,6 +83,8 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
     let mut budget = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut has_error = false;
+    // A redirect or a diverging epoch is news the client needs now, like an error.
+    let mut answer_now = false;
     let mut regions = Vec::new();
     for (topic_index, ft) in req.topics.iter().enumerate() {
         let topic = if use_ids { image.topic_by_id(&ft.topic_id) } else { image.topic(ft.topic.0.as_str()) };
@@ -121,12 +123,21 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                 if ctx.api_version >= 5 {
                     pd.log_start_offset = start;
                 }
-                if from_consumer_v11 && broker.config.cluster.rack_aware_replica_selector && partition.is_leader() {
+                // An offset out of range is answered here, so that the consumer resets it rather
+                // than being sent back and forth.
+                let in_range =
+                    || partition.log_bounds().is_ok_and(|(s, e)| fp.fetch_offset >= s && fp.fetch_offset <= e);
+                if from_consumer_v11
+                    && broker.config.cluster.rack_aware_replica_selector
+                    && partition.is_leader()
+                    && in_range()
+                {
                     if let Some(id) = preferred_read_replica(broker, &partition, req.rack_id.as_str(), fp.fetch_offset)
                     {
-                        // Sent elsewhere: no data, as Kafka answers.
+                        // Sent elsewhere: no data, answered at once, as Kafka does.
                         pd.preferred_read_replica = BrokerId(id);
                         pd.records = Some(Bytes::new());
+                        answer_now = true;
                         return Ok(());
                     }
                 }
@@ -138,10 +149,12 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                             pd.diverging_epoch.epoch = epoch;
                             pd.diverging_epoch.end_offset = end_offset;
                             pd.records = Some(Bytes::new());
+                            answer_now = true;
                             return Ok(());
                         }
                     }
-                    let commands = partition.follower_fetched(replica_id, fp.fetch_offset, now_ms())?;
+                    let commands =
+                        partition.follower_fetched(replica_id, fp.fetch_offset, fp.log_start_offset, now_ms())?;
                     crate::replica::isr::apply(broker, &partition, commands);
                     pd.high_watermark = partition.high_watermark();
                     pd.last_stable_offset = pd.high_watermark;
@@ -178,7 +191,7 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
     if ctx.api_version >= 16 {
         add_leader_hints(broker, &image, &mut resp, use_ids);
     }
-    (FetchAnswer { response: resp, regions }, total, has_error)
+    (FetchAnswer { response: resp, regions }, total, has_error || answer_now)
 }
 
 /// KIP-951 (Fetch v16+): a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH

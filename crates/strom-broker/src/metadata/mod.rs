@@ -222,10 +222,13 @@ impl MetadataStore {
 
     /// On the active controller: brokers silent for more than `silence_ms`, with their endpoints.
     pub async fn silent_brokers(&self, silence_ms: i64) -> Vec<(i32, Vec<strom_metadata::BrokerEndpoint>)> {
-        if !self.quorum.status().is_leader {
+        let status = self.quorum.status();
+        if !status.is_leader || !status.committed_in_current_term {
             return Vec::new();
         }
         let controller = self.controller.lock().await;
+        // Endpoints as committed: a broker that registered again elsewhere is probed there.
+        wait_applied(self.applied.subscribe(), status.commit_index).await;
         controller.silent_brokers(&self.image(), crate::server::now_ms(), silence_ms)
     }
 

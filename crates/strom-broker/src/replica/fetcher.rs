@@ -241,9 +241,12 @@ async fn handle_response(
                     .map(|_| ()),
                 0 => {
                     let records = pd.records.as_deref().unwrap_or_default();
+                    let hw_before = partition.high_watermark();
                     let appended = partition.append_from_leader(at, records, leader, now).map(|_| ());
-                    // Consumers reading from this follower (KIP-392) may wait for the new data.
-                    broker.fetch_purgatory.notify_append();
+                    if partition.high_watermark() != hw_before {
+                        // Consumers reading from this follower (KIP-392) wait for its HW to move.
+                        broker.fetch_purgatory.notify_append();
+                    }
                     appended
                 }
                 code if code == ResponseError::OffsetOutOfRange.code() => {

@@ -217,10 +217,12 @@ impl Partition {
         &self,
         replica: i32,
         fetch_offset: i64,
+        log_start_offset: i64,
         now_ms: i64,
     ) -> Result<Vec<ReplicaCommand>, ReplicaError> {
         let mut state = self.state();
         let commands = state.follower_fetch(replica, fetch_offset, now_ms)?;
+        state.follower_log_start(replica, log_start_offset);
         self.publish(&state);
         Ok(commands)
     }

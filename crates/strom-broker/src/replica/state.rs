@@ -70,6 +70,8 @@ pub enum ReplicaError {
 struct Follower {
     /// The follower's log end offset as its last fetch said (-1: not fetched yet this term).
     leo: i64,
+    /// The follower's log start offset as its last fetch said (-1: not known).
+    log_start: i64,
     last_caught_up_ms: i64,
 }
 
@@ -136,7 +138,7 @@ impl ReplicaState {
         self.followers = replicas
             .iter()
             .filter(|r| **r != self.node_id)
-            .map(|r| (*r, Follower { leo: -1, last_caught_up_ms: now_ms }))
+            .map(|r| (*r, Follower { leo: -1, log_start: -1, last_caught_up_ms: now_ms }))
             .collect();
         self.leo_at_last_fetch.clear();
         self.replicas = replicas;
@@ -269,16 +271,24 @@ impl ReplicaState {
         Ok(commands)
     }
 
+    /// Leader: follower `replica` said its log starts at `log_start` (every replica fetch does).
+    pub fn follower_log_start(&mut self, replica: i32, log_start: i64) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            f.log_start = log_start;
+        }
+    }
+
     /// Leader: the followers a consumer reading from `fetch_offset` may be sent to (KIP-392):
-    /// ISR members whose log reaches that offset, as (id, log end, ms since last caught up).
-    /// Out-of-sync followers are left out, as Kafka does: the consumer would fall behind with them.
+    /// ISR members whose log holds that offset (it starts at or before it and reaches it), as
+    /// (id, log end, ms since last caught up). Out-of-sync followers are left out, as Kafka
+    /// does: the consumer would fall behind with them.
     pub fn read_replica_candidates(&self, fetch_offset: i64, now_ms: i64) -> Vec<(i32, i64, i64)> {
         if !self.is_leader() {
             return Vec::new();
         }
         self.followers
             .iter()
-            .filter(|(id, f)| self.isr.contains(id) && f.leo >= fetch_offset)
+            .filter(|(id, f)| self.isr.contains(id) && f.leo >= fetch_offset && f.log_start <= fetch_offset)
             .map(|(id, f)| (*id, f.leo, (now_ms - f.last_caught_up_ms).max(0)))
             .collect()
     }

@@ -96,6 +96,8 @@ pub struct QuorumCore {
     applied: u64,
     /// The highest commit index seen; asserted never to go back.
     commit_seen: u64,
+    /// The leader last reported gone, while this node campaigns to replace it.
+    gone_leader: Option<u64>,
 }
 
 impl QuorumCore {
@@ -123,7 +125,7 @@ impl QuorumCore {
         config.validate()?;
         let raw = RawNode::new(&config, log, &raft_logger(settings.node_id))?;
         let rng = settings.seed ^ settings.node_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut core = QuorumCore { raw, settings, rng, applied, commit_seen };
+        let mut core = QuorumCore { raw, settings, rng, applied, commit_seen, gone_leader: None };
         core.rerandomise_election_timeout();
         Ok(core)
     }
@@ -174,16 +176,25 @@ impl QuorumCore {
     /// the vote. Only the lease is shortened, so a wrong report cannot unseat a live leader: the
     /// followers that still hear from it keep theirs and refuse to vote. Ignored unless `peer`
     /// is the leader this node follows.
+    ///
+    /// Reports keep coming while the peer stays gone: a successor still pre-campaigning then
+    /// asks again, since a voter that had not yet seen the leader go ignored its first request.
     pub fn leader_gone(&mut self, peer: u64) {
-        if self.leader() != Some(peer) || self.is_leader() {
+        let following = self.leader() == Some(peer);
+        let still_campaigning = self.gone_leader == Some(peer) && self.raw.raft.state == StateRole::PreCandidate;
+        if self.is_leader() || !(following || still_campaigning) {
             return;
         }
-        let lease = self.settings.election_ticks;
-        while self.raw.raft.election_elapsed < lease && self.leader() == Some(peer) {
-            self.raw.tick();
+        if following {
+            let lease = self.settings.election_ticks;
+            while self.raw.raft.election_elapsed < lease && self.leader() == Some(peer) {
+                self.raw.tick();
+            }
+            self.gone_leader = Some(peer);
         }
         let successor = self.settings.voters.iter().copied().filter(|&v| v != peer).min();
-        if successor == Some(self.settings.node_id) && self.leader() == Some(peer) {
+        let may_campaign = self.leader() == Some(peer) || self.raw.raft.state == StateRole::PreCandidate;
+        if successor == Some(self.settings.node_id) && may_campaign {
             let _ = self.raw.campaign();
         }
         self.after_event();
