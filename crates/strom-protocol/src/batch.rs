@@ -25,12 +25,14 @@
 
 mod builder;
 mod records;
+mod rewrite;
 #[doc(hidden)]
 pub mod testing;
 mod writer;
 
 pub use builder::{BatchRecord, BatchSpec};
 pub use records::{Record, RecordHeader, RecordIter};
+pub use rewrite::{rewrite_batch, KeptRecord, DELETE_HORIZON_BIT};
 pub use writer::{put_varlong, varlong_size, BatchFields, BatchWriter};
 
 /// Size of the fixed v2 batch header; the records start right after it.
@@ -281,6 +283,12 @@ impl BatchHeader {
     /// Part of a transaction: invisible to read_committed consumers until its commit marker.
     pub fn is_transactional(&self) -> bool {
         self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// KIP-534: the delete horizon a log cleaner recorded in the batch (its base timestamp,
+    /// when attribute bit 6 says so), after which its tombstones may be removed.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & rewrite::DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
     }
 
     /// A transaction marker (commit/abort) rather than user data.

@@ -33,6 +33,7 @@
 //! ```
 
 mod checkpoint;
+mod cleaner;
 mod config;
 mod error;
 mod flush;
@@ -57,6 +58,7 @@ pub use checkpoint::{
     format_checkpoint, parse_checkpoint, read_checkpoint, write_checkpoint, HIGH_WATERMARK_CHECKPOINT,
     LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
+pub use cleaner::{CleanOutcome, CleanPlan, CleanSettings, CleanStats, CleanedLog};
 pub use config::{LogConfig, TopicPartition};
 pub use error::{Result, StorageError};
 pub use flush::PendingFlush;

@@ -24,6 +24,7 @@ use crate::segment::{segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX
 use crate::snapshot;
 
 /// Leftovers of interrupted operations that are removed at open.
+/// (A `.log.swap` file is not one: it is a committed clean, completed at open first.)
 const STALE_SUFFIXES: [&str; 4] = [".tmp", ".deleted", ".cleaned", ".swap"];
 
 fn remove_if_exists(path: &Path) -> Result<()> {
@@ -82,6 +83,7 @@ pub(crate) fn load(
     clean_shutdown: bool,
 ) -> Result<Log> {
     fs::create_dir_all(&dir).ctx(|| format!("create log directory {}", dir.display()))?;
+    crate::cleaner::complete_interrupted_swaps(&dir, config.index_interval_bytes)?;
     let bases = scan_dir(&dir)?;
     let mut summary = LoadSummary { clean_shutdown, segments: bases.len(), ..LoadSummary::default() };
     let recover_from = if clean_shutdown {

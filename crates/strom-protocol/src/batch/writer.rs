@@ -61,7 +61,7 @@ fn nullable_size(b: Option<&[u8]>) -> usize {
     b.map_or(1, |b| varlong_size(b.len() as i64) + b.len())
 }
 
-fn put_nullable(out: &mut BytesMut, b: Option<&[u8]>) {
+pub(super) fn put_nullable(out: &mut BytesMut, b: Option<&[u8]>) {
     match b {
         None => put_varlong(out, -1),
         Some(b) => {

@@ -2,6 +2,7 @@
 //! offsets, record values, errors.
 
 mod append_read;
+mod cleaner;
 mod follower;
 mod idempotence;
 mod leader_epochs;

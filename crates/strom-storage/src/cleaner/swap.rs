@@ -1,0 +1,114 @@
+//! Kafka's crash-safe replacement of cleaned segments:
+//!
+//! ```text
+//!  <base>.log.cleaned   written and fsynced by the build; a crash here: deleted at open
+//!  <base>.log.swap      renamed from .cleaned, directory fsynced: the commit point
+//!  old segments         deleted (their .log, .index, .timeindex)
+//!  <base>.log           renamed from .swap (replacing the first old segment), directory fsynced
+//!  indexes              rebuilt from the new .log
+//! ```
+//! A crash at any point leaves either the old segments (no .swap yet) or a .swap that the next
+//! open completes: every segment whose base offset lies in the swap file's offset range is
+//! deleted, then the .swap takes its name. Never a mix, never a loss.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::sync_dir;
+use crate::error::{IoContext, Result};
+use crate::recovery::delete_segment_files;
+use crate::segment::{segment_path, Segment, LOG_SUFFIX};
+
+use super::{CleanedGroup, CleanedLog};
+
+const CLEANED_SUFFIX: &str = ".log.cleaned";
+const SWAP_SUFFIX: &str = ".log.swap";
+
+pub(super) fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}{CLEANED_SUFFIX}", crate::segment::file_stem(base)))
+}
+
+fn swap_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{}{SWAP_SUFFIX}", crate::segment::file_stem(base)))
+}
+
+/// Removes the cleaned copies of a clean that will not be installed.
+pub(super) fn discard(cleaned: &CleanedLog) -> Result<()> {
+    for g in &cleaned.groups {
+        let path = cleaned_path(&cleaned.dir, g.base);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(crate::error::StorageError::Io { context: format!("delete {}", path.display()), source: e })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `replaced` (the group's old segments, already out of the log's map) by the group's
+/// cleaned file; returns the new segment, its indexes rebuilt.
+pub(super) fn install_group(
+    dir: &Path,
+    group: &CleanedGroup,
+    replaced: Vec<Segment>,
+    index_interval: u32,
+) -> Result<Segment> {
+    let cleaned = cleaned_path(dir, group.base);
+    let swap = swap_path(dir, group.base);
+    fs::rename(&cleaned, &swap).ctx(|| format!("rename {} to {}", cleaned.display(), swap.display()))?;
+    sync_dir(dir)?;
+    finish_swap(dir, group.base, replaced.into_iter().map(|s| s.base_offset()).collect(), index_interval)
+}
+
+/// From the commit point on: deletes the old segments, gives the swap file the group's name,
+/// rebuilds its indexes.
+fn finish_swap(dir: &Path, base: i64, old: Vec<i64>, index_interval: u32) -> Result<Segment> {
+    for b in old {
+        delete_segment_files(dir, b)?;
+    }
+    let swap = swap_path(dir, base);
+    let log = segment_path(dir, base, LOG_SUFFIX);
+    fs::rename(&swap, &log).ctx(|| format!("rename {} to {}", swap.display(), log.display()))?;
+    sync_dir(dir)?;
+    let (mut segment, _) = Segment::open(dir, base)?;
+    segment.recover(index_interval)?;
+    segment.on_become_inactive()?;
+    Ok(segment)
+}
+
+/// At open: completes the swaps a crash interrupted (see the module docs). Each `.swap` file's
+/// offset range is read from its batches; the segments whose base offsets fall in it are the
+/// ones it replaces.
+pub(crate) fn complete_interrupted_swaps(dir: &Path, index_interval: u32) -> Result<()> {
+    let mut swaps: Vec<i64> = Vec::new();
+    for entry in fs::read_dir(dir).ctx(|| format!("list {}", dir.display()))? {
+        let entry = entry.ctx(|| format!("list {}", dir.display()))?;
+        if let Some(base) = entry.file_name().to_str().and_then(|n| n.strip_suffix(SWAP_SUFFIX)?.parse::<i64>().ok()) {
+            swaps.push(base);
+        }
+    }
+    swaps.sort_unstable();
+    for base in swaps {
+        let swap = swap_path(dir, base);
+        let file = fs::File::open(&swap).ctx(|| format!("open {}", swap.display()))?;
+        let size = file.metadata().ctx(|| format!("stat {}", swap.display()))?.len();
+        let mut end = base;
+        super::for_each_batch(&file, &swap, size, &mut |_| {}, |h, _| {
+            end = h.next_offset();
+            Ok(true)
+        })?;
+        let mut old = Vec::new();
+        for entry in fs::read_dir(dir).ctx(|| format!("list {}", dir.display()))? {
+            let entry = entry.ctx(|| format!("list {}", dir.display()))?;
+            let parsed = entry.file_name().to_str().and_then(|n| n.strip_suffix(LOG_SUFFIX)?.parse::<i64>().ok());
+            if let Some(b) = parsed.filter(|b| *b >= base && *b < end.max(base + 1)) {
+                old.push(b);
+            }
+        }
+        tracing::info!(swap = %swap.display(), replaces = ?old, "completing a cleaned segment swap interrupted by a crash");
+        drop(finish_swap(dir, base, old, index_interval)?);
+    }
+    Ok(())
+}
