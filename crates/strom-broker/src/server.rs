@@ -200,6 +200,18 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     }
     tasks.spawn(accept_loop(Arc::clone(&broker), listener, stop_rx.clone()));
     tasks.spawn(housekeeping(Arc::clone(&broker), stop_rx.clone()));
+    if config.cleaner.enable {
+        let cleaner = Arc::new(
+            crate::replica::cleaner::LogCleaner::open(&data_dir, config.cleaner.io_max_bytes_per_second)
+                .map_err(StartError::Storage)?,
+        );
+        for thread in 0..config.cleaner.threads {
+            let (b, c, stop) = (Arc::clone(&broker), Arc::clone(&cleaner), stop_rx.clone());
+            tasks.spawn(async move {
+                let _ = tokio::task::spawn_blocking(move || crate::replica::cleaner::run(b, c, thread, stop)).await;
+            });
+        }
+    }
     tasks.spawn(crate::replica::isr::run(Arc::clone(&broker), isr_proposals_rx, stop_rx.clone()));
     if let Some(committed) = broker.metadata.take_committed() {
         tasks.spawn(crate::metadata::publisher::run(Arc::clone(&broker), committed, stop_rx.clone()));

@@ -4,8 +4,10 @@
 //! JVM or SSL-only settings) and unknown keys get a one-line warning each; an invalid value stops
 //! start-up with a message naming the key.
 
+pub mod cleaner;
 pub mod cluster;
 
+pub use cleaner::CleanerConfig;
 pub use cluster::{ClusterConfig, Roles, Voter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ pub struct BrokerConfig {
     pub listeners: Vec<Listener>,
     /// Roles, quorum, replication: see [`ClusterConfig`].
     pub cluster: ClusterConfig,
+    /// The log cleaner: see [`CleanerConfig`].
+    pub cleaner: CleanerConfig,
     pub advertised_listener: Option<Listener>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -110,6 +114,7 @@ impl Default for BrokerConfig {
             listener: Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 },
             listeners: Vec::new(),
             cluster: ClusterConfig::default(),
+            cleaner: CleanerConfig::default(),
             advertised_listener: None,
             log_dirs: vec![PathBuf::from("./strom-data")],
             num_partitions: 1,
@@ -158,7 +163,6 @@ const NOT_APPLICABLE: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "log.cleaner.enable",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
@@ -274,7 +278,7 @@ impl BrokerConfig {
                 "offsets.retention.check.interval.ms" => c.offsets_retention_check_interval_ms = positive(k, value)?,
                 "offsets.commit.timeout.ms" => c.offsets_commit_timeout_ms = positive(k, value)?,
                 "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = positive(k, value)?,
-                _ if cluster::KEYS.contains(&k) => {}
+                _ if cluster::KEYS.contains(&k) || cleaner::KEYS.contains(&k) => {}
                 _ if NOT_APPLICABLE.contains(&k) || k.starts_with("zookeeper.") => {
                     tracing::warn!("config {k} does not apply to Strom and is ignored");
                 }
@@ -288,6 +292,7 @@ impl BrokerConfig {
             c.log_roll_ms = r;
         }
         c.cluster = ClusterConfig::from_properties(&props, c.node_id, &c.listeners)?;
+        c.cleaner = CleanerConfig::from_properties(&props)?;
         let listeners_value = props.get("listeners").cloned().unwrap_or_default();
         match (c.cluster.roles.broker, client_listener) {
             (true, Some(Some(l))) => c.listener = l,

@@ -71,6 +71,16 @@ pub fn min_insync_replicas(broker: &BrokerConfig, overrides: &BTreeMap<String, S
         .unwrap_or(broker.cluster.min_insync_replicas.max(1) as usize)
 }
 
+/// A topic config's effective value: the topic's override, else the broker's synonym, else
+/// Kafka's default.
+pub fn topic_setting(broker: &BrokerConfig, overrides: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    overrides
+        .get(key)
+        .cloned()
+        .or_else(|| broker_value_for(broker, key))
+        .or_else(|| Some(strom_metadata::topic_config::find(key)?.default.to_string()))
+}
+
 /// The broker-level value of a topic config key, as a string, where the broker config sets it.
 pub fn broker_value_for(broker: &BrokerConfig, topic_key: &str) -> Option<String> {
     let v = match topic_key {

@@ -6,6 +6,7 @@
 //! On a single node this broker leads every partition and is its only replica, so the high
 //! watermark is the log end offset as soon as an append returns.
 
+pub mod cleaner;
 mod divergence;
 pub mod fetcher;
 mod follower;

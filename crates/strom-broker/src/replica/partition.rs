@@ -14,7 +14,10 @@ use bytes::Bytes;
 use std::sync::{Mutex, MutexGuard};
 use strom_metadata::PartitionImage;
 use strom_protocol::ResponseError;
-use strom_storage::{AppendOutcome, FileRegion, LoadSummary, Log, LogConfig, StorageError};
+use strom_storage::{
+    AppendOutcome, CleanOutcome, CleanPlan, CleanSettings, CleanedLog, FileRegion, LoadSummary, Log, LogConfig,
+    StorageError,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -280,6 +283,29 @@ impl Partition {
             let out = log.read_region(offset, max_bytes, end)?;
             Ok(PartitionRegion { regions: out.regions, high_watermark: hw, log_start_offset: log.log_start_offset() })
         })
+    }
+
+    /// The log cleaner's plan for this replica, below its high watermark (see
+    /// `strom_storage::Log::plan_clean`); taken under the log's lock.
+    pub fn plan_clean(
+        &self,
+        first_dirty: i64,
+        now_ms: i64,
+        settings: &CleanSettings,
+    ) -> Result<Option<CleanPlan>, StorageError> {
+        let hw = self.high_watermark();
+        self.with_log(|log| Ok(log.plan_clean(first_dirty, hw, now_ms, settings)))
+    }
+
+    /// The dirty share of the cleanable range, and the timestamp of its first dirty batch.
+    pub fn dirtiness(&self, first_dirty: i64) -> Result<(f64, Option<i64>), StorageError> {
+        let hw = self.high_watermark();
+        self.with_log(|log| Ok((log.dirty_ratio(first_dirty, hw), log.first_dirty_timestamp(first_dirty)?)))
+    }
+
+    /// Installs a built clean, unless the log changed since it was planned.
+    pub fn install_clean(&self, cleaned: CleanedLog) -> Result<CleanOutcome, StorageError> {
+        self.with_log(|log| log.install_clean(cleaned))
     }
 
     /// (log start offset, high watermark).

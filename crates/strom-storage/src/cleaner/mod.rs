@@ -194,6 +194,22 @@ impl Log {
         }
     }
 
+    /// The timestamp of the first batch at or after `first_dirty` below the active segment (for
+    /// `max.compaction.lag.ms`: how long the oldest dirty record has waited), if any.
+    pub fn first_dirty_timestamp(&self, first_dirty: i64) -> Result<Option<i64>> {
+        let active_base = self.active().base_offset();
+        for s in self.segments.values().filter(|s| s.base_offset() < active_base && s.next_offset() > first_dirty) {
+            let mut pos = s.lookup_position(first_dirty);
+            while let Some(h) = s.header_at(pos)? {
+                if h.last_offset() >= first_dirty {
+                    return Ok(Some(h.max_timestamp));
+                }
+                pos += h.total_size() as u64;
+            }
+        }
+        Ok(None)
+    }
+
     /// Replaces the planned segments by their cleaned copies, if they are still what was planned;
     /// otherwise removes the copies and answers [`CleanOutcome::Outdated`].
     pub fn install_clean(&mut self, cleaned: CleanedLog) -> Result<CleanOutcome> {

@@ -1,0 +1,199 @@
+//! The log cleaner threads (`log.cleaner.threads`), Kafka's LogCleanerManager around the
+//! storage engine's cleaner: each thread picks the filthiest compacted partition this broker
+//! hosts (leader or follower: every replica compacts its own log, below its own high watermark),
+//! cleans it and records where the next clean starts in `cleaner-offset-checkpoint`.
+//!
+//! ```text
+//!  every log.cleaner.backoff.ms (at once again after a clean):
+//!    candidates = hosted partitions with cleanup.policy ∋ compact, not being cleaned
+//!    dirty ratio = dirty bytes / cleanable bytes   (cleanable: below the HW and the active segment)
+//!    pick the highest ratio ≥ min.cleanable.dirty.ratio, or one whose oldest dirty record waited
+//!    max.compaction.lag.ms; plan (lock) → build (no lock, paced by io.max.bytes.per.second)
+//!    → install (lock) → checkpoint
+//! ```
+
+use super::log_config::cleanup_policy_has;
+use super::Partition;
+use crate::server::{now_ms, Broker};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use strom_storage::{read_checkpoint, write_checkpoint, CleanOutcome, CleanSettings, StorageError, TopicPartition};
+use tokio::sync::watch;
+
+/// The cleaner's checkpoint file in the data directory, Kafka's name and format.
+pub const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+
+/// State shared by the cleaner threads.
+pub struct LogCleaner {
+    path: PathBuf,
+    /// Where each partition's next clean starts (its first dirty offset).
+    first_dirty: Mutex<HashMap<TopicPartition, i64>>,
+    in_progress: Mutex<HashSet<TopicPartition>>,
+    /// Bytes read and written by all threads, for `log.cleaner.io.max.bytes.per.second`.
+    throttle: Mutex<Throttle>,
+}
+
+struct Throttle {
+    rate: f64,
+    started: Instant,
+    bytes: f64,
+}
+
+impl Throttle {
+    /// How long to wait so that the bytes so far stay within the rate.
+    fn take(&mut self, bytes: u64) -> Duration {
+        if self.rate == f64::MAX {
+            return Duration::ZERO;
+        }
+        if self.started.elapsed() > Duration::from_secs(1) {
+            // A fresh window each second: an idle cleaner does not save up a burst.
+            self.started = Instant::now();
+            self.bytes = 0.0;
+        }
+        self.bytes += bytes as f64;
+        let due = Duration::from_secs_f64(self.bytes / self.rate);
+        due.saturating_sub(self.started.elapsed())
+    }
+}
+
+impl LogCleaner {
+    /// Reads the checkpoint in `data_dir` (a partition not in it starts at its log start).
+    pub fn open(data_dir: &std::path::Path, io_max_bytes_per_second: f64) -> Result<LogCleaner, StorageError> {
+        let path = data_dir.join(CLEANER_CHECKPOINT);
+        let first_dirty = read_checkpoint(&path)?;
+        Ok(LogCleaner {
+            path,
+            first_dirty: Mutex::new(first_dirty),
+            in_progress: Mutex::default(),
+            throttle: Mutex::new(Throttle { rate: io_max_bytes_per_second, started: Instant::now(), bytes: 0.0 }),
+        })
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One cleaner thread; runs until `stop`. Call on a blocking thread.
+pub fn run(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, thread: usize, stop: watch::Receiver<bool>) {
+    let config = &broker.config.cleaner;
+    let backoff = Duration::from_millis(config.backoff_ms.max(10));
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let cleaned = match pick(&broker, &cleaner) {
+            Some((partition, first_dirty, settings)) => {
+                let tp = TopicPartition { topic: partition.topic.clone(), partition: partition.index };
+                let result = clean_one(&partition, &cleaner, first_dirty, &settings);
+                LogCleaner::lock(&cleaner.in_progress).remove(&tp);
+                match result {
+                    Ok(done) => done,
+                    Err(e) => {
+                        tracing::warn!(thread, topic = %tp.topic, partition = tp.partition, "cleaning failed: {e}");
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
+        if !cleaned {
+            // Wait out the backoff, in short steps so that a shutdown is not held up.
+            let until = Instant::now() + backoff;
+            while Instant::now() < until && !*stop.borrow() {
+                std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
+            }
+        }
+    }
+}
+
+/// The filthiest compacted partition due for cleaning, marked in progress.
+fn pick(broker: &Broker, cleaner: &LogCleaner) -> Option<(Arc<Partition>, i64, CleanSettings)> {
+    let image = broker.metadata.image();
+    let now = now_ms();
+    let empty = BTreeMap::new();
+    let mut best: Option<(f64, Arc<Partition>, i64, CleanSettings)> = None;
+    let mut in_progress = LogCleaner::lock(&cleaner.in_progress);
+    for p in broker.replicas.all() {
+        let configs = image.topic(&p.topic).map_or(&empty, |t| &t.configs);
+        if !cleanup_policy_has(&broker.config, configs, "compact") {
+            continue;
+        }
+        let tp = TopicPartition { topic: p.topic.clone(), partition: p.index };
+        if in_progress.contains(&tp) {
+            continue;
+        }
+        let Ok((_, log_end)) = p.log_bounds() else { continue };
+        // A checkpoint past the log's end belongs to an older log of that name: start over.
+        let first_dirty =
+            LogCleaner::lock(&cleaner.first_dirty).get(&tp).copied().filter(|&o| o <= log_end).unwrap_or(0);
+        let Ok((ratio, oldest_dirty)) = p.dirtiness(first_dirty) else { continue };
+        let setting = |key: &str| super::log_config::topic_setting(&broker.config, configs, key);
+        let min_ratio: f64 = setting("min.cleanable.dirty.ratio").and_then(|v| v.parse().ok()).unwrap_or(0.5);
+        let max_lag: i64 = setting("max.compaction.lag.ms").and_then(|v| v.parse().ok()).unwrap_or(i64::MAX);
+        let overdue = oldest_dirty.is_some_and(|ts| now.saturating_sub(ts) > max_lag);
+        if ratio <= 0.0 || (ratio < min_ratio && !overdue) {
+            continue;
+        }
+        // An overdue log goes first, as Kafka's `needCompactionNow`.
+        let score = if overdue { 2.0 + ratio } else { ratio };
+        if best.as_ref().is_none_or(|(s, ..)| score > *s) {
+            let settings = CleanSettings {
+                dedupe_buffer_bytes: broker.config.cleaner.dedupe_buffer_size / broker.config.cleaner.threads.max(1),
+                delete_retention_ms: setting("delete.retention.ms").and_then(|v| v.parse().ok()).unwrap_or(86_400_000),
+                min_compaction_lag_ms: setting("min.compaction.lag.ms").and_then(|v| v.parse().ok()).unwrap_or(0),
+                max_batch_inflated_bytes: 64 << 20,
+            };
+            best = Some((score, p, first_dirty, settings));
+        }
+    }
+    let (_, partition, first_dirty, settings) = best?;
+    in_progress.insert(TopicPartition { topic: partition.topic.clone(), partition: partition.index });
+    Some((partition, first_dirty, settings))
+}
+
+/// Cleans one partition; whether anything was installed.
+fn clean_one(
+    partition: &Partition,
+    cleaner: &LogCleaner,
+    first_dirty: i64,
+    settings: &CleanSettings,
+) -> Result<bool, StorageError> {
+    let started = Instant::now();
+    let now = now_ms();
+    let Some(plan) = partition.plan_clean(first_dirty, now, settings)? else { return Ok(false) };
+    let mut pace = |bytes: u64| {
+        let wait = LogCleaner::lock(&cleaner.throttle).take(bytes);
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    };
+    let built = plan.build(settings, now, &mut pace)?;
+    let tp = TopicPartition { topic: partition.topic.clone(), partition: partition.index };
+    match partition.install_clean(built)? {
+        CleanOutcome::Installed { next_dirty, stats } => {
+            tracing::info!(
+                topic = %tp.topic,
+                partition = tp.partition,
+                next_dirty,
+                read_bytes = stats.bytes_read,
+                written_bytes = stats.bytes_written,
+                kept = stats.records_kept,
+                removed = stats.records_removed,
+                tombstones_removed = stats.tombstones_removed,
+                ms = started.elapsed().as_millis() as u64,
+                "cleaned log"
+            );
+            let mut first_dirty = LogCleaner::lock(&cleaner.first_dirty);
+            first_dirty.insert(tp, next_dirty);
+            write_checkpoint(&cleaner.path, &first_dirty)?;
+            Ok(true)
+        }
+        CleanOutcome::Outdated => {
+            tracing::debug!(topic = %tp.topic, partition = tp.partition, "log changed while cleaning; will try again");
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Log compaction in a running broker: a compacted topic keeps the latest value of every key
+//! (read back by librdkafka after the cleaner ran, and after a restart), and `__consumer_offsets`
+//! stays bounded under a storm of commits while the last commit survives.
+
+mod support;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use strom_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use strom_protocol::StrBytes;
+use support::raw::RawClient;
+use support::TestBroker;
+
+const CLEANER: [&str; 1] = ["log.cleaner.backoff.ms=50"];
+
+/// Bytes of the `.log` files of one partition.
+fn log_bytes(broker: &TestBroker, dir: &str) -> u64 {
+    support::files_with_suffix(&broker.data_dir().join(dir), ".log")
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+/// Every (offset, key, value) of partition 0 from its start, until `end`.
+fn read_all(broker: &TestBroker, topic: &str, end: i64) -> Vec<(i64, String, String)> {
+    let consumer: BaseConsumer = broker
+        .client_config()
+        .set("group.id", "compaction-reader")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let mut out: Vec<(i64, String, String)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.last().is_none_or(|(o, ..)| *o + 1 < end) {
+        assert!(Instant::now() < deadline, "read up to {:?} of {end}", out.last());
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("no consume error");
+            let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+            out.push((m.offset(), text(m.key()), text(m.payload())));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
+    let mut broker = TestBroker::start(&CLEANER);
+    let configs = [("cleanup.policy", "compact"), ("segment.bytes", "4096"), ("min.cleanable.dirty.ratio", "0.01")];
+    broker.create_topic("table", 1, &configs).await;
+    let producer = broker.producer(&[("linger.ms", "0")]);
+    let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for i in 0..2_000 {
+        let (key, value) = (format!("key-{}", i % 25), format!("value-{i}"));
+        let offset = producer
+            .send(FutureRecord::to("table").key(&key).payload(&value), Duration::from_secs(10))
+            .await
+            .expect("produced")
+            .offset;
+        latest.insert(key, (offset, value));
+    }
+    let end = latest.values().map(|(o, _)| *o).max().expect("records") + 1;
+    // 2,000 records of about 60 bytes each were written (the cleaner runs meanwhile); what is
+    // left is a cleaned segment of 25 keys and the segments not yet cleaned.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !broker.log().contains("cleaned log") || log_bytes(&broker, "table-0") > 20_000 {
+        let left = log_bytes(&broker, "table-0");
+        assert!(Instant::now() < deadline, "the cleaner did not shrink the log ({left} bytes):\n{}", broker.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    for round in ["after cleaning", "after a restart"] {
+        let read = read_all(&broker, "table", end);
+        assert!(read.windows(2).all(|w| w[0].0 < w[1].0), "{round}: offsets increase");
+        assert!(read.len() < 2_000 / 4, "{round}: {} records left of 2,000", read.len());
+        let mut seen: BTreeMap<String, (i64, String)> = BTreeMap::new();
+        for (offset, key, value) in read {
+            assert_eq!(value, format!("value-{offset}"), "{round}: a record keeps its offset");
+            seen.insert(key, (offset, value));
+        }
+        assert_eq!(seen, latest, "{round}: the latest value of every key, at its offset");
+        broker.stop();
+        broker.restart();
+    }
+}
+
+fn commit(client: &mut RawClient, group: &str, offset: i64) {
+    let mut p = OffsetCommitRequestPartition::default();
+    p.committed_offset = offset;
+    let mut t = OffsetCommitRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("work"));
+    t.partitions = vec![p];
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    req.generation_id_or_member_epoch = -1;
+    req.topics = vec![t];
+    let resp: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &req);
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+}
+
+fn committed(broker: &TestBroker, group: &str) -> i64 {
+    let mut g = OffsetFetchRequestGroup::default();
+    g.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    g.topics = None;
+    let mut req = OffsetFetchRequest::default();
+    req.groups = vec![g];
+    let resp: OffsetFetchResponse = RawClient::connect(&broker.bootstrap()).call(ApiKey::OffsetFetch, 8, &req);
+    resp.groups[0].topics.first().map_or(-1, |t| t.partitions[0].committed_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_offsets_stay_bounded_under_a_commit_storm() {
+    let overrides = [CLEANER[0], "offsets.topic.num.partitions=1", "offsets.topic.segment.bytes=8192"];
+    let mut broker = TestBroker::start(&overrides);
+    broker.create_topic("work", 1, &[]).await;
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let mut fc = FindCoordinatorRequest::default();
+    fc.key = StrBytes::from_static_str("stormy");
+    let found: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 3, &fc);
+    assert_eq!(found.error_code, 0);
+    let mut sizes = Vec::new();
+    for round in 0..4 {
+        for i in 0..1_500 {
+            commit(&mut client, "stormy", round * 1_500 + i);
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        sizes.push(log_bytes(&broker, "__consumer_offsets-0"));
+    }
+    // 6,000 commits of about 100 bytes each; compaction keeps a few segments' worth.
+    assert!(sizes.iter().all(|&s| s < 120_000), "the offsets log keeps growing: {sizes:?}");
+    assert!(broker.log().contains("cleaned log"));
+    assert_eq!(committed(&broker, "stormy"), 5_999);
+    broker.stop();
+    broker.restart();
+    assert_eq!(committed(&broker, "stormy"), 5_999, "the last commit survives the restart");
+}
