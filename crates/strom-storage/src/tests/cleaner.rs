@@ -236,3 +236,40 @@ fn a_producers_last_batch_survives_with_no_record_left() {
     assert!(matches!(gap, Err(crate::StorageError::OutOfOrderSequence { expected: 1, .. })), "{gap:?}");
     append(&mut log, encode_test_batch(0, 9, 0, 1, &[1_000], &next), 1_000);
 }
+
+/// Cleaner throughput, for docs/benchmarks.md:
+/// `cargo test --release -p strom-storage cleaner_throughput -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn cleaner_throughput() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig { segment_bytes: 64 << 20, ..LogConfig::default() };
+    let mut log = open_log(dir.path(), config, 0, true);
+    let value = vec![b'x'; 1_000];
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < 512 << 20 {
+        let keys: Vec<Vec<u8>> = (0..100).map(|j| format!("key-{}", (i * 100 + j) % 100_000).into_bytes()).collect();
+        let records: Vec<TestRecord<'_>> = keys.iter().map(|k| (Some(k.as_slice()), Some(value.as_slice()))).collect();
+        let batch = encode_test_batch(0, -1, -1, -1, &[1_000], &records);
+        written += batch.len() as u64;
+        append(&mut log, batch, 1_000);
+        i += 1;
+    }
+    log.flush().expect("flush");
+    let started = std::time::Instant::now();
+    let plan = log.plan_clean(0, log.log_end_offset(), 2_000, &settings()).expect("a plan");
+    let built = plan.build(&settings(), 2_000, &mut |_| {}).expect("build");
+    let stats = built.stats;
+    log.install_clean(built).expect("install");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "cleaned {} MB of dirty log (read {} MB: map and rewrite; {} MB kept, {} of {} records) in {secs:.2} s: {:.0} MB/s of dirty log",
+        written >> 20,
+        stats.bytes_read >> 20,
+        stats.bytes_written >> 20,
+        stats.records_kept,
+        stats.records_kept + stats.records_removed,
+        (written as f64 / (1 << 20) as f64) / secs
+    );
+}
