@@ -169,7 +169,7 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_segments() {
             drop(log); // the crash: nothing installed by the log itself
             let ldir = log_dir(dir.path());
             // Step 2 stops at a random point of the deletions: some groups' old segments gone.
-            let mut rng = Rng(seed * 31 + step | 1);
+            let mut rng = Rng((seed * 31 + step) | 1);
             for g in built.groups.iter() {
                 let delete_this = step == 3 || (step == 2 && rng.below(2) == 0);
                 let stem = crate::file_stem(g.base);
