@@ -45,6 +45,8 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
     pub fetch_purgatory: FetchPurgatory,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: crate::fetch_session::FetchSessionCache,
     pub groups: GroupManager,
     /// Where leaders' ISR change proposals go (the ISR task, `replica/isr.rs`).
     pub isr_proposals: IsrProposals,
@@ -166,6 +168,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         metadata,
         replicas,
         fetch_purgatory: FetchPurgatory::default(),
+        fetch_sessions: crate::fetch_session::FetchSessionCache::new(config.fetch_session_cache_slots),
         groups: GroupManager::new(&config),
         isr_proposals,
         fetchers: ReplicaFetchers::default(),

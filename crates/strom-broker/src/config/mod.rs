@@ -79,6 +79,8 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// `producer.id.expiration.ms`: idempotent producer state kept this long after its last batch.
     pub producer_id_expiration_ms: i64,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions (KIP-227) kept at once.
+    pub fetch_session_cache_slots: usize,
     /// Strom's own `fetch.zero.copy`: how Fetch sends record data (see [`ZeroCopy`]).
     pub fetch_zero_copy: ZeroCopy,
     /// The raw key/value pairs as given, for DescribeConfigs on the broker.
@@ -147,6 +149,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             connections_max_idle_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
+            fetch_session_cache_slots: 1000,
             fetch_zero_copy: ZeroCopy::Auto,
             raw: BTreeMap::new(),
         }
@@ -255,6 +258,7 @@ impl BrokerConfig {
                 "max.connections" => c.max_connections = positive(k, value)?,
                 "connections.max.idle.ms" => c.connections_max_idle_ms = positive(k, value)?,
                 "producer.id.expiration.ms" => c.producer_id_expiration_ms = positive(k, value)?,
+                "max.incremental.fetch.session.cache.slots" => c.fetch_session_cache_slots = parse(k, value)?,
                 "fetch.zero.copy" => {
                     c.fetch_zero_copy = match value.as_str() {
                         "auto" => ZeroCopy::Auto,

@@ -11,18 +11,19 @@
 //! From v16 a partition refused with NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH names its
 //! current leader, and the response that leader's endpoint (KIP-951).
 //!
-//! Fetch sessions (KIP-227) are declined correctly: a full fetch gets session id 0 ("no session
-//! created"), and an incremental fetch for a session Strom never created gets
-//! FETCH_SESSION_ID_NOT_FOUND, after which clients fall back to full fetches.
+//! Incremental fetch sessions (KIP-227, `fetch_session.rs`): a full fetch with epoch 0 opens
+//! one, an incremental fetch reads every partition of its session and is answered with those
+//! that have news.
 
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
+use crate::fetch_session::SessionContext;
 use crate::purgatory::FetchPurgatory;
 use crate::replica::read_replica::{rack_aware, ReplicaView};
 use crate::replica::{Partition, ReadLimit};
 use crate::server::{now_ms, Broker};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use strom_protocol::messages::fetch_response::{FetchableTopicResponse, NodeEndpoint, PartitionData};
 use strom_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
@@ -49,26 +50,72 @@ impl FetchAnswer {
     }
 }
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchAnswer {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, mut req: FetchRequest) -> FetchAnswer {
     let replica_id = if ctx.api_version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
-    if req.session_id != 0 && req.session_epoch != -1 {
-        let mut resp = FetchResponse::default();
-        resp.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return FetchAnswer::without_data(resp);
-    }
+    // An incremental fetch has its request rewritten to every partition of its session.
+    let session = match broker.fetch_sessions.begin(&mut req, ctx.api_version, replica_id >= 0, now_ms()) {
+        Ok(session) => session,
+        Err(code) => {
+            let mut resp = FetchResponse::default();
+            resp.error_code = code.code();
+            return FetchAnswer::without_data(resp);
+        }
+    };
+    let answer = fetch_until_ready(broker, ctx, &req, replica_id).await;
+    finish_session(broker, ctx, &req, &session, answer)
+}
+
+/// Reads until `min_bytes` are there, an error or news must be answered, or `max_wait_ms` passed.
+async fn fetch_until_ready(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_id: i32) -> FetchAnswer {
     let deadline = Instant::now() + Duration::from_millis((req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP_MS));
     let min_bytes = req.min_bytes.max(0) as usize;
     loop {
         let mut wakeups = broker.fetch_purgatory.subscribe();
-        let (answer, bytes, has_error) = read_once(broker, ctx, &req, replica_id);
+        let (answer, bytes, has_error) = read_once(broker, ctx, req, replica_id);
         if bytes >= min_bytes || has_error || Instant::now() >= deadline {
             return answer;
         }
         if !FetchPurgatory::wait(&mut wakeups, deadline).await {
             // Deadline passed with nothing new: answer with what there is (possibly nothing).
-            return read_once(broker, ctx, &req, replica_id).0;
+            return read_once(broker, ctx, req, replica_id).0;
         }
     }
+}
+
+/// Gives the answer its session id, and for an incremental fetch keeps only the partitions
+/// with news (the file regions of the records follow their partitions' new places).
+fn finish_session(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+    session: &SessionContext,
+    answer: FetchAnswer,
+) -> FetchAnswer {
+    let FetchAnswer { mut response, regions } = answer;
+    let with_records: std::collections::HashSet<(usize, usize)> = regions.iter().map(|(t, p, _)| (*t, *p)).collect();
+    let kept = broker
+        .fetch_sessions
+        .finish(session, req, &mut response, ctx.api_version, now_ms(), |t, p| with_records.contains(&(t, p)));
+    if !matches!(session, SessionContext::Incremental { .. }) {
+        return FetchAnswer { response, regions };
+    }
+    // Old (topic, partition) indexes → new ones, in the order kept.
+    let mut moved: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
+    let mut topic_at = None;
+    let (mut new_topic, mut new_partition) = (0usize, 0usize);
+    for (t, p) in kept {
+        if topic_at != Some(t) {
+            if topic_at.is_some() {
+                new_topic += 1;
+            }
+            topic_at = Some(t);
+            new_partition = 0;
+        }
+        moved.insert((t, p), (new_topic, new_partition));
+        new_partition += 1;
+    }
+    let regions = regions.into_iter().filter_map(|(t, p, r)| moved.get(&(t, p)).map(|&(nt, np)| (nt, np, r))).collect();
+    FetchAnswer { response, regions }
 }
 
 /// One pass over the requested partitions. Returns the answer, the record bytes in it, and
