@@ -203,6 +203,7 @@ impl FetchSessionCache {
                 let mut sessions = self.lock();
                 let Some(session) = sessions.get_mut(id) else { return all };
                 let mut kept = Vec::new();
+                let mut served: Vec<PartitionKey> = Vec::new();
                 for (t, topic) in resp.responses.iter().enumerate() {
                     for (i, p) in topic.partitions.iter().enumerate() {
                         let key = if use_ids {
@@ -220,12 +221,23 @@ impl FetchSessionCache {
                             || p.log_start_offset != cached.log_start_offset
                             || p.preferred_read_replica.0 >= 0
                             || p.diverging_epoch.epoch >= 0;
+                        if has_records(t, i) {
+                            served.push(key.clone());
+                        }
                         if news {
                             cached.high_watermark = p.high_watermark;
                             cached.last_stable_offset = p.last_stable_offset;
                             cached.log_start_offset = p.log_start_offset;
                             kept.push((t, i));
                         }
+                    }
+                }
+                // Kafka's fairness: partitions that returned records go to the end, so that the
+                // next fetch's max_bytes reaches the others first.
+                for key in served {
+                    if let Some(at) = session.partitions.iter().position(|(k, _)| *k == key) {
+                        let moved = session.partitions.remove(at);
+                        session.partitions.push(moved);
                     }
                 }
                 drop(sessions);
@@ -356,8 +368,13 @@ mod tests {
         let mut resp = response(&req, hw);
         let parts: Vec<i32> = req.topics[0].partitions.iter().map(|p| p.partition).collect();
         cache.finish(&ctx, &req, &mut resp, 12, 0, |_, i| records.contains(&parts[i]));
-        let answered = resp.responses.first().map(|t| t.partitions.iter().map(|p| p.partition_index).collect());
-        (answered.unwrap_or_default(), resp.session_id)
+        let mut answered: Vec<i32> = resp
+            .responses
+            .first()
+            .map(|t| t.partitions.iter().map(|p| p.partition_index).collect())
+            .unwrap_or_default();
+        answered.sort_unstable();
+        (answered, resp.session_id)
     }
 
     #[test]
@@ -379,6 +396,12 @@ mod tests {
         req.forgotten_topics_data = vec![forgotten];
         assert_eq!(fetch(&cache, req, 200, &[]).0, vec![7], "only the new partition has news");
         assert_eq!(fetch(&cache, request(id, 5, &[]), 300, &[]).0, vec![1, 2, 7]);
+        // Partition 1 returned records: the next fetch reads it last.
+        assert_eq!(fetch(&cache, request(id, 6, &[]), 400, &[1]).0, vec![1, 2, 7]);
+        let mut req = request(id, 7, &[]);
+        cache.begin(&mut req, 12, false, 0).expect("begin");
+        let order: Vec<i32> = req.topics.iter().flat_map(|t| t.partitions.iter().map(|p| p.partition)).collect();
+        assert_eq!(order, vec![2, 7, 1]);
     }
 
     #[test]
