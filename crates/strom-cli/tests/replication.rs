@@ -48,6 +48,8 @@ async fn acks_all_writes_survive_killing_every_partition_leader_in_turn() {
     for partition in 0..3 {
         cluster.wait_for_identical_replicas("durable", partition, Duration::from_secs(30));
     }
+    // The followers fetched through incremental fetch sessions (KIP-227) all along.
+    assert!((0..3).all(|i| cluster.nodes[i].log().contains("opened a fetch session for a follower")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

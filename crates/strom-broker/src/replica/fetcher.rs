@@ -12,6 +12,7 @@
 //!        OFFSET_OUT_OF_RANGE → reset_to_leader    other errors → back off that partition
 //! ```
 
+use super::fetch_session_client::FetchSessionClient;
 use super::follower::{FetchPosition, LeaderProgress};
 use super::partition::Partition;
 use crate::server::{now_ms, Broker};
@@ -115,6 +116,8 @@ impl ReplicaFetchers {
 /// One fetcher: runs while the manager keeps it (and the broker lives).
 async fn run(broker: Weak<Broker>, leader: i32, shared: Weak<FetcherShared>) {
     let mut conn: Option<BrokerConnection> = None;
+    // KIP-227: after the first fetch only changed positions travel (per connection).
+    let mut session = FetchSessionClient::default();
     loop {
         let (Some(broker), Some(shared)) = (broker.upgrade(), shared.upgrade()) else { return };
         let now = Instant::now();
@@ -133,6 +136,7 @@ async fn run(broker: Weak<Broker>, leader: i32, shared: Weak<FetcherShared>) {
         }
         let backoff = Duration::from_millis(broker.config.cluster.replica_fetch_backoff_ms.clamp(10, 10_000));
         if conn.as_ref().is_none_or(|c| c.is_closed()) {
+            session.reset();
             conn = match connect(&broker, leader).await {
                 Ok(c) => Some(c),
                 Err(why) => {
@@ -152,24 +156,37 @@ async fn run(broker: Weak<Broker>, leader: i32, shared: Weak<FetcherShared>) {
             let _ = tokio::time::timeout(Duration::from_millis(100), shared.changed.notified()).await;
             continue;
         }
-        let request = fetch_request(&broker, &positions);
+        let request = session.prepare(fetch_request(&broker, &positions));
         let response: Result<(i16, FetchResponse), _> = c.send(ApiKey::Fetch, &request).await;
         match response {
             Ok((_, resp)) if resp.error_code == 0 => {
+                session.answered(&resp);
                 handle_response(&broker, &shared, c, &positions, resp, backoff).await;
+            }
+            Ok((_, resp)) if session_lost(resp.error_code) => {
+                tracing::debug!(leader, error = resp.error_code, "replica fetch session lost; fetching in full");
+                session.reset();
             }
             Ok((_, resp)) => {
                 tracing::warn!(leader, error = resp.error_code, "replica fetch failed");
+                session.reset();
                 tokio::time::sleep(backoff).await;
             }
             Err(e) => {
                 tracing::debug!(leader, "replica fetch failed: {e}");
+                session.reset();
                 conn = None;
                 drop((broker, shared));
                 tokio::time::sleep(backoff.min(Duration::from_millis(200))).await;
             }
         }
     }
+}
+
+/// FETCH_SESSION_ID_NOT_FOUND or INVALID_FETCH_SESSION_EPOCH: the leader evicted or restarted
+/// the session; a full fetch opens a new one at once.
+fn session_lost(code: i16) -> bool {
+    code == ResponseError::FetchSessionIdNotFound.code() || code == ResponseError::InvalidFetchSessionEpoch.code()
 }
 
 async fn connect(broker: &Broker, leader: i32) -> Result<BrokerConnection, String> {
@@ -196,8 +213,6 @@ fn fetch_request(broker: &Broker, positions: &[(Arc<Partition>, FetchPosition)])
     req.min_bytes = cluster.replica_fetch_min_bytes;
     req.max_bytes = cluster.replica_fetch_response_max_bytes;
     req.isolation_level = 0;
-    req.session_id = 0;
-    req.session_epoch = -1;
     let mut topics: BTreeMap<&str, FetchTopic> = BTreeMap::new();
     for (p, at) in positions {
         let topic = topics.entry(p.topic.as_str()).or_insert_with(|| {

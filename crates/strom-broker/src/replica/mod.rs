@@ -8,6 +8,7 @@
 
 pub mod cleaner;
 mod divergence;
+mod fetch_session_client;
 pub mod fetcher;
 mod follower;
 pub mod isr;
