@@ -1,5 +1,6 @@
 //! Log compaction in a running broker: a compacted topic keeps the latest value of every key
-//! (read back by librdkafka after the cleaner ran, and after a restart), and `__consumer_offsets`
+//! (read back by librdkafka after the cleaner ran, and after a restart), a tombstone goes once
+//! its delete.retention.ms passed even when nothing new is written, and `__consumer_offsets`
 //! stays bounded under a storm of commits while the last commit survives.
 
 mod support;
@@ -145,4 +146,45 @@ async fn consumer_offsets_stay_bounded_under_a_commit_storm() {
     broker.stop();
     broker.restart();
     assert_eq!(committed(&broker, "stormy"), 5_999, "the last commit survives the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_is_removed_after_delete_retention_even_when_nothing_new_is_written() {
+    let broker = TestBroker::start(&CLEANER);
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "1024"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "500"),
+    ];
+    broker.create_topic("deletions", 1, &configs).await;
+    let producer = broker.producer(&[("linger.ms", "0")]);
+    let send = |key: String, value: Option<String>| {
+        let producer = &producer;
+        async move {
+            let mut record = FutureRecord::<String, String>::to("deletions").key(&key);
+            if let Some(v) = &value {
+                record = record.payload(v);
+            }
+            producer.send(record, Duration::from_secs(10)).await.expect("produced").offset
+        }
+    };
+    send("gone".into(), Some("before".into())).await;
+    send("gone".into(), None).await;
+    let mut end = 0;
+    for i in 0..200 {
+        end = send(format!("filler-{}", i % 5), Some(format!("value-{i}"))).await + 1;
+    }
+    // The clean that keeps the tombstone starts its horizon; with nothing written after it, only
+    // a clean for the expired tombstone removes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let read = read_all(&broker, "deletions", end);
+        if !read.iter().any(|(_, key, _)| key == "gone") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the tombstone is still there:\n{}", broker.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(broker.log().contains("tombstones_removed=1"), "{}", broker.log());
 }

@@ -8,7 +8,8 @@
 //!    candidates = hosted partitions with cleanup.policy ∋ compact, not being cleaned
 //!    dirty ratio = dirty bytes / cleanable bytes   (cleanable: below the HW and the active segment)
 //!    pick the highest ratio ≥ min.cleanable.dirty.ratio, or one whose oldest dirty record waited
-//!    max.compaction.lag.ms; plan (lock) → build (no lock, paced by io.max.bytes.per.second)
+//!    max.compaction.lag.ms, or one whose kept tombstones passed their delete horizon (cleaned
+//!    again from its start); plan (lock) → build (no lock, paced by io.max.bytes.per.second)
 //!    → install (lock) → checkpoint
 //! ```
 
@@ -31,6 +32,9 @@ pub struct LogCleaner {
     /// Where each partition's next clean starts (its first dirty offset).
     first_dirty: Mutex<HashMap<TopicPartition, i64>>,
     in_progress: Mutex<HashSet<TopicPartition>>,
+    /// When the tombstones a clean kept pass their delete horizon: the log is cleaned again
+    /// then, from its start, even with nothing new dirty (else they would stay for good).
+    tombstones_due: Mutex<HashMap<TopicPartition, i64>>,
     /// Bytes read and written by all threads, for `log.cleaner.io.max.bytes.per.second`.
     throttle: Mutex<Throttle>,
 }
@@ -67,6 +71,7 @@ impl LogCleaner {
             path,
             first_dirty: Mutex::new(first_dirty),
             in_progress: Mutex::default(),
+            tombstones_due: Mutex::default(),
             throttle: Mutex::new(Throttle { rate: io_max_bytes_per_second, started: Instant::now(), bytes: 0.0 }),
         })
     }
@@ -134,11 +139,17 @@ fn pick(broker: &Broker, cleaner: &LogCleaner) -> Option<(Arc<Partition>, i64, C
         let min_ratio: f64 = setting("min.cleanable.dirty.ratio").and_then(|v| v.parse().ok()).unwrap_or(0.5);
         let max_lag: i64 = setting("max.compaction.lag.ms").and_then(|v| v.parse().ok()).unwrap_or(i64::MAX);
         let overdue = oldest_dirty.is_some_and(|ts| now.saturating_sub(ts) > max_lag);
-        if ratio <= 0.0 || (ratio < min_ratio && !overdue) {
+        let tombstones_due = LogCleaner::lock(&cleaner.tombstones_due).get(&tp).is_some_and(|&at| at <= now);
+        if !tombstones_due && (ratio <= 0.0 || (ratio < min_ratio && !overdue)) {
             continue;
         }
-        // An overdue log goes first, as Kafka's `needCompactionNow`.
-        let score = if overdue { 2.0 + ratio } else { ratio };
+        // An overdue log goes first, as Kafka's `needCompactionNow`; expired tombstones are
+        // removed by cleaning the whole log again.
+        let (score, first_dirty) = match (overdue, tombstones_due) {
+            (true, _) => (2.0 + ratio, first_dirty),
+            (false, true) if ratio < min_ratio => (1.5, 0),
+            _ => (ratio, first_dirty),
+        };
         if best.as_ref().is_none_or(|(s, ..)| score > *s) {
             let settings = CleanSettings {
                 dedupe_buffer_bytes: broker.config.cleaner.dedupe_buffer_size / broker.config.cleaner.threads.max(1),
@@ -183,9 +194,17 @@ fn clean_one(
                 kept = stats.records_kept,
                 removed = stats.records_removed,
                 tombstones_removed = stats.tombstones_removed,
+                tombstones_kept = stats.tombstones_kept,
                 ms = started.elapsed().as_millis() as u64,
                 "cleaned log"
             );
+            let mut due = LogCleaner::lock(&cleaner.tombstones_due);
+            if stats.tombstones_kept > 0 {
+                due.insert(tp.clone(), now.saturating_add(settings.delete_retention_ms).saturating_add(1));
+            } else {
+                due.remove(&tp);
+            }
+            drop(due);
             let mut first_dirty = LogCleaner::lock(&cleaner.first_dirty);
             first_dirty.insert(tp, next_dirty);
             write_checkpoint(&cleaner.path, &first_dirty)?;

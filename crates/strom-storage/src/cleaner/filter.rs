@@ -164,6 +164,7 @@ fn filter_batch<'a>(
             continue;
         }
         tombstone_kept |= r.value.is_none();
+        stats.tombstones_kept += u64::from(r.value.is_none());
         kept.push(KeptRecord {
             offset_delta: r.offset_delta,
             timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),

@@ -95,6 +95,8 @@ pub struct CleanStats {
     pub records_kept: u64,
     pub records_removed: u64,
     pub tombstones_removed: u64,
+    /// Tombstones kept (inside their delete horizon): a later clean is due to remove them.
+    pub tombstones_kept: u64,
     pub keys_mapped: u64,
 }
 
