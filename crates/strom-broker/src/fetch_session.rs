@@ -271,11 +271,8 @@ impl FetchSessionCache {
         while id == 0 || sessions.contains_key(&id) {
             id = new_session_id();
         }
-        if privileged {
-            tracing::info!(session_id = id, partitions = partitions.len(), "opened a fetch session for a follower");
-        } else {
-            tracing::debug!(session_id = id, partitions = partitions.len(), "opened a fetch session");
-        }
+        let fetcher = if privileged { "a follower" } else { "a consumer" };
+        tracing::info!(session_id = id, partitions = partitions.len(), "opened a fetch session for {fetcher}");
         sessions.insert(id, Session { epoch: 1, privileged, last_used_ms: now_ms, partitions });
         id
     }

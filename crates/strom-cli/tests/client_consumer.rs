@@ -1,6 +1,6 @@
-//! strom-client's consumer against a Strom broker: sharing a group with librdkafka, the
-//! rebalance listener's revoke-then-assign with a commit honoured by the next owner, seek and
-//! pause, and the admin client's view of the group.
+//! strom-client's consumer against a Strom broker: sharing a group with librdkafka (strom-client
+//! through fetch sessions), the rebalance listener's revoke-then-assign with a commit honoured by
+//! the next owner, seek and pause, and the admin client's view of the group.
 
 mod support;
 
@@ -111,6 +111,9 @@ fn a_strom_client_member_and_a_librdkafka_member_share_a_group() {
     let distinct: BTreeSet<&String> = all.iter().collect();
     assert_eq!((all.len(), distinct.len()), (3_000, 3_000), "each message exactly once across the two");
     assert!(!ours.is_empty(), "strom-client consumed its share");
+    // strom-client fetched through an incremental fetch session (KIP-227), as Java's consumer
+    // does; librdkafka does not use them.
+    assert!(broker.log().contains("opened a fetch session for a consumer"), "{}", broker.log());
 }
 
 /// ("revoked" | "assigned", partitions)

@@ -18,6 +18,7 @@ pub mod batch;
 pub mod codec;
 pub mod compression;
 pub mod error_codes;
+pub mod fetch_session;
 pub mod frame;
 pub mod messages;
 pub mod spliced;

@@ -12,7 +12,6 @@
 //!        OFFSET_OUT_OF_RANGE → reset_to_leader    other errors → back off that partition
 //! ```
 
-use super::fetch_session_client::FetchSessionClient;
 use super::follower::{FetchPosition, LeaderProgress};
 use super::partition::Partition;
 use crate::server::{now_ms, Broker};
@@ -22,6 +21,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use strom_client::conn::BrokerConnection;
+use strom_protocol::fetch_session::FetchSessionClient;
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use strom_protocol::messages::{

@@ -8,7 +8,6 @@
 
 pub mod cleaner;
 mod divergence;
-mod fetch_session_client;
 pub mod fetcher;
 mod follower;
 pub mod isr;

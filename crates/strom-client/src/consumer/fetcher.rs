@@ -8,6 +8,7 @@ use crate::error::{ClientError, Result};
 use crate::TopicPartition;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
+use strom_protocol::fetch_session::FetchSessionClient;
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use strom_protocol::StrBytes;
@@ -52,11 +53,15 @@ pub enum FetchOutcome {
     Retry(ClientError),
 }
 
-/// Fetches from every leader at once for `positions`; waits up to fetch.max.wait.ms.
+/// Fetches from every leader at once for `positions`; waits up to fetch.max.wait.ms. Each
+/// leader is fetched through an incremental fetch session (KIP-227) kept in `sessions`, as
+/// Java's consumer does: after the first fetch only changed positions travel, and the answer
+/// names only partitions with news (the others simply have none).
 pub async fn fetch(
     cluster: &Cluster,
     cfg: &ConsumerConfig,
     positions: &BTreeMap<TopicPartition, i64>,
+    sessions: &mut HashMap<i32, FetchSessionClient>,
 ) -> Result<Vec<(TopicPartition, FetchOutcome)>> {
     let snapshot = cluster.snapshot();
     let mut by_leader: HashMap<i32, Vec<(&TopicPartition, i64)>> = HashMap::new();
@@ -69,17 +74,34 @@ pub async fn fetch(
             }
         }
     }
-    let requests = by_leader.into_iter().map(|(leader, parts)| async move {
-        let req = fetch_request(cfg, &parts);
-        let asked: Vec<(TopicPartition, i64)> = parts.iter().map(|(tp, p)| ((*tp).clone(), *p)).collect();
-        (asked, cluster.send_to::<_, FetchResponse>(leader, ApiKey::Fetch, &req).await)
+    // A session leaves the map while its request is out: a fetch given up halfway (a wakeup)
+    // starts the next one afresh, with a full fetch.
+    let requests = by_leader.into_iter().map(|(leader, parts)| {
+        let mut session = sessions.remove(&leader).unwrap_or_default();
+        async move {
+            let req = session.prepare(fetch_request(cfg, &parts));
+            let asked: Vec<(TopicPartition, i64)> = parts.iter().map(|(tp, p)| ((*tp).clone(), *p)).collect();
+            let result = cluster.send_to::<_, FetchResponse>(leader, ApiKey::Fetch, &req).await;
+            match &result {
+                Ok((_, resp)) if resp.error_code == 0 => session.answered(resp),
+                _ => session.reset(),
+            }
+            (leader, session, asked, result)
+        }
     });
-    for (asked, result) in futures_join_all(requests).await {
+    for (leader, session, asked, result) in futures_join_all(requests).await {
+        sessions.insert(leader, session);
         match result {
             Err(e) if e.is_retriable() => {
                 out.extend(asked.into_iter().map(|(tp, _)| (tp, FetchOutcome::Retry(e.clone()))))
             }
             Err(e) => return Err(e),
+            Ok((_, resp)) if resp.error_code != 0 => {
+                // FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH and friends: the next
+                // fetch is a full one.
+                let e = ClientError::kafka(resp.error_code, Some("fetching".to_string()));
+                out.extend(asked.into_iter().map(|(tp, _)| (tp, FetchOutcome::Retry(e.clone()))))
+            }
             Ok((_, resp)) => {
                 let position_of: HashMap<TopicPartition, i64> = asked.into_iter().collect();
                 for t in resp.responses {
@@ -127,8 +149,6 @@ fn fetch_request(cfg: &ConsumerConfig, parts: &[(&TopicPartition, i64)]) -> Fetc
     req.min_bytes = cfg.fetch_min_bytes;
     req.max_bytes = cfg.fetch_max_bytes;
     req.isolation_level = cfg.isolation_level;
-    req.session_id = 0;
-    req.session_epoch = -1;
     req.topics = topics
         .into_iter()
         .map(|(name, partitions)| {

@@ -42,7 +42,7 @@ use crate::error::{ClientError, Result};
 use crate::TopicPartition;
 use fetcher::FetchOutcome;
 use offsets::CommitAs;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,6 +99,8 @@ pub struct Consumer {
     last_auto_commit: Instant,
     wakeup: WakeupHandle,
     cooperative: bool,
+    /// An incremental fetch session (KIP-227) per leader.
+    fetch_sessions: HashMap<i32, strom_protocol::fetch_session::FetchSessionClient>,
 }
 
 impl Consumer {
@@ -120,6 +122,7 @@ impl Consumer {
             last_auto_commit: Instant::now(),
             wakeup: WakeupHandle::default(),
             cooperative: false,
+            fetch_sessions: HashMap::new(),
         })
     }
 
@@ -213,7 +216,7 @@ impl Consumer {
                 continue;
             }
             let outcomes = tokio::select! {
-                r = fetcher::fetch(&self.cluster, &self.cfg, &fetchable) => r?,
+                r = fetcher::fetch(&self.cluster, &self.cfg, &fetchable, &mut self.fetch_sessions) => r?,
                 _ = self.wakeup.notify.notified() => continue,
             };
             self.absorb(outcomes).await?;

@@ -1,13 +1,13 @@
-//! A follower's side of KIP-227, Java's FetchSessionHandler: the first fetch to a leader opens a
-//! session (epoch 0) naming every partition; later fetches name only the partitions whose fetch
-//! position changed and list the ones no longer fetched as forgotten, so a follower of many quiet
-//! partitions sends and receives almost nothing. Any session error, or a new connection, starts
-//! over with a full fetch.
+//! The fetching side of KIP-227, Java's FetchSessionHandler, for Strom's followers and
+//! strom-client's consumer: the first fetch to a broker opens a session (epoch 0) naming every
+//! partition; later fetches name only the partitions whose fetch position changed and list the
+//! ones no longer fetched as forgotten, so a fetcher of many quiet partitions sends and receives
+//! almost nothing. Any session error starts over with a full fetch.
 
+use crate::messages::fetch_request::{FetchPartition, ForgottenTopic};
+use crate::messages::{FetchRequest, FetchResponse, TopicName};
+use crate::StrBytes;
 use std::collections::HashMap;
-use strom_protocol::messages::fetch_request::{FetchPartition, ForgottenTopic};
-use strom_protocol::messages::{FetchRequest, FetchResponse, TopicName};
-use strom_protocol::StrBytes;
 
 /// (topic, partition)
 type Key = (String, i32);
@@ -55,10 +55,9 @@ impl FetchSessionClient {
             req.forgotten_topics_data = forgotten
                 .into_iter()
                 .map(|(topic, partitions)| {
-                    let mut f = ForgottenTopic::default();
-                    f.topic = TopicName(StrBytes::from_string(topic));
-                    f.partitions = partitions;
-                    f
+                    ForgottenTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic)))
+                        .with_partitions(partitions)
                 })
                 .collect();
         }
@@ -94,16 +93,13 @@ impl FetchSessionClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strom_protocol::messages::fetch_request::FetchTopic;
+    use crate::messages::fetch_request::FetchTopic;
 
     fn full(offsets: &[(i32, i64)]) -> FetchRequest {
-        let mut t = FetchTopic::default();
-        t.topic = TopicName(StrBytes::from_static_str("t"));
-        t.partitions =
+        let partitions =
             offsets.iter().map(|&(p, o)| FetchPartition::default().with_partition(p).with_fetch_offset(o)).collect();
-        let mut req = FetchRequest::default();
-        req.topics = vec![t];
-        req
+        let t = FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str("t"))).with_partitions(partitions);
+        FetchRequest::default().with_topics(vec![t])
     }
 
     fn named(req: &FetchRequest) -> Vec<i32> {
@@ -115,8 +111,7 @@ mod tests {
         let mut s = FetchSessionClient::default();
         let first = s.prepare(full(&[(0, 5), (1, 7), (2, 9)]));
         assert_eq!((first.session_id, first.session_epoch, named(&first)), (0, 0, vec![0, 1, 2]));
-        let mut resp = FetchResponse::default();
-        resp.session_id = 42;
+        let resp = FetchResponse::default().with_session_id(42);
         s.answered(&resp);
         assert!(s.in_session());
         // Partition 1 moved on, partition 2 is no longer fetched.
