@@ -92,3 +92,46 @@ async fn an_incremental_fetch_is_answered_with_what_changed_only() {
         assert_eq!(fetch(&mut client, version, (id, 5), None).error_code, 70, "closed");
     }
 }
+
+/// Bytes on the wire for 1,000 quiet partitions, with and without a session, for
+/// docs/benchmarks.md: `cargo test -p strom-cli --test fetch_sessions wire_bytes -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn wire_bytes_of_a_quiet_fetch_with_and_without_a_session() {
+    use strom_protocol::frame::encode_request;
+    use strom_protocol::messages::RequestHeader;
+    let broker = TestBroker::start(&[]);
+    broker.create_topic("thousand", 1_000, &[]).await;
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let mut exchange = |session: (i32, i32), partitions: i32| -> (usize, usize, i32) {
+        let parts =
+            (0..partitions).map(|p| FetchPartition::default().with_partition(p).with_partition_max_bytes(1 << 16));
+        let t = FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("thousand")))
+            .with_partitions(parts.collect());
+        let mut req = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1 << 20);
+        req.session_id = session.0;
+        req.session_epoch = session.1;
+        if partitions > 0 {
+            req.topics = vec![t];
+        }
+        let mut header = RequestHeader::default();
+        header.request_api_key = ApiKey::Fetch as i16;
+        header.request_api_version = 12;
+        header.correlation_id = 1;
+        let frame = encode_request(&header, &req).expect("encode");
+        client.send_bytes(&frame).expect("send");
+        let answer = client.read_frame().expect("answer");
+        let mut body = answer.clone();
+        let (_, resp) =
+            strom_protocol::frame::decode_response::<FetchResponse>(ApiKey::Fetch, 12, &mut body).expect("decode");
+        (frame.len(), answer.len() + 4, resp.session_id)
+    };
+    let (full_req, full_resp, _) = exchange((0, -1), 1_000);
+    let (_, _, id) = exchange((0, 0), 1_000);
+    let (inc_req, inc_resp, _) = exchange((id, 1), 0);
+    println!(
+        "1,000 quiet partitions, Fetch v12: without a session {full_req} B request, {full_resp} B response; \
+              with one (incremental) {inc_req} B request, {inc_resp} B response"
+    );
+}
