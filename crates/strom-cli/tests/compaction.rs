@@ -188,3 +188,43 @@ async fn a_tombstone_is_removed_after_delete_retention_even_when_nothing_new_is_
     }
     assert!(broker.log().contains("tombstones_removed=1"), "{}", broker.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_while_cleaning_keeps_the_latest_value_of_every_key() {
+    // The cleaner is throttled so that each clean takes seconds and the kills land inside one.
+    let mut broker = TestBroker::start(&[CLEANER[0], "log.cleaner.io.max.bytes.per.second=300000"]);
+    let configs = [("cleanup.policy", "compact"), ("segment.bytes", "16384"), ("min.cleanable.dirty.ratio", "0.01")];
+    broker.create_topic("crashy", 1, &configs).await;
+    let producer = broker.producer(&[("linger.ms", "5")]);
+    let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    let mut pending = Vec::new();
+    for i in 0..4_000 {
+        let (key, value) = (format!("key-{}", i % 40), format!("value-{i}-{}", "x".repeat(80)));
+        let record = FutureRecord::to("crashy").key(&key).payload(&value);
+        pending.push((key.clone(), value.clone(), producer.send_result(record).expect("queued")));
+    }
+    for (key, value, delivery) in pending {
+        let offset = delivery.await.expect("delivery").expect("delivered").offset;
+        latest.insert(key, (offset, value));
+    }
+    let end = latest.values().map(|(o, _)| *o).max().expect("records") + 1;
+    for pause_ms in [700u64, 1_300, 400] {
+        std::thread::sleep(Duration::from_millis(pause_ms));
+        broker.kill();
+        broker.restart();
+    }
+    let cleaned = |b: &TestBroker| b.log().matches("cleaned log").count();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cleaned(&broker) == 0 {
+        assert!(Instant::now() < deadline, "no clean completed:\n{}", broker.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut seen: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for (offset, key, value) in read_all(&broker, "crashy", end) {
+        assert!(value.starts_with(&format!("value-{offset}-")), "offset {offset} holds {value}");
+        seen.insert(key, (offset, value));
+    }
+    assert_eq!(seen, latest, "every key's latest value, at its offset, after kills during cleaning");
+    // At least one kill interrupted a clean: its copy was found and removed at the next start.
+    assert!(broker.log().contains(".log.cleaned"), "no kill landed inside a clean:\n{}", broker.log());
+}
