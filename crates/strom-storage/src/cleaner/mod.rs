@@ -85,6 +85,8 @@ pub struct CleanPlan {
     pub(crate) segment_bytes: u64,
     /// Producer id → the last offset of its last batch.
     pub(crate) producer_last_offsets: HashMap<i64, i64>,
+    /// The log's truncation count when planned: a truncation meanwhile outdates the clean.
+    pub(crate) truncations: u64,
 }
 
 /// How much a clean did.
@@ -104,6 +106,9 @@ pub struct CleanStats {
 #[derive(Debug)]
 pub(crate) struct CleanedGroup {
     pub base: i64,
+    /// The offset after the last planned segment it replaces: every segment based in
+    /// [base, end) is replaced (the swap file's name carries it, for recovery after a crash).
+    pub end: i64,
     /// The planned segments it replaces: (base, size when planned).
     pub replaces: Vec<(i64, u64)>,
 }
@@ -112,6 +117,7 @@ pub(crate) struct CleanedGroup {
 #[derive(Debug)]
 pub struct CleanedLog {
     pub(crate) dir: PathBuf,
+    pub(crate) truncations: u64,
     pub(crate) groups: Vec<CleanedGroup>,
     /// The first dirty offset of the next clean.
     pub next_dirty: i64,
@@ -174,6 +180,7 @@ impl Log {
             end,
             segment_bytes: self.config.segment_bytes,
             producer_last_offsets,
+            truncations: self.truncations,
         })
     }
 
@@ -215,20 +222,45 @@ impl Log {
     /// Replaces the planned segments by their cleaned copies, if they are still what was planned;
     /// otherwise removes the copies and answers [`CleanOutcome::Outdated`].
     pub fn install_clean(&mut self, cleaned: CleanedLog) -> Result<CleanOutcome> {
-        let unchanged = cleaned.groups.iter().flat_map(|g| &g.replaces).all(|(base, size)| {
-            *base >= self.log_start_offset && self.segments.get(base).is_some_and(|s| s.size() == *size)
-        });
+        // Still the planned segments: none truncated, deleted (retention) or grown, none active.
+        // A log start inside the first one (DeleteRecords, a follower's) does not matter: reads
+        // never go below it.
+        let active_base = self.active().base_offset();
+        let unchanged =
+            cleaned.truncations == self.truncations
+                && cleaned.groups.iter().flat_map(|g| &g.replaces).all(|(base, size)| {
+                    *base < active_base && self.segments.get(base).is_some_and(|s| s.size() == *size)
+                });
         if !unchanged || cleaned.dir != self.dir {
             swap::discard(&cleaned)?;
             return Ok(CleanOutcome::Outdated);
         }
-        for group in &cleaned.groups {
+        for (i, group) in cleaned.groups.iter().enumerate() {
+            // The commit point first, while the old segments are still in place: a failure here
+            // leaves the log as it was (and the remaining copies are dropped).
+            if let Err(e) = swap::commit(&self.dir, group) {
+                let rest = CleanedLog {
+                    dir: cleaned.dir.clone(),
+                    truncations: cleaned.truncations,
+                    groups: cleaned.groups.iter().skip(i).map(CleanedGroup::clone_plan).collect(),
+                    next_dirty: cleaned.next_dirty,
+                    stats: cleaned.stats,
+                };
+                let _ = swap::discard(&rest);
+                return Err(e);
+            }
             let replaced: Vec<_> = group.replaces.iter().filter_map(|(b, _)| self.segments.remove(b)).collect();
-            let segment = swap::install_group(&self.dir, group, replaced, self.config.index_interval_bytes)?;
+            let segment = swap::finish_group(&self.dir, group, replaced, self.config.index_interval_bytes)?;
             self.segments.insert(group.base, segment);
         }
         self.dir_dirty = true;
         Ok(CleanOutcome::Installed { next_dirty: cleaned.next_dirty, stats: cleaned.stats })
+    }
+}
+
+impl CleanedGroup {
+    fn clone_plan(&self) -> CleanedGroup {
+        CleanedGroup { base: self.base, end: self.end, replaces: self.replaces.clone() }
     }
 }
 
@@ -259,13 +291,20 @@ impl CleanPlan {
                 Ok(()) => {}
                 Err(e) => {
                     let _ = std::fs::remove_file(&path);
-                    let _ = swap::discard(&CleanedLog { dir: self.dir.clone(), groups, next_dirty: map_end, stats });
+                    let _ = swap::discard(&CleanedLog {
+                        dir: self.dir.clone(),
+                        truncations: self.truncations,
+                        groups,
+                        next_dirty: map_end,
+                        stats,
+                    });
                     return Err(e);
                 }
             }
-            groups.push(CleanedGroup { base, replaces: group.iter().map(|s| (s.base, s.size)).collect() });
+            let end = group.last().map_or(base, |s| s.next_offset).max(base + 1);
+            groups.push(CleanedGroup { base, end, replaces: group.iter().map(|s| (s.base, s.size)).collect() });
         }
-        Ok(CleanedLog { dir: self.dir, groups, next_dirty: map_end, stats })
+        Ok(CleanedLog { dir: self.dir, truncations: self.truncations, groups, next_dirty: map_end, stats })
     }
 }
 

@@ -143,11 +143,14 @@ fn a_cleaned_log_holds_the_latest_value_of_each_key_at_its_offset() {
     }
 }
 
-/// A log of random keyed writes, the same for the same seed.
+/// A log of random keyed writes, the same for the same seed, cleaned once already (so that
+/// its cleaned segments are small and the next clean groups several into one).
 fn random_log(root: &Path, seed: u64) -> (Log, Vec<Entry>) {
     let mut log = open_log(root, config(), 0, true);
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let written = write_random(&mut log, &mut rng, 100, 10, 1_000);
+    let mut written = write_random(&mut log, &mut rng, 100, 10, 1_000);
+    clean(&mut log, 0, 1_500);
+    written.extend(write_random(&mut log, &mut rng, 60, 10, 1_600));
     (log, written)
 }
 
@@ -168,6 +171,7 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_segments() {
             let built = plan.build(&settings(), 2_000, &mut |_| {}).expect("build");
             drop(log); // the crash: nothing installed by the log itself
             let ldir = log_dir(dir.path());
+            assert!(built.groups.iter().any(|g| g.replaces.len() > 1), "seed {seed}: a group of several segments");
             // Step 2 stops at a random point of the deletions: some groups' old segments gone.
             let mut rng = Rng((seed * 31 + step) | 1);
             for g in built.groups.iter() {
@@ -175,8 +179,8 @@ fn a_crash_at_any_step_of_the_swap_leaves_the_old_or_the_new_segments() {
                 let stem = crate::file_stem(g.base);
                 if step >= 1 {
                     // The commit point: .cleaned renamed to .swap.
-                    std::fs::rename(ldir.join(format!("{stem}.log.cleaned")), ldir.join(format!("{stem}.log.swap")))
-                        .expect("rename");
+                    let swap = format!("{stem}.{}.log.swap", crate::file_stem(g.end));
+                    std::fs::rename(ldir.join(format!("{stem}.log.cleaned")), ldir.join(swap)).expect("rename");
                 }
                 if delete_this {
                     for (old, _) in &g.replaces {
@@ -275,4 +279,21 @@ fn cleaner_throughput() {
         stats.records_kept + stats.records_removed,
         (written as f64 / (1 << 20) as f64) / secs
     );
+}
+
+#[test]
+fn a_log_starting_inside_its_first_segment_is_cleaned() {
+    // DeleteRecords (or a follower taking its leader's log start) leaves the log start inside a
+    // segment: the clean must still install, not be planned and thrown away forever.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open_log(dir.path(), config(), 0, true);
+    let written = write_random(&mut log, &mut Rng(99), 100, 10, 1_000);
+    let first_next = log.segments.values().next().expect("a segment").next_offset();
+    let inside = first_next / 2;
+    assert!(inside > log.segments.keys().next().copied().unwrap_or(0), "a log start inside the first segment");
+    log.delete_records_before(inside).expect("delete records");
+    assert!(clean(&mut log, 0, 5_000).is_some(), "installed");
+    let end = active_base(&log_dir(dir.path()));
+    let kept: Vec<Entry> = written.into_iter().filter(|e| e.0 >= inside).collect();
+    check(&read_entries(&log), &kept, end, 0);
 }
