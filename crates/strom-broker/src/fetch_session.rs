@@ -14,7 +14,7 @@
 //! session takes the slot of one idle for two minutes, else of a smaller one that is not a
 //! follower's (followers' sessions are privileged, as in Kafka), else it is not created (id 0).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::{FetchRequest, FetchResponse};
@@ -40,8 +40,57 @@ struct Session {
     epoch: i32,
     privileged: bool,
     last_used_ms: i64,
-    /// In the order the client added them.
-    partitions: Vec<(PartitionKey, CachedPartition)>,
+    partitions: SessionPartitions,
+}
+
+/// A session's partitions by key, and their order (added last, or served last, at the end):
+/// lookups stay constant-time for sessions of thousands of partitions.
+#[derive(Debug, Default)]
+struct SessionPartitions {
+    by_key: HashMap<PartitionKey, CachedPartition>,
+    order: Vec<PartitionKey>,
+}
+
+impl SessionPartitions {
+    fn from_list(list: Vec<(PartitionKey, CachedPartition)>) -> SessionPartitions {
+        let mut out = SessionPartitions::default();
+        for (key, cached) in list {
+            out.upsert(key, cached);
+        }
+        out
+    }
+
+    fn upsert(&mut self, key: PartitionKey, cached: CachedPartition) {
+        if self.by_key.insert(key.clone(), cached).is_none() {
+            self.order.push(key);
+        }
+    }
+
+    fn remove_all(&mut self, gone: &HashSet<PartitionKey>) {
+        if gone.is_empty() {
+            return;
+        }
+        self.by_key.retain(|k, _| !gone.contains(k));
+        self.order.retain(|k| !gone.contains(k));
+    }
+
+    /// Moves `served` to the end, keeping the order within each part.
+    fn move_to_end(&mut self, served: &HashSet<PartitionKey>) {
+        if served.is_empty() {
+            return;
+        }
+        let (last, mut first): (Vec<_>, Vec<_>) = self.order.drain(..).partition(|k| served.contains(k));
+        first.extend(last);
+        self.order = first;
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn in_order(&self) -> impl Iterator<Item = (&PartitionKey, &CachedPartition)> {
+        self.order.iter().filter_map(|k| self.by_key.get(k).map(|c| (k, c)))
+    }
 }
 
 /// What a fetch request is, as far as sessions go (see the module docs).
@@ -129,20 +178,13 @@ impl FetchSessionCache {
                 for topic in &req.topics {
                     for p in &topic.partitions {
                         let key = key_of(topic, p.partition, use_ids);
-                        match session.partitions.iter_mut().find(|(k, _)| *k == key) {
-                            Some((_, cached)) => cached.request = p.clone(),
-                            None => session.partitions.push((
-                                key,
-                                CachedPartition {
-                                    request: p.clone(),
-                                    high_watermark: -1,
-                                    last_stable_offset: -1,
-                                    log_start_offset: -1,
-                                },
-                            )),
+                        match session.partitions.by_key.get_mut(&key) {
+                            Some(cached) => cached.request = p.clone(),
+                            None => session.partitions.upsert(key, cached_from(p, None)),
                         }
                     }
                 }
+                let mut gone = HashSet::new();
                 for forgotten in &req.forgotten_topics_data {
                     for partition in &forgotten.partitions {
                         let key = if use_ids {
@@ -150,9 +192,10 @@ impl FetchSessionCache {
                         } else {
                             (forgotten.topic.0.to_string(), uuid::Uuid::nil(), *partition)
                         };
-                        session.partitions.retain(|(k, _)| *k != key);
+                        gone.insert(key);
                     }
                 }
+                session.partitions.remove_all(&gone);
                 session.epoch = next_epoch(session.epoch);
                 session.last_used_ms = now_ms;
                 req.topics = rebuild_topics(&session.partitions, use_ids);
@@ -188,11 +231,13 @@ impl FetchSessionCache {
                 all
             }
             SessionContext::Full { privileged } => {
+                let answered = answered(resp, use_ids);
                 let mut partitions = Vec::new();
                 for topic in &req.topics {
                     for p in &topic.partitions {
-                        let answered = answered(resp, topic, p.partition, use_ids);
-                        partitions.push((key_of(topic, p.partition, use_ids), cached_from(p, answered)));
+                        let key = key_of(topic, p.partition, use_ids);
+                        let values = answered.get(&key).copied();
+                        partitions.push((key, cached_from(p, values)));
                     }
                 }
                 resp.session_id = self.create(partitions, *privileged, now_ms);
@@ -203,7 +248,7 @@ impl FetchSessionCache {
                 let mut sessions = self.lock();
                 let Some(session) = sessions.get_mut(id) else { return all };
                 let mut kept = Vec::new();
-                let mut served: Vec<PartitionKey> = Vec::new();
+                let mut served: HashSet<PartitionKey> = HashSet::new();
                 for (t, topic) in resp.responses.iter().enumerate() {
                     for (i, p) in topic.partitions.iter().enumerate() {
                         let key = if use_ids {
@@ -211,7 +256,7 @@ impl FetchSessionCache {
                         } else {
                             (topic.topic.0.to_string(), uuid::Uuid::nil(), p.partition_index)
                         };
-                        let Some((_, cached)) = session.partitions.iter_mut().find(|(k, _)| *k == key) else {
+                        let Some(cached) = session.partitions.by_key.get_mut(&key) else {
                             continue;
                         };
                         let news = p.error_code != 0
@@ -222,24 +267,22 @@ impl FetchSessionCache {
                             || p.preferred_read_replica.0 >= 0
                             || p.diverging_epoch.epoch >= 0;
                         if has_records(t, i) {
-                            served.push(key.clone());
+                            served.insert(key.clone());
                         }
                         if news {
-                            cached.high_watermark = p.high_watermark;
-                            cached.last_stable_offset = p.last_stable_offset;
-                            cached.log_start_offset = p.log_start_offset;
+                            // After an error nothing is known: the next answer tells all again
+                            // (Kafka's maybeUpdateResponseData).
+                            let known = |v: i64| if p.error_code == 0 { v } else { -1 };
+                            cached.high_watermark = known(p.high_watermark);
+                            cached.last_stable_offset = known(p.last_stable_offset);
+                            cached.log_start_offset = known(p.log_start_offset);
                             kept.push((t, i));
                         }
                     }
                 }
                 // Kafka's fairness: partitions that returned records go to the end, so that the
                 // next fetch's max_bytes reaches the others first.
-                for key in served {
-                    if let Some(at) = session.partitions.iter().position(|(k, _)| *k == key) {
-                        let moved = session.partitions.remove(at);
-                        session.partitions.push(moved);
-                    }
-                }
+                session.partitions.move_to_end(&served);
                 drop(sessions);
                 retain_partitions(resp, &kept);
                 kept
@@ -273,6 +316,7 @@ impl FetchSessionCache {
         }
         let fetcher = if privileged { "a follower" } else { "a consumer" };
         tracing::info!(session_id = id, partitions = partitions.len(), "opened a fetch session for {fetcher}");
+        let partitions = SessionPartitions::from_list(partitions);
         sessions.insert(id, Session { epoch: 1, privileged, last_used_ms: now_ms, partitions });
         id
     }
@@ -282,12 +326,20 @@ fn new_session_id() -> i32 {
     (uuid::Uuid::new_v4().as_u64_pair().0 & 0x7FFF_FFFF) as i32
 }
 
-/// The response values of a partition of `topic`, if the response has it.
-fn answered(resp: &FetchResponse, topic: &FetchTopic, partition: i32, use_ids: bool) -> Option<(i64, i64, i64)> {
-    let t =
-        resp.responses.iter().find(|t| if use_ids { t.topic_id == topic.topic_id } else { t.topic == topic.topic })?;
-    let p = t.partitions.iter().find(|p| p.partition_index == partition)?;
-    Some((p.high_watermark, p.last_stable_offset, p.log_start_offset))
+/// The response's values of each partition: (HW, LSO, log start), by key.
+fn answered(resp: &FetchResponse, use_ids: bool) -> HashMap<PartitionKey, (i64, i64, i64)> {
+    let mut out = HashMap::new();
+    for t in &resp.responses {
+        for p in &t.partitions {
+            let key = if use_ids {
+                (String::new(), t.topic_id, p.partition_index)
+            } else {
+                (t.topic.0.to_string(), uuid::Uuid::nil(), p.partition_index)
+            };
+            out.insert(key, (p.high_watermark, p.last_stable_offset, p.log_start_offset));
+        }
+    }
+    out
 }
 
 fn cached_from(p: &FetchPartition, answered: Option<(i64, i64, i64)>) -> CachedPartition {
@@ -296,9 +348,9 @@ fn cached_from(p: &FetchPartition, answered: Option<(i64, i64, i64)>) -> CachedP
 }
 
 /// The session's partitions as a request's topics, in session order.
-fn rebuild_topics(partitions: &[(PartitionKey, CachedPartition)], use_ids: bool) -> Vec<FetchTopic> {
+fn rebuild_topics(partitions: &SessionPartitions, use_ids: bool) -> Vec<FetchTopic> {
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for ((name, id, _), cached) in partitions {
+    for ((name, id, _), cached) in partitions.in_order() {
         let same = |t: &FetchTopic| if use_ids { t.topic_id == *id } else { t.topic.0.as_str() == name.as_str() };
         match topics.last_mut().filter(|t| same(t)) {
             Some(t) => t.partitions.push(cached.request.clone()),
@@ -316,6 +368,7 @@ fn rebuild_topics(partitions: &[(PartitionKey, CachedPartition)], use_ids: bool)
 
 /// Keeps only the listed (topic index, partition index) of the response; empty topics go.
 fn retain_partitions(resp: &mut FetchResponse, kept: &[(usize, usize)]) {
+    let kept: HashSet<(usize, usize)> = kept.iter().copied().collect();
     for (t, topic) in resp.responses.iter_mut().enumerate() {
         let mut i = 0;
         topic.partitions.retain(|_| {

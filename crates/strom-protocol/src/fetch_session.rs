@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// (topic, partition)
 type Key = (String, i32);
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct FetchSessionClient {
     session_id: i32,
     /// The epoch of the next request: 0 opens a session.
@@ -78,9 +78,11 @@ impl FetchSessionClient {
         self.sent = sent;
     }
 
-    /// A session error, a failed request or a new connection: the next fetch is a full one.
+    /// A session error, a failed request or a new connection: the next fetch is a full one,
+    /// naming the old session so that the broker closes it (Java's `nextCloseExisting`) rather
+    /// than keep its slot.
     pub fn reset(&mut self) {
-        *self = FetchSessionClient::default();
+        *self = FetchSessionClient { session_id: self.session_id, ..FetchSessionClient::default() };
     }
 
     /// Whether the next request is incremental.
@@ -121,12 +123,13 @@ mod tests {
         s.answered(&resp);
         let quiet = s.prepare(full(&[(0, 5), (1, 8)]));
         assert_eq!((quiet.session_epoch, named(&quiet), quiet.forgotten_topics_data.len()), (2, vec![], 0));
-        // An error starts over with a full fetch.
+        // An error starts over with a full fetch, which closes the old session.
         s.reset();
         let again = s.prepare(full(&[(0, 5), (1, 8)]));
-        assert_eq!((again.session_id, again.session_epoch, named(&again)), (0, 0, vec![0, 1]));
+        assert_eq!((again.session_id, again.session_epoch, named(&again)), (42, 0, vec![0, 1]));
         // A leader that makes no session: full fetches go on.
         s.answered(&FetchResponse::default());
-        assert_eq!(s.prepare(full(&[(0, 5)])).session_epoch, 0);
+        let plain = s.prepare(full(&[(0, 5)]));
+        assert_eq!((plain.session_id, plain.session_epoch), (0, 0));
     }
 }

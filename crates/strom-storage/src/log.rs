@@ -373,6 +373,12 @@ impl Log {
         self.epochs.entries()
     }
 
+    /// How many times the log was truncated since it was opened (a cleaner's plan, or its
+    /// record of where the dirty part starts, is void after one).
+    pub fn truncations(&self) -> u64 {
+        self.truncations
+    }
+
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }

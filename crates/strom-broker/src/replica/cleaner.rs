@@ -31,6 +31,13 @@ pub struct LogCleaner {
     path: PathBuf,
     /// Where each partition's next clean starts (its first dirty offset).
     first_dirty: Mutex<HashMap<TopicPartition, i64>>,
+    /// The log each first dirty offset belongs to: (partition object, truncation count) when
+    /// it was recorded. A truncated, deleted or re-created log starts over from its beginning:
+    /// keys below a stale first dirty offset would never reach the map, and a deleted key
+    /// could come back. Entries read from the checkpoint at start are taken as they are.
+    generations: Mutex<HashMap<TopicPartition, (usize, u64)>>,
+    /// Partitions whose clean failed, and when to try again.
+    failed_until: Mutex<HashMap<TopicPartition, Instant>>,
     in_progress: Mutex<HashSet<TopicPartition>>,
     /// When the tombstones a clean kept pass their delete horizon: the log is cleaned again
     /// then, from its start, even with nothing new dirty (else they would stay for good).
@@ -71,6 +78,8 @@ impl LogCleaner {
             path,
             first_dirty: Mutex::new(first_dirty),
             in_progress: Mutex::default(),
+            generations: Mutex::default(),
+            failed_until: Mutex::default(),
             tombstones_due: Mutex::default(),
             throttle: Mutex::new(Throttle { rate: io_max_bytes_per_second, started: Instant::now(), bytes: 0.0 }),
         })
@@ -97,7 +106,11 @@ pub fn run(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, thread: usize, stop: w
                 match result {
                     Ok(done) => done,
                     Err(e) => {
+                        // Kafka marks such a log uncleanable; it is tried again after a while
+                        // here, and the other logs go first meanwhile.
                         tracing::warn!(thread, topic = %tp.topic, partition = tp.partition, "cleaning failed: {e}");
+                        let until = Instant::now() + backoff * 20;
+                        LogCleaner::lock(&cleaner.failed_until).insert(tp, until);
                         false
                     }
                 }
@@ -130,10 +143,15 @@ fn pick(broker: &Broker, cleaner: &LogCleaner) -> Option<(Arc<Partition>, i64, C
         if in_progress.contains(&tp) {
             continue;
         }
-        let Ok((_, log_end)) = p.log_bounds() else { continue };
-        // A checkpoint past the log's end belongs to an older log of that name: start over.
+        if LogCleaner::lock(&cleaner.failed_until).get(&tp).is_some_and(|&t| Instant::now() < t) {
+            continue;
+        }
+        let (Ok((_, log_end)), Ok(truncations)) = (p.log_bounds(), p.log_truncations()) else { continue };
+        let generation = (Arc::as_ptr(&p) as usize, truncations);
+        let same_log = LogCleaner::lock(&cleaner.generations).get(&tp).is_none_or(|g| *g == generation);
+        // A first dirty offset of another log (or past this one's end) is void: start over.
         let first_dirty =
-            LogCleaner::lock(&cleaner.first_dirty).get(&tp).copied().filter(|&o| o <= log_end).unwrap_or(0);
+            LogCleaner::lock(&cleaner.first_dirty).get(&tp).copied().filter(|&o| same_log && o <= log_end).unwrap_or(0);
         let Ok((ratio, oldest_dirty)) = p.dirtiness(first_dirty) else { continue };
         let setting = |key: &str| super::log_config::topic_setting(&broker.config, configs, key);
         let min_ratio: f64 = setting("min.cleanable.dirty.ratio").and_then(|v| v.parse().ok()).unwrap_or(0.5);
@@ -161,6 +179,11 @@ fn pick(broker: &Broker, cleaner: &LogCleaner) -> Option<(Arc<Partition>, i64, C
         }
     }
     let (_, partition, first_dirty, settings) = best?;
+    // The log the clean's checkpoint will belong to.
+    if let Ok(truncations) = partition.log_truncations() {
+        let tp = TopicPartition { topic: partition.topic.clone(), partition: partition.index };
+        LogCleaner::lock(&cleaner.generations).insert(tp, (Arc::as_ptr(&partition) as usize, truncations));
+    }
     in_progress.insert(TopicPartition { topic: partition.topic.clone(), partition: partition.index });
     Some((partition, first_dirty, settings))
 }

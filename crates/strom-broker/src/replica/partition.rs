@@ -297,6 +297,11 @@ impl Partition {
         self.with_log(|log| Ok(log.plan_clean(first_dirty, hw, now_ms, settings)))
     }
 
+    /// The log's truncation count (see `strom_storage::Log::truncations`).
+    pub fn log_truncations(&self) -> Result<u64, StorageError> {
+        self.with_log(|log| Ok(log.truncations()))
+    }
+
     /// The dirty share of the cleanable range, and the timestamp of its first dirty batch.
     pub fn dirtiness(&self, first_dirty: i64) -> Result<(f64, Option<i64>), StorageError> {
         let hw = self.high_watermark();

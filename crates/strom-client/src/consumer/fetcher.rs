@@ -74,10 +74,11 @@ pub async fn fetch(
             }
         }
     }
-    // A session leaves the map while its request is out: a fetch given up halfway (a wakeup)
-    // starts the next one afresh, with a full fetch.
+    // Each request works on a copy of its session, put back when answered: a fetch given up
+    // halfway (a wakeup) leaves the old state, whose stale epoch the broker refuses, and the
+    // next fetch then closes that session and opens another.
     let requests = by_leader.into_iter().map(|(leader, parts)| {
-        let mut session = sessions.remove(&leader).unwrap_or_default();
+        let mut session = sessions.get(&leader).cloned().unwrap_or_default();
         async move {
             let req = session.prepare(fetch_request(cfg, &parts));
             let asked: Vec<(TopicPartition, i64)> = parts.iter().map(|(tp, p)| ((*tp).clone(), *p)).collect();
