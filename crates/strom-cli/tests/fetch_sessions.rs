@@ -135,3 +135,50 @@ async fn wire_bytes_of_a_quiet_fetch_with_and_without_a_session() {
               with one (incremental) {inc_req} B request, {inc_resp} B response"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_answer_carries_each_record_with_its_own_partition() {
+    use strom_protocol::batch::{BatchIter, RecordIter, BATCH_HEADER_LEN};
+    let broker = TestBroker::start(&[]);
+    for topic in ["quiet", "busy"] {
+        broker.create_topic(topic, 3, &[]).await;
+    }
+    let producer = broker.producer(&[]);
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let topic = |name: &'static str| {
+        let parts = (0..3).map(|p| FetchPartition::default().with_partition(p).with_partition_max_bytes(1 << 16));
+        FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str(name))).with_partitions(parts.collect())
+    };
+    let mut full = FetchRequest::default().with_max_wait_ms(10).with_min_bytes(1).with_max_bytes(1 << 20);
+    full.session_epoch = 0;
+    full.topics = vec![topic("quiet"), topic("busy")];
+    let opened: FetchResponse = client.call(ApiKey::Fetch, 12, &full);
+    assert!(opened.session_id > 0);
+    // Records in the second topic only: the first drops out of the answer, and the records
+    // must come with the partition they belong to (the file regions follow the partitions).
+    for (p, value) in [(2, "busy-2"), (0, "busy-0")] {
+        producer
+            .send(FutureRecord::<(), _>::to("busy").partition(p).payload(value), Duration::from_secs(10))
+            .await
+            .expect("sent");
+    }
+    let mut next = FetchRequest::default().with_max_wait_ms(10).with_min_bytes(1).with_max_bytes(1 << 20);
+    next.session_id = opened.session_id;
+    next.session_epoch = 1;
+    let resp: FetchResponse = client.call(ApiKey::Fetch, 12, &next);
+    assert_eq!(resp.responses.len(), 1, "only the topic with news");
+    assert_eq!(resp.responses[0].topic.0.as_str(), "busy");
+    let mut got = Vec::new();
+    for p in &resp.responses[0].partitions {
+        let records = p.records.clone().unwrap_or_default();
+        for item in BatchIter::new(&records) {
+            let (_, batch) = item.expect("a batch");
+            for r in RecordIter::new(&batch[BATCH_HEADER_LEN..]) {
+                let value = String::from_utf8_lossy(r.expect("record").value.unwrap_or_default()).into_owned();
+                got.push((p.partition_index, value));
+            }
+        }
+    }
+    got.sort();
+    assert_eq!(got, vec![(0, "busy-0".to_string()), (2, "busy-2".to_string())]);
+}
