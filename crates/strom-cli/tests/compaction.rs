@@ -195,7 +195,8 @@ async fn a_broker_killed_while_cleaning_keeps_the_latest_value_of_every_key() {
     let mut broker = TestBroker::start(&[CLEANER[0], "log.cleaner.io.max.bytes.per.second=300000"]);
     let configs = [("cleanup.policy", "compact"), ("segment.bytes", "16384"), ("min.cleanable.dirty.ratio", "0.01")];
     broker.create_topic("crashy", 1, &configs).await;
-    let producer = broker.producer(&[("linger.ms", "5")]);
+    // Small batches, so that the records spread over many segments (one batch never splits).
+    let producer = broker.producer(&[("linger.ms", "5"), ("batch.size", "4096")]);
     let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
     let mut pending = Vec::new();
     for i in 0..4_000 {
