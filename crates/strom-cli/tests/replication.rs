@@ -48,8 +48,11 @@ async fn acks_all_writes_survive_killing_every_partition_leader_in_turn() {
     for partition in 0..3 {
         cluster.wait_for_identical_replicas("durable", partition, Duration::from_secs(30));
     }
-    // The followers fetched through incremental fetch sessions (KIP-227) all along.
-    assert!((0..3).all(|i| cluster.nodes[i].log().contains("opened a fetch session for a follower")));
+    // The followers fetched through incremental fetch sessions (KIP-227) all along: a few per
+    // leader and restart, not one per fetch (which a session failing every time would open).
+    let opened: Vec<usize> =
+        (0..3).map(|i| cluster.nodes[i].log().matches("opened a fetch session for a follower").count()).collect();
+    assert!(opened.iter().all(|&n| n >= 1) && opened.iter().sum::<usize>() <= 60, "sessions opened: {opened:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
