@@ -82,6 +82,21 @@ pub fn leader_of(broker: &Broker, topic: &str, partition: i32) -> Option<(i32, i
     Some((p.leader, p.leader_epoch, reachable(b, &broker.config.listener.name)?))
 }
 
+/// A KIP-951 `NodeEndpoint` (Produce and Fetch responses each have their own type) for a
+/// broker as clients reach it.
+macro_rules! node_endpoint {
+    ($endpoint:ty, $node:expr) => {{
+        let node: $crate::handlers::cluster_view::LiveBroker = $node;
+        let mut e = <$endpoint>::default();
+        e.node_id = strom_protocol::messages::BrokerId(node.id);
+        e.host = strom_protocol::StrBytes::from_string(node.host);
+        e.port = node.port;
+        e.rack = node.rack.map(strom_protocol::StrBytes::from_string);
+        e
+    }};
+}
+pub(crate) use node_endpoint;
+
 /// A registered broker as clients reach it on `listener`.
 fn reachable(b: &BrokerImage, listener: &str) -> Option<LiveBroker> {
     let e = b.endpoint(listener)?;

@@ -170,17 +170,14 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                 if ctx.api_version >= 5 {
                     pd.log_start_offset = start;
                 }
-                // An offset out of range is answered here, so that the consumer resets it rather
-                // than being sent back and forth.
-                let in_range =
-                    || partition.log_bounds().is_ok_and(|(s, e)| fp.fetch_offset >= s && fp.fetch_offset <= e);
-                if from_consumer_v11
-                    && broker.config.cluster.rack_aware_replica_selector
-                    && partition.is_leader()
-                    && in_range()
-                {
-                    if let Some(id) = preferred_read_replica(broker, &partition, req.rack_id.as_str(), fp.fetch_offset)
-                    {
+                if from_consumer_v11 && broker.config.cluster.rack_aware_replica_selector && partition.is_leader() {
+                    // An offset out of range is answered here, so that the consumer resets it
+                    // rather than being sent back and forth.
+                    let in_range = partition.log_bounds().ok().filter(|(s, e)| (*s..=*e).contains(&fp.fetch_offset));
+                    let redirect = in_range.and_then(|(_, end)| {
+                        preferred_read_replica(broker, &image, &partition, end, req.rack_id.as_str(), fp.fetch_offset)
+                    });
+                    if let Some(id) = redirect {
                         // Sent elsewhere: no data, answered at once, as Kafka does.
                         pd.preferred_read_replica = BrokerId(id);
                         pd.records = Some(Bytes::new());
@@ -259,14 +256,7 @@ fn add_leader_hints(broker: &Broker, image: &strom_metadata::MetadataImage, resp
             };
             p.current_leader.leader_id = BrokerId(leader);
             p.current_leader.leader_epoch = epoch;
-            endpoints.entry(leader).or_insert_with(|| {
-                let mut e = NodeEndpoint::default();
-                e.node_id = BrokerId(node.id);
-                e.host = StrBytes::from_string(node.host);
-                e.port = node.port;
-                e.rack = node.rack.map(StrBytes::from_string);
-                e
-            });
+            endpoints.entry(leader).or_insert_with(|| super::cluster_view::node_endpoint!(NodeEndpoint, node));
         }
     }
     resp.node_endpoints = endpoints.into_values().collect();
@@ -274,15 +264,21 @@ fn add_leader_hints(broker: &Broker, image: &strom_metadata::MetadataImage, resp
 
 /// The follower a consumer in `client_rack` should read `partition` from (this broker leads
 /// it), by `replica.selector.class`; `None` to read here.
-fn preferred_read_replica(broker: &Broker, partition: &Partition, client_rack: &str, fetch_offset: i64) -> Option<i32> {
+fn preferred_read_replica(
+    broker: &Broker,
+    image: &strom_metadata::MetadataImage,
+    partition: &Partition,
+    log_end_offset: i64,
+    client_rack: &str,
+    fetch_offset: i64,
+) -> Option<i32> {
     if client_rack.is_empty() {
         return None;
     }
-    let image = broker.metadata.image();
     let leader = ReplicaView {
         id: broker.config.node_id,
         rack: broker.config.cluster.rack.clone(),
-        log_end_offset: partition.log_bounds().ok()?.1,
+        log_end_offset,
         since_caught_up_ms: 0,
     };
     let followers: Vec<ReplicaView> = partition

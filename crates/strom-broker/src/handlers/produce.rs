@@ -176,14 +176,7 @@ fn add_leader_hints(broker: &Broker, resp: &mut ProduceResponse) {
             };
             p.current_leader.leader_id = BrokerId(leader);
             p.current_leader.leader_epoch = epoch;
-            endpoints.entry(leader).or_insert_with(|| {
-                let mut e = NodeEndpoint::default();
-                e.node_id = BrokerId(node.id);
-                e.host = StrBytes::from_string(node.host);
-                e.port = node.port;
-                e.rack = node.rack.map(StrBytes::from_string);
-                e
-            });
+            endpoints.entry(leader).or_insert_with(|| super::cluster_view::node_endpoint!(NodeEndpoint, node));
         }
     }
     resp.node_endpoints = endpoints.into_values().collect();
