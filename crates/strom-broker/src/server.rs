@@ -4,6 +4,7 @@
 
 pub use crate::meta_properties::base64url;
 
+use crate::config::dynamic::DynamicConfig;
 use crate::config::BrokerConfig;
 use crate::group::GroupManager;
 use crate::metadata::transport::RaftTransport;
@@ -37,7 +38,11 @@ pub enum StartError {
 
 /// Shared state of a running broker, handed to every connection.
 pub struct Broker {
+    /// The static config (server.properties and overrides). Keys that change at run time
+    /// (KIP-226) are read from [`Broker::dynamic`].
     pub config: Arc<BrokerConfig>,
+    /// The config in force, dynamic broker configs included.
+    pub dynamic: Arc<DynamicConfig>,
     pub cluster_id: String,
     /// The host and port clients are told to connect to.
     pub advertised_host: String,
@@ -138,9 +143,14 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         (voters, transport)
     };
     let cfg = Arc::clone(&config);
+    let dynamic = Arc::new(DynamicConfig::new(Arc::clone(&config)));
+    let dyn_cfg = Arc::clone(&dynamic);
     let (metadata, replicas) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
         let metadata = MetadataStore::open(cfg.data_dir(), settings, voters, transport)?;
-        let replicas = ReplicaManager::open(Arc::clone(&cfg), &metadata.image(), cfg.cluster.is_single_node())?;
+        // The dynamic configs already committed apply from the first partition opened.
+        dyn_cfg.apply(&metadata.image());
+        let replicas =
+            ReplicaManager::open(Arc::clone(&cfg), dyn_cfg, &metadata.image(), cfg.cluster.is_single_node())?;
         Ok((metadata, replicas))
     })
     .await
@@ -162,6 +172,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     let (isr_proposals, isr_proposals_rx) = tokio::sync::mpsc::unbounded_channel();
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
+        dynamic,
         cluster_id: cluster_id.clone(),
         advertised_host,
         advertised_port: advertised_port as i32,
@@ -208,12 +219,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
             crate::replica::cleaner::LogCleaner::open(&data_dir, config.cleaner.io_max_bytes_per_second)
                 .map_err(StartError::Storage)?,
         );
-        for thread in 0..config.cleaner.threads {
-            let (b, c, stop) = (Arc::clone(&broker), Arc::clone(&cleaner), stop_rx.clone());
-            tasks.spawn(async move {
-                let _ = tokio::task::spawn_blocking(move || crate::replica::cleaner::run(b, c, thread, stop)).await;
-            });
-        }
+        tasks.spawn(crate::replica::cleaner::supervise(Arc::clone(&broker), cleaner, stop_rx.clone()));
     }
     tasks.spawn(crate::replica::isr::run(Arc::clone(&broker), isr_proposals_rx, stop_rx.clone()));
     if let Some(committed) = broker.metadata.take_committed() {
@@ -271,8 +277,9 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, mut stop: watch
             _ = stop.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if connections.len() >= broker.config.max_connections {
-                        tracing::warn!(%peer, "refusing connection: max.connections ({}) reached", broker.config.max_connections);
+                    let max_connections = broker.dynamic.current().max_connections;
+                    if connections.len() >= max_connections {
+                        tracing::warn!(%peer, "refusing connection: max.connections ({max_connections}) reached");
                         continue;
                     }
                     connections.spawn(crate::net::connection::serve(Arc::clone(&broker), stream, peer));

@@ -53,6 +53,10 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerImage>,
     pub topics: BTreeMap<String, TopicImage>,
     pub topic_names_by_id: HashMap<Uuid, String>,
+    /// Dynamic broker configs (KIP-226) set as the cluster-wide default.
+    pub cluster_configs: BTreeMap<String, String>,
+    /// Dynamic broker configs set for one broker; they win over the cluster-wide default.
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
     /// The first producer id not yet handed out.
     pub next_producer_id: i64,
     /// Number of records applied (the single-node log's position).
@@ -116,6 +120,21 @@ impl MetadataImage {
                     };
                 }
             }
+            MetadataRecord::BrokerConfig { broker_id, key, value } => {
+                let configs = match broker_id {
+                    Some(id) => self.broker_configs.entry(*id).or_default(),
+                    None => &mut self.cluster_configs,
+                };
+                match value {
+                    Some(v) => configs.insert(key.clone(), v.clone()),
+                    None => configs.remove(key),
+                };
+                if let Some(id) = broker_id {
+                    if self.broker_configs.get(id).is_some_and(BTreeMap::is_empty) {
+                        self.broker_configs.remove(id);
+                    }
+                }
+            }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names_by_id.remove(topic_id) {
                     self.topics.remove(&name);
@@ -174,6 +193,18 @@ impl MetadataImage {
                 rack: b.rack.clone(),
                 fenced: b.fenced,
             });
+        }
+        for (key, value) in &self.cluster_configs {
+            out.push(MetadataRecord::BrokerConfig { broker_id: None, key: key.clone(), value: Some(value.clone()) });
+        }
+        for (id, configs) in &self.broker_configs {
+            for (key, value) in configs {
+                out.push(MetadataRecord::BrokerConfig {
+                    broker_id: Some(*id),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                });
+            }
         }
         for t in self.topics.values() {
             out.push(MetadataRecord::Topic { name: t.name.clone(), topic_id: t.topic_id });
@@ -259,12 +290,16 @@ mod tests {
                 partition_epoch: 4,
             },
             MetadataRecord::ProducerIds { next_producer_id: 2000 },
+            MetadataRecord::BrokerConfig { broker_id: None, key: "log.retention.ms".into(), value: Some("9".into()) },
+            MetadataRecord::BrokerConfig { broker_id: Some(1), key: "message.max.bytes".into(), value: Some("7".into()) },
         ] {
             image.apply(&r);
         }
         let back = MetadataImage::decode_snapshot(&image.encode_snapshot()).expect("decode");
         assert_eq!(back.topics, image.topics);
         assert_eq!(back.next_producer_id, 2000);
+        assert_eq!(back.cluster_configs.get("log.retention.ms").map(String::as_str), Some("9"));
+        assert_eq!(back.broker_configs[&1].get("message.max.bytes").map(String::as_str), Some("7"));
         assert!(MetadataImage::decode_snapshot(b"{\"type\":\"Nope\"}\n").is_err());
     }
 }

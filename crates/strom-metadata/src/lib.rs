@@ -12,6 +12,7 @@
 //! records go to a local file ([`MetadataLog`]); a later cluster mode replicates the very same
 //! records through a Raft quorum, and every broker builds its image by applying them.
 
+pub mod broker_config;
 pub mod broker_lifecycle;
 pub mod controller;
 pub mod error;

@@ -30,6 +30,13 @@ pub enum ControllerOp {
         replace_all: bool,
         validate_only: bool,
     },
+    /// Dynamic broker configs (KIP-226) of one broker, or the cluster-wide default (`None`).
+    AlterBrokerConfigs {
+        broker_id: Option<i32>,
+        changes: Vec<(String, Option<String>)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
     AllocateProducerId,
     RegisterBroker {
         broker_id: i32,
@@ -109,6 +116,9 @@ impl Controller {
             ControllerOp::AlterTopicConfigs { name, changes, replace_all, validate_only } => {
                 self.alter_topic_configs(image, &name, changes, replace_all, validate_only)?.map(|()| OpAnswer::Done)
             }
+            ControllerOp::AlterBrokerConfigs { broker_id, changes, replace_all, validate_only } => self
+                .alter_broker_configs(image, broker_id, changes, replace_all, validate_only)?
+                .map(|()| OpAnswer::Done),
             ControllerOp::AllocateProducerId => self.allocate_producer_id(image)?.map(OpAnswer::ProducerId),
             ControllerOp::RegisterBroker { broker_id, incarnation_id, endpoints, rack } => {
                 self.register_broker(image, broker_id, incarnation_id, endpoints, rack)?.map(OpAnswer::BrokerEpoch)

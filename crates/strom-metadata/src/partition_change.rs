@@ -109,6 +109,8 @@ impl Controller {
             let unclean_allowed = t
                 .configs
                 .get("unclean.leader.election.enable")
+                // The cluster-wide dynamic default (KIP-226) wins over the static setting.
+                .or_else(|| after.cluster_configs.get("unclean.leader.election.enable"))
                 .map_or(self.settings.unclean_leader_election_enable, |v| v.eq_ignore_ascii_case("true"));
             for p in t.partitions.values() {
                 let mut isr: Vec<i32> = p.isr.iter().copied().filter(|r| live(*r)).collect();

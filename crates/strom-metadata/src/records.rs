@@ -24,6 +24,9 @@ pub enum MetadataRecord {
     },
     /// A topic config was set (`value: Some`) or removed back to the broker default (`None`).
     Config { topic: String, key: String, value: Option<String> },
+    /// A dynamic broker config (KIP-226) was set or removed: for one broker (`broker_id: Some`)
+    /// or as the cluster-wide default (`None`, Kafka's resource name "").
+    BrokerConfig { broker_id: Option<i32>, key: String, value: Option<String> },
     /// The topic and all its partitions are gone.
     RemoveTopic { topic_id: Uuid },
     /// Producer ids below `next_producer_id` are handed out; fences ids across restarts.

@@ -100,16 +100,22 @@ pub fn find(name: &str) -> Option<&'static TopicConfigDef> {
 /// wording for the common mistakes.
 pub fn validate(name: &str, value: &str) -> Result<(), MetadataError> {
     let def = find(name).ok_or_else(|| MetadataError::InvalidConfig(format!("Unknown topic config name: {name}")))?;
+    validate_value(name, def.ty, value)
+}
+
+/// Checks a value against a config type (topic and dynamic broker configs share the rules).
+pub fn validate_value(name: &str, ty: ConfigType, value: &str) -> Result<(), MetadataError> {
     let bad = |why: String| {
         Err(MetadataError::InvalidConfig(format!("Invalid value {value} for configuration {name}: {why}")))
     };
-    match def.ty {
+    match ty {
         Long { min } | Int { min } => match value.trim().parse::<i64>() {
             Ok(v) if v < min => bad(format!("Value must be at least {min}")),
-            Ok(v) if matches!(def.ty, Int { .. }) && v > i32::MAX as i64 => {
+            Ok(v) if matches!(ty, Int { .. }) && v > i32::MAX as i64 => {
                 bad("Value is out of range for an int".into())
             }
             Ok(_) => Ok(()),
+            Err(_) if matches!(ty, Int { .. }) => bad("Not a number of type INT".into()),
             Err(_) => bad("Not a number of type LONG".into()),
         },
         Double => value.trim().parse::<f64>().map(|_| ()).or_else(|_| bad("Not a number of type DOUBLE".into())),

@@ -6,6 +6,7 @@
 
 pub mod cleaner;
 pub mod cluster;
+pub mod dynamic;
 
 pub use cleaner::CleanerConfig;
 pub use cluster::{ClusterConfig, Roles, Voter};

@@ -1,5 +1,5 @@
-//! AlterConfigs (legacy): the given set replaces every override of the topic. Broker configs are
-//! static in Strom for now, so altering them is refused with a clear message.
+//! AlterConfigs (legacy): the given set replaces every override of the topic, or every dynamic
+//! config of the broker resource (KIP-226, `broker_configs.rs`).
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use crate::dispatch::RequestContext;
@@ -17,7 +17,7 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: AlterConfigsReq
         let name = res.resource_name.to_string();
         let changes =
             res.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect();
-        let result = apply_topic_changes(broker, res.resource_type, &name, changes, true, req.validate_only).await;
+        let result = apply_changes(broker, res.resource_type, &name, changes, true, req.validate_only).await;
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;
         r.resource_name = res.resource_name;
@@ -31,8 +31,9 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: AlterConfigsReq
 }
 
 /// Shared by AlterConfigs and IncrementalAlterConfigs: validates the resource, applies the
-/// changes through the controller; the publisher pushes the new settings down to the logs.
-pub async fn apply_topic_changes(
+/// changes through the controller; the publisher pushes the new settings down to the logs (and
+/// to the dynamic broker config).
+pub async fn apply_changes(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -42,12 +43,7 @@ pub async fn apply_topic_changes(
 ) -> Result<(), KafkaError> {
     match resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return Err(KafkaError::new(
-                ResponseError::InvalidRequest,
-                "Strom does not support dynamic broker configs yet; set them in server.properties and restart",
-            ))
-        }
+        RESOURCE_BROKER => return super::broker_configs::alter(broker, name, changes, replace_all, validate_only).await,
         other => {
             return Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}")))
         }

@@ -1,7 +1,7 @@
 //! DescribeConfigs for topics (every Kafka topic config, with its source: set on the topic, set
-//! in the broker config, or Kafka's default) and for this broker (the keys it reads).
+//! in the broker config, statically or dynamically, or Kafka's default) and for brokers
+//! (`broker_configs.rs`).
 
-use crate::config::BrokerConfig;
 use crate::dispatch::RequestContext;
 use crate::replica::log_config::broker_value_for;
 use crate::server::Broker;
@@ -19,8 +19,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's ConfigSource codes.
 pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_STATIC_BROKER: i8 = 4;
-pub const SOURCE_DEFAULT: i8 = 5;
+pub use crate::config::dynamic::{SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER};
 
 /// One config as DescribeConfigs and CreateTopics report it.
 pub struct ConfigEntry {
@@ -33,7 +32,7 @@ pub struct ConfigEntry {
     pub fallback: Option<(String, String, i8)>,
 }
 
-fn type_code(ty: ConfigType) -> i8 {
+pub(super) fn type_code(ty: ConfigType) -> i8 {
     match ty {
         ConfigType::Boolean => 1,
         ConfigType::Enum(_) | ConfigType::Text => 2,
@@ -55,14 +54,21 @@ fn broker_keys_for(topic_key: &str) -> Vec<&'static str> {
 
 /// Every topic config with its effective value and source.
 pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+    let current = &broker.dynamic.current();
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let broker_set = broker_keys_for(def.name).into_iter().find(|k| broker.config.raw.contains_key(*k));
+            // The broker key that feeds the value and its layer: dynamic for this broker, then
+            // the cluster-wide dynamic default, then the static config (Kafka's precedence).
+            let keys = broker_keys_for(def.name);
+            let layers: Vec<Vec<(i8, String)>> = keys.iter().map(|k| broker.dynamic.sources(k)).collect();
+            let broker_set = [SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER].into_iter().find_map(
+                |source| keys.iter().zip(&layers).find(|(_, l)| l.iter().any(|(s, _)| *s == source)).map(|(k, _)| (*k, source)),
+            );
             let fallback = match broker_set {
-                Some(k) => {
-                    let v = broker_value_for(&broker.config, def.name).unwrap_or_else(|| def.default.to_string());
-                    (k.to_string(), v, SOURCE_STATIC_BROKER)
+                Some((k, source)) => {
+                    let v = broker_value_for(current, def.name).unwrap_or_else(|| def.default.to_string());
+                    (k.to_string(), v, source)
                 }
                 // Kafka names the default by its broker-level key (log.cleanup.policy, ...).
                 None => (def.broker_synonym.unwrap_or(def.name).to_string(), def.default.to_string(), SOURCE_DEFAULT),
@@ -78,38 +84,6 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
                 config_type: type_code(def.ty),
                 fallback: Some(fallback),
             }
-        })
-        .collect()
-}
-
-/// The broker configs Strom reads, with their effective values.
-fn broker_config_entries(c: &BrokerConfig) -> Vec<(&'static str, String, i8)> {
-    let listener = |l: &crate::config::Listener| format!("{}://{}:{}", l.name, l.host, l.port);
-    let entries: Vec<(&'static str, String)> = vec![
-        ("node.id", c.node_id.to_string()),
-        ("listeners", listener(&c.listener)),
-        ("advertised.listeners", c.advertised_listener.as_ref().map(listener).unwrap_or_else(|| listener(&c.listener))),
-        ("log.dirs", c.log_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")),
-        ("num.partitions", c.num_partitions.to_string()),
-        ("default.replication.factor", c.default_replication_factor.to_string()),
-        ("auto.create.topics.enable", c.auto_create_topics_enable.to_string()),
-        ("delete.topic.enable", c.delete_topic_enable.to_string()),
-        ("message.max.bytes", c.message_max_bytes.to_string()),
-        ("log.segment.bytes", c.log_segment_bytes.to_string()),
-        ("log.roll.ms", c.log_roll_ms.to_string()),
-        ("log.retention.ms", c.log_retention_ms.to_string()),
-        ("log.retention.bytes", c.log_retention_bytes.to_string()),
-        ("log.retention.check.interval.ms", c.log_retention_check_interval_ms.to_string()),
-        ("log.index.interval.bytes", c.log_index_interval_bytes.to_string()),
-        ("log.flush.interval.messages", c.log_flush_interval_messages.to_string()),
-        ("log.flush.interval.ms", c.log_flush_interval_ms.to_string()),
-        ("socket.request.max.bytes", c.socket_request_max_bytes.to_string()),
-    ];
-    entries
-        .into_iter()
-        .map(|(k, v)| {
-            let source = if c.raw.contains_key(k) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
-            (k, v, source)
         })
         .collect()
 }
@@ -164,25 +138,18 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: DescribeConfigsR
                     out.error_message = Some(StrBytes::from_string(format!("Topic {name} does not exist")));
                 }
             },
-            RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
-                for (k, v, src) in broker_config_entries(&broker.config).into_iter().filter(|(k, _, _)| wanted(k)) {
-                    let mut c = DescribeConfigsResourceResult::default();
-                    c.name = StrBytes::from_static_str(k);
-                    c.value = Some(StrBytes::from_string(v));
-                    c.config_source = src;
-                    c.read_only = true;
-                    if ctx.api_version >= 3 {
-                        c.config_type = 2;
-                    }
-                    out.configs.push(c);
-                }
-            }
             RESOURCE_BROKER => {
-                out.error_code = ResponseError::InvalidRequest.code();
-                out.error_message = Some(StrBytes::from_string(format!(
-                    "Unexpected broker id, expected {} or empty string, but received {name}",
-                    broker.config.node_id
-                )));
+                if let Err(e) = super::broker_configs::describe(
+                    broker,
+                    &name,
+                    &wanted,
+                    req.include_synonyms,
+                    ctx.api_version,
+                    &mut out.configs,
+                ) {
+                    out.error_code = e.code();
+                    out.error_message = e.message.map(StrBytes::from_string);
+                }
             }
             other => {
                 out.error_code = ResponseError::InvalidRequest.code();

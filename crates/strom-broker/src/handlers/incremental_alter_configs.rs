@@ -1,7 +1,8 @@
 //! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT (the last two for list configs such
-//! as cleanup.policy) on single topic config keys.
+//! as cleanup.policy) on single config keys of a topic or a broker resource.
 
-use super::alter_configs::apply_topic_changes;
+use super::alter_configs::apply_changes;
+use super::describe_configs::RESOURCE_BROKER;
 use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::server::Broker;
@@ -25,18 +26,38 @@ pub async fn handle(
     let image = broker.metadata.image();
     for res in req.resources {
         let name = res.resource_name.to_string();
-        let current = image.topic(&name).map(|t| t.configs.clone()).unwrap_or_default();
+        let broker_resource = res.resource_type == RESOURCE_BROKER;
+        let current = if broker_resource {
+            let id = if name.is_empty() { None } else { name.parse().ok() };
+            super::broker_configs::dynamic_configs(&image, id)
+        } else {
+            image.topic(&name).map(|t| t.configs.clone()).unwrap_or_default()
+        };
+        let list_type = |key: &str| {
+            if broker_resource {
+                strom_metadata::broker_config::find(key).map(|d| d.ty)
+            } else {
+                topic_config::find(key).map(|d| d.ty)
+            }
+        };
+        let default_of = |key: &str| {
+            if broker_resource {
+                super::broker_configs::default_value(key)
+            } else {
+                topic_config::find(key).map(|d| d.default)
+            }
+        };
         let mut changes = Vec::new();
         let mut error: Option<KafkaError> = None;
         for c in &res.configs {
             let key = c.name.to_string();
             let value = c.value.as_ref().map(|v| v.to_string());
-            let is_list = matches!(topic_config::find(&key).map(|d| d.ty), Some(ConfigType::List(_)));
+            let is_list = matches!(list_type(&key), Some(ConfigType::List(_)));
             let existing = || -> Vec<String> {
                 current
                     .get(&key)
                     .cloned()
-                    .or_else(|| topic_config::find(&key).map(|d| d.default.to_string()))
+                    .or_else(|| default_of(&key).map(str::to_string))
                     .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                     .unwrap_or_default()
             };
@@ -75,7 +96,7 @@ pub async fn handle(
         }
         let result = match error {
             Some(e) => Err(e),
-            None => apply_topic_changes(broker, res.resource_type, &name, changes, false, req.validate_only).await,
+            None => apply_changes(broker, res.resource_type, &name, changes, false, req.validate_only).await,
         };
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = res.resource_type;

@@ -3,6 +3,7 @@
 //! [`crate::errors`].
 
 pub mod alter_configs;
+pub mod broker_configs;
 pub mod api_versions;
 pub mod cluster_view;
 pub mod create_partitions;

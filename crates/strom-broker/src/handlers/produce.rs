@@ -51,12 +51,13 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         };
         let no_overrides = BTreeMap::new();
         let configs = topic.as_ref().ok().and_then(|image| image.topic(&name)).map_or(&no_overrides, |t| &t.configs);
-        let compacted = cleanup_policy_has(&broker.config, configs, "compact");
-        let log_append_time = uses_log_append_time(&broker.config, configs);
-        let (before_max_ms, after_max_ms) = timestamp_max_ms(&broker.config, configs);
-        let codec = configs.get("compression.type").or_else(|| broker.config.raw.get("compression.type"));
+        let defaults = broker.dynamic.current();
+        let compacted = cleanup_policy_has(&defaults, configs, "compact");
+        let log_append_time = uses_log_append_time(&defaults, configs);
+        let (before_max_ms, after_max_ms) = timestamp_max_ms(&defaults, configs);
+        let codec = configs.get("compression.type").or_else(|| defaults.raw.get("compression.type"));
         let codec = codec.and_then(|c| topic_codec(c));
-        let min_isr = (acks == -1).then(|| min_insync_replicas(&broker.config, configs));
+        let min_isr = (acks == -1).then(|| min_insync_replicas(&defaults, configs));
         for part in topic_data.partition_data {
             let mut p = PartitionProduceResponse::default();
             p.index = part.index;

@@ -49,6 +49,8 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
     }) || (batch.snapshot.is_some()
         && next.brokers.get(&broker.config.node_id).is_some_and(|b| b.incarnation_id == broker.incarnation_id));
     next.offset = batch.offset;
+    // Dynamic broker configs first: the reconcile below gives every log the defaults in force.
+    broker.dynamic.apply(&next);
     let next = Arc::new(next);
     let (b, image) = (Arc::clone(broker), Arc::clone(&next));
     let reconcile = move || {
@@ -98,6 +100,10 @@ fn describe(before: &MetadataImage, record: &MetadataRecord) {
         }
         MetadataRecord::Config { topic, key, value } => {
             tracing::info!(topic = %topic, key = %key, value = ?value, "topic config changed")
+        }
+        // Logged by DynamicConfig::apply when the config in force changes.
+        MetadataRecord::BrokerConfig { broker_id, key, .. } => {
+            tracing::debug!(?broker_id, key = %key, "dynamic broker config record")
         }
         MetadataRecord::ProducerIds { next_producer_id } => {
             tracing::debug!(next_producer_id, "reserved a block of producer ids")

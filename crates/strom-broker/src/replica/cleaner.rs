@@ -90,15 +90,44 @@ impl LogCleaner {
     }
 }
 
-/// One cleaner thread; runs until `stop`. Call on a blocking thread.
-pub fn run(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, thread: usize, stop: watch::Receiver<bool>) {
-    let config = &broker.config.cleaner;
-    let backoff = Duration::from_millis(config.backoff_ms.max(10));
+/// Keeps `log.cleaner.threads` cleaner threads running until `stop`: the count is a dynamic
+/// config, so threads are started when it grows and end themselves when it shrinks.
+pub async fn supervise(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, mut stop: watch::Receiver<bool>) {
+    let mut running: HashMap<usize, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        running.retain(|_, h| !h.is_finished());
+        for thread in 0..broker.dynamic.current().cleaner.threads {
+            if !running.contains_key(&thread) {
+                let (b, c, s) = (Arc::clone(&broker), Arc::clone(&cleaner), stop.clone());
+                running.insert(thread, tokio::task::spawn_blocking(move || run(b, c, thread, s)));
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    for (_, handle) in running {
+        let _ = handle.await;
+    }
+}
+
+/// One cleaner thread; runs until `stop`, or until `log.cleaner.threads` no longer counts it.
+/// Call on a blocking thread.
+fn run(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, thread: usize, stop: watch::Receiver<bool>) {
     loop {
         if *stop.borrow() {
             return;
         }
-        let cleaned = match pick(&broker, &cleaner) {
+        // Read at every pass: the cleaner settings are dynamic broker configs.
+        let config = broker.dynamic.current().cleaner.clone();
+        if thread >= config.threads {
+            tracing::info!(thread, "cleaner thread stopped: log.cleaner.threads is now {}", config.threads);
+            return;
+        }
+        LogCleaner::lock(&cleaner.throttle).rate = config.io_max_bytes_per_second;
+        let backoff = Duration::from_millis(config.backoff_ms.max(10));
+        let cleaned = match pick(&broker, &cleaner, &config) {
             Some((partition, first_dirty, settings)) => {
                 let tp = TopicPartition { topic: partition.topic.clone(), partition: partition.index };
                 let result = clean_one(&partition, &cleaner, first_dirty, &settings);
@@ -128,15 +157,20 @@ pub fn run(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, thread: usize, stop: w
 }
 
 /// The filthiest compacted partition due for cleaning, marked in progress.
-fn pick(broker: &Broker, cleaner: &LogCleaner) -> Option<(Arc<Partition>, i64, CleanSettings)> {
+fn pick(
+    broker: &Broker,
+    cleaner: &LogCleaner,
+    config: &crate::config::cleaner::CleanerConfig,
+) -> Option<(Arc<Partition>, i64, CleanSettings)> {
     let image = broker.metadata.image();
+    let defaults = broker.dynamic.current();
     let now = now_ms();
     let empty = BTreeMap::new();
     let mut best: Option<(f64, Arc<Partition>, i64, CleanSettings)> = None;
     let mut in_progress = LogCleaner::lock(&cleaner.in_progress);
     for p in broker.replicas.all() {
         let configs = image.topic(&p.topic).map_or(&empty, |t| &t.configs);
-        if !cleanup_policy_has(&broker.config, configs, "compact") {
+        if !cleanup_policy_has(&defaults, configs, "compact") {
             continue;
         }
         let tp = TopicPartition { topic: p.topic.clone(), partition: p.index };
@@ -153,7 +187,7 @@ fn pick(broker: &Broker, cleaner: &LogCleaner) -> Option<(Arc<Partition>, i64, C
         let first_dirty =
             LogCleaner::lock(&cleaner.first_dirty).get(&tp).copied().filter(|&o| same_log && o <= log_end).unwrap_or(0);
         let Ok((ratio, oldest_dirty)) = p.dirtiness(first_dirty) else { continue };
-        let setting = |key: &str| super::log_config::topic_setting(&broker.config, configs, key);
+        let setting = |key: &str| super::log_config::topic_setting(&defaults, configs, key);
         let min_ratio: f64 = setting("min.cleanable.dirty.ratio").and_then(|v| v.parse().ok()).unwrap_or(0.5);
         let max_lag: i64 = setting("max.compaction.lag.ms").and_then(|v| v.parse().ok()).unwrap_or(i64::MAX);
         let overdue = oldest_dirty.is_some_and(|ts| now.saturating_sub(ts) > max_lag);
@@ -170,7 +204,7 @@ fn pick(broker: &Broker, cleaner: &LogCleaner) -> Option<(Arc<Partition>, i64, C
         };
         if best.as_ref().is_none_or(|(s, ..)| score > *s) {
             let settings = CleanSettings {
-                dedupe_buffer_bytes: broker.config.cleaner.dedupe_buffer_size / broker.config.cleaner.threads.max(1),
+                dedupe_buffer_bytes: config.dedupe_buffer_size / config.threads.max(1),
                 delete_retention_ms: setting("delete.retention.ms").and_then(|v| v.parse().ok()).unwrap_or(86_400_000),
                 min_compaction_lag_ms: setting("min.compaction.lag.ms").and_then(|v| v.parse().ok()).unwrap_or(0),
                 max_batch_inflated_bytes: 64 << 20,

@@ -7,6 +7,7 @@ use super::partition::Partition;
 use super::partition_metadata;
 use super::state::ReplicaCommand;
 use super::state::RoleChange;
+use crate::config::dynamic::DynamicConfig;
 use crate::config::BrokerConfig;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ pub struct Reconciled {
 
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
+    /// The config in force: each reconcile gives every log the current defaults.
+    dynamic: Arc<DynamicConfig>,
     logs: LogManager,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
     /// Whether partitions take the roles the image gives them. A cluster node starts without:
@@ -53,12 +56,14 @@ impl ReplicaManager {
     /// are removed by [`Self::activate_roles`], once caught up, if still unknown then.
     pub fn open(
         config: Arc<BrokerConfig>,
+        dynamic: Arc<DynamicConfig>,
         image: &MetadataImage,
         image_is_complete: bool,
     ) -> Result<ReplicaManager, StorageError> {
         let (logs, found) = LogManager::open(config.data_dir().to_path_buf())?;
         let manager = ReplicaManager {
             config,
+            dynamic,
             logs,
             partitions: RwLock::new(HashMap::new()),
             roles_active: AtomicBool::new(image_is_complete),
@@ -143,8 +148,9 @@ impl ReplicaManager {
                 tracing::info!(topic = %key.0, partition = key.1, "deleted partition data");
             }
         }
+        let defaults = self.dynamic.current();
         for topic in image.topics.values() {
-            let config = log_config_for(&self.config, &topic.configs);
+            let config = log_config_for(&defaults, &topic.configs);
             for p in topic.partitions.values() {
                 if !p.replicas.contains(&self.config.node_id) {
                     continue;
@@ -269,7 +275,9 @@ mod tests {
         }
         let config = BrokerConfig { log_dirs: vec![tmp.path().to_path_buf()], ..Default::default() };
         // The image a cluster node starts with may lag the quorum: it proves nothing.
-        let manager = ReplicaManager::open(Arc::new(config), &MetadataImage::default(), false).expect("open");
+        let config = Arc::new(config);
+        let dynamic = Arc::new(DynamicConfig::new(Arc::clone(&config)));
+        let manager = ReplicaManager::open(config, dynamic, &MetadataImage::default(), false).expect("open");
         assert!(deleted.exists() && created.exists(), "nothing removed on a stale image");
         let mut caught_up = MetadataImage::default();
         let topic_id = Uuid::new_v4();

@@ -289,7 +289,12 @@ impl Admin {
         let mut req = DescribeConfigsRequest::default();
         req.resources = vec![r];
         req.include_synonyms = true;
-        let resp: DescribeConfigsResponse = self.cluster.send_any(ApiKey::DescribeConfigs, &req).await?;
+        // As Java's admin client: one broker's configs are asked of that broker (only it knows
+        // its static config), everything else of any broker.
+        let resp: DescribeConfigsResponse = match resource {
+            ConfigResource::Broker(id) => self.cluster.send_to(*id, ApiKey::DescribeConfigs, &req).await?.1,
+            _ => self.cluster.send_any(ApiKey::DescribeConfigs, &req).await?,
+        };
         let result = resp
             .results
             .into_iter()
@@ -347,8 +352,11 @@ impl Admin {
             .collect();
         let mut req = IncrementalAlterConfigsRequest::default();
         req.resources = vec![r];
-        let resp: IncrementalAlterConfigsResponse =
-            self.send_to_controller(ApiKey::IncrementalAlterConfigs, &req).await?;
+        // A broker's own configs are validated by that broker before it forwards them.
+        let resp: IncrementalAlterConfigsResponse = match resource {
+            ConfigResource::Broker(id) => self.cluster.send_to(*id, ApiKey::IncrementalAlterConfigs, &req).await?.1,
+            _ => self.send_to_controller(ApiKey::IncrementalAlterConfigs, &req).await?,
+        };
         for r in resp.responses {
             if r.error_code != 0 {
                 return Err(ClientError::kafka(r.error_code, r.error_message.map(|m| m.to_string())));
