@@ -64,6 +64,8 @@ impl From<StorageError> for KafkaError {
             StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             StorageError::InvalidBatch(_) => ResponseError::CorruptMessage,
+            // Logged once, when the directory failed.
+            StorageError::LogDirOffline { .. } => ResponseError::KafkaStorageError,
             _ => {
                 tracing::error!("storage failure: {e}");
                 ResponseError::KafkaStorageError

@@ -303,6 +303,8 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let checkpoint_every = Duration::from_millis(broker.config.log_flush_offset_checkpoint_interval_ms);
     let mut last_retention = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
+    // Replicas in failed log directories the controller has not been told of yet.
+    let mut offline_replicas: Vec<(uuid::Uuid, i32)> = Vec::new();
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -317,9 +319,9 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             last_checkpoint = tokio::time::Instant::now();
         }
         let b = Arc::clone(&broker);
-        let _ = tokio::task::spawn_blocking(move || {
+        let failed = tokio::task::spawn_blocking(move || {
             let now = now_ms();
-            for p in b.replicas.all() {
+            for p in b.replicas.all().into_iter().filter(|p| !p.is_offline()) {
                 if let Err(e) = p.housekeeping(now, retention_due) {
                     tracing::warn!(topic = %p.topic, partition = p.index, "log maintenance failed: {e}");
                 }
@@ -332,7 +334,45 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                     tracing::warn!("writing checkpoints failed: {e}");
                 }
             }
+            b.replicas.handle_failed_dirs()
         })
-        .await;
+        .await
+        .unwrap_or_default();
+        offline_replicas.extend(failed.iter().map(|p| (p.topic_id, p.index)));
+        if !offline_replicas.is_empty() && !broker.config.cluster.is_single_node() {
+            // The controller moves their leaderships and takes them out of the ISR; resent at
+            // every tick until it answers. (A single node has no other replica to move to: its
+            // offline partitions answer KAFKA_STORAGE_ERROR.)
+            offline_replicas = report_offline_replicas(&broker, offline_replicas).await;
+        } else {
+            offline_replicas.clear();
+        }
+    }
+}
+
+/// Tells the controller about replicas in failed log directories; returns those still to tell.
+async fn report_offline_replicas(broker: &Broker, partitions: Vec<(uuid::Uuid, i32)>) -> Vec<(uuid::Uuid, i32)> {
+    let image = broker.metadata.image();
+    // Only this process's own registration: a report on the previous one would be wiped by
+    // the registration that replaces it.
+    let Some(me) = image.brokers.get(&broker.config.node_id).filter(|b| b.incarnation_id == broker.incarnation_id)
+    else {
+        return partitions;
+    };
+    let op = ControllerOp::ReplicasOffline {
+        broker_id: broker.config.node_id,
+        broker_epoch: me.epoch,
+        partitions: partitions.clone(),
+    };
+    match tokio::time::timeout(Duration::from_secs(5), broker.metadata.write(op)).await {
+        Ok(Ok(_)) => {
+            tracing::info!(partitions = partitions.len(), "controller told: replicas in a failed log directory");
+            Vec::new()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("telling the controller about offline replicas failed, will retry: {e:?}");
+            partitions
+        }
+        Err(_) => partitions,
     }
 }

@@ -100,18 +100,40 @@ async fn broker_configs_change_without_a_restart() {
 
     // What Kafka refuses, with Kafka's sentences.
     let err = strom_fails(&[
-        "configs", "--bootstrap-server", &b, "--entity-type", "brokers", "--entity-name", "1", "--alter",
-        "--add-config", "log.dirs=/elsewhere",
+        "configs",
+        "--bootstrap-server",
+        &b,
+        "--entity-type",
+        "brokers",
+        "--entity-name",
+        "1",
+        "--alter",
+        "--add-config",
+        "log.dirs=/elsewhere",
     ]);
     assert!(err.contains("Cannot update these configs dynamically: Set(log.dirs)"), "{err}");
     let err = strom_fails(&[
-        "configs", "--bootstrap-server", &b, "--entity-type", "brokers", "--entity-default", "--alter",
-        "--add-config", "log.segment.bytes=big",
+        "configs",
+        "--bootstrap-server",
+        &b,
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+        "--alter",
+        "--add-config",
+        "log.segment.bytes=big",
     ]);
     assert!(err.contains("Invalid value big for configuration log.segment.bytes"), "{err}");
     let err = strom_fails(&[
-        "configs", "--bootstrap-server", &b, "--entity-type", "brokers", "--entity-default", "--alter",
-        "--add-config", "num.io.threads=16",
+        "configs",
+        "--bootstrap-server",
+        &b,
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+        "--alter",
+        "--add-config",
+        "num.io.threads=16",
     ]);
     assert!(err.contains("Strom does not use num.io.threads"), "{err}");
 

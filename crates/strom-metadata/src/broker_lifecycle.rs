@@ -121,6 +121,28 @@ impl Controller {
         Ok(Proposal::new(records, ()))
     }
 
+    /// A broker's replicas of `partitions` are in a log directory that failed: they leave the
+    /// ISR and their leaderships move (KIP-858's reaction to offline log directories).
+    pub fn replicas_offline(
+        &self,
+        image: &MetadataImage,
+        broker_id: i32,
+        broker_epoch: i64,
+        partitions: Vec<(Uuid, i32)>,
+    ) -> Result<Proposal<()>, MetadataError> {
+        let b = image.brokers.get(&broker_id).ok_or(MetadataError::BrokerNotRegistered(broker_id))?;
+        if b.epoch != broker_epoch {
+            return Err(MetadataError::StaleBrokerEpoch { broker_id, expected: b.epoch, got: broker_epoch });
+        }
+        let partitions: Vec<(Uuid, i32)> = partitions.into_iter().filter(|p| !b.offline_replicas.contains(p)).collect();
+        if partitions.is_empty() {
+            return Ok(Proposal::new(Vec::new(), ()));
+        }
+        let mut records = vec![MetadataRecord::ReplicasOffline { broker_id, broker_epoch, partitions }];
+        records.extend(self.partition_changes_after(image, &records));
+        Ok(Proposal::new(records, ()))
+    }
+
     /// Removes a broker's registration (Kafka's UnregisterBroker).
     pub fn unregister_broker(&self, image: &MetadataImage, broker_id: i32) -> Result<Proposal<()>, MetadataError> {
         let b = image.brokers.get(&broker_id).ok_or(MetadataError::BrokerNotRegistered(broker_id))?;

@@ -38,9 +38,17 @@ pub struct BrokerImage {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and is left out of Metadata responses.
     pub fenced: bool,
+    /// Partitions whose replica on this broker is in a failed log directory (this incarnation).
+    #[serde(default)]
+    pub offline_replicas: std::collections::BTreeSet<(Uuid, i32)>,
 }
 
 impl BrokerImage {
+    /// Whether the broker's replica of the partition may be in the ISR and lead.
+    pub fn can_serve(&self, topic_id: &Uuid, partition: i32) -> bool {
+        !self.fenced && !self.offline_replicas.contains(&(*topic_id, partition))
+    }
+
     /// The endpoint of listener `name`.
     pub fn endpoint(&self, name: &str) -> Option<&BrokerEndpoint> {
         self.endpoints.iter().find(|e| e.name == name)
@@ -157,8 +165,17 @@ impl MetadataImage {
                         endpoints: endpoints.clone(),
                         rack: rack.clone(),
                         fenced: *fenced,
+                        offline_replicas: Default::default(),
                     },
                 );
+            }
+            MetadataRecord::ReplicasOffline { broker_id, broker_epoch, partitions } => {
+                match self.brokers.get_mut(broker_id) {
+                    Some(b) if b.epoch == *broker_epoch => b.offline_replicas.extend(partitions.iter().copied()),
+                    _ => {
+                        tracing::warn!(broker_id, broker_epoch, "metadata: offline replicas of an unknown broker epoch")
+                    }
+                }
             }
             MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, fenced } => {
                 match self.brokers.get_mut(broker_id) {
@@ -193,6 +210,13 @@ impl MetadataImage {
                 rack: b.rack.clone(),
                 fenced: b.fenced,
             });
+            if !b.offline_replicas.is_empty() {
+                out.push(MetadataRecord::ReplicasOffline {
+                    broker_id: b.id,
+                    broker_epoch: b.epoch,
+                    partitions: b.offline_replicas.iter().copied().collect(),
+                });
+            }
         }
         for (key, value) in &self.cluster_configs {
             out.push(MetadataRecord::BrokerConfig { broker_id: None, key: key.clone(), value: Some(value.clone()) });
@@ -291,7 +315,11 @@ mod tests {
             },
             MetadataRecord::ProducerIds { next_producer_id: 2000 },
             MetadataRecord::BrokerConfig { broker_id: None, key: "log.retention.ms".into(), value: Some("9".into()) },
-            MetadataRecord::BrokerConfig { broker_id: Some(1), key: "message.max.bytes".into(), value: Some("7".into()) },
+            MetadataRecord::BrokerConfig {
+                broker_id: Some(1),
+                key: "message.max.bytes".into(),
+                value: Some("7".into()),
+            },
         ] {
             image.apply(&r);
         }

@@ -57,6 +57,12 @@ pub enum ControllerOp {
     FenceBroker {
         broker_id: i32,
     },
+    /// A broker's replicas in a failed log directory (JBOD).
+    ReplicasOffline {
+        broker_id: i32,
+        broker_epoch: i64,
+        partitions: Vec<(uuid::Uuid, i32)>,
+    },
     /// A partition leader's ISR change (Kafka's AlterPartition).
     AlterPartition {
         change: IsrChange,
@@ -132,6 +138,9 @@ impl Controller {
                 return Err(MetadataError::InvalidRequest("DescribeQuorum is answered by the quorum".into()))
             }
             ControllerOp::AlterPartition { change } => self.alter_partition(image, change)?.map(OpAnswer::Partition),
+            ControllerOp::ReplicasOffline { broker_id, broker_epoch, partitions } => {
+                self.replicas_offline(image, broker_id, broker_epoch, partitions)?.map(|()| OpAnswer::Done)
+            }
             ControllerOp::UnregisterBroker { broker_id } => {
                 self.unregister_broker(image, broker_id)?.map(|()| OpAnswer::Done)
             }

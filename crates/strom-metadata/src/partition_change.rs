@@ -78,7 +78,7 @@ impl Controller {
         if !isr.contains(&p.leader) {
             return Err(MetadataError::InvalidRequest("the leader must stay in the ISR".into()));
         }
-        let live = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+        let live = |id: i32| image.brokers.get(&id).is_some_and(|b| b.can_serve(&topic.topic_id, change.partition));
         if let Some(bad) = isr.iter().find(|r| !p.replicas.contains(r) || !live(**r)) {
             return Err(MetadataError::IneligibleReplica(format!(
                 "broker {bad} cannot join the ISR of {}-{}: it is not a live replica",
@@ -103,7 +103,6 @@ impl Controller {
     ) -> Vec<MetadataRecord> {
         let mut after = image.clone();
         changes.iter().for_each(|r| after.apply(r));
-        let live = |id: i32| after.brokers.get(&id).is_some_and(|b| !b.fenced);
         let mut out = Vec::new();
         for t in after.topics.values() {
             let unclean_allowed = t
@@ -113,6 +112,8 @@ impl Controller {
                 .or_else(|| after.cluster_configs.get("unclean.leader.election.enable"))
                 .map_or(self.settings.unclean_leader_election_enable, |v| v.eq_ignore_ascii_case("true"));
             for p in t.partitions.values() {
+                // A replica serves if its broker is unfenced and its log directory did not fail.
+                let live = |id: i32| after.brokers.get(&id).is_some_and(|b| b.can_serve(&t.topic_id, p.partition));
                 let mut isr: Vec<i32> = p.isr.iter().copied().filter(|r| live(*r)).collect();
                 if isr.is_empty() {
                     // The last member keeps its place: it has everything acknowledged, and may
@@ -234,6 +235,33 @@ mod tests {
             };
             self.c.alter_partition(&self.image, change)
         }
+    }
+
+    #[test]
+    fn a_replica_in_a_failed_log_directory_leaves_the_isr_until_its_broker_registers_again() {
+        let mut c = Cluster::new(false);
+        let start = c.partition();
+        let leader = start.leader;
+        let topic_id = c.image.topic("t").expect("t").topic_id;
+        let p = c.c.replicas_offline(&c.image, leader, c.epochs[leader as usize - 1], vec![(topic_id, 0)]);
+        c.commit(p.expect("offline"));
+        let p = c.partition();
+        assert!(p.leader != leader && !p.isr.contains(&leader), "{p:?}");
+        assert_eq!(p.leader_epoch, start.leader_epoch + 1);
+        // The new leader may not take it back into the ISR while its directory is offline.
+        let mut isr = p.isr.clone();
+        isr.push(leader);
+        let new_leader = p.leader;
+        assert!(matches!(c.alter(new_leader, isr.clone()), Err(MetadataError::IneligibleReplica(_))));
+        // A new incarnation (restarted, directory repaired) may catch up and rejoin.
+        let endpoints = vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "h".into(), port: 9090 }];
+        let r = c.c.register_broker(&c.image, leader, Uuid::new_v4(), endpoints, None).expect("register");
+        let epoch = c.commit(r);
+        c.epochs[leader as usize - 1] = epoch;
+        assert!(c.alter(new_leader, isr).is_ok());
+        // A report for an older incarnation is refused.
+        let stale = c.c.replicas_offline(&c.image, leader, epoch - 1, vec![(topic_id, 0)]);
+        assert!(matches!(stale, Err(MetadataError::StaleBrokerEpoch { .. })));
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum MetadataRecord {
         rack: Option<String>,
         fenced: bool,
     },
+    /// The replicas of these partitions on a broker sit in a log directory that failed (JBOD):
+    /// they leave the ISR and may not lead until the broker registers again (KIP-858's offline
+    /// log directories, by partition instead of by directory id).
+    ReplicasOffline { broker_id: i32, broker_epoch: i64, partitions: Vec<(Uuid, i32)> },
     /// A registered broker was fenced or unfenced (KRaft's BrokerRegistrationChangeRecord).
     BrokerRegistrationChange { broker_id: i32, broker_epoch: i64, fenced: bool },
     /// A broker's registration was removed (`strom cluster unregister`).

@@ -111,9 +111,7 @@ pub fn validate_value(name: &str, ty: ConfigType, value: &str) -> Result<(), Met
     match ty {
         Long { min } | Int { min } => match value.trim().parse::<i64>() {
             Ok(v) if v < min => bad(format!("Value must be at least {min}")),
-            Ok(v) if matches!(ty, Int { .. }) && v > i32::MAX as i64 => {
-                bad("Value is out of range for an int".into())
-            }
+            Ok(v) if matches!(ty, Int { .. }) && v > i32::MAX as i64 => bad("Value is out of range for an int".into()),
             Ok(_) => Ok(()),
             Err(_) if matches!(ty, Int { .. }) => bad("Not a number of type INT".into()),
             Err(_) => bad("Not a number of type LONG".into()),

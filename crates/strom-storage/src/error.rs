@@ -18,6 +18,9 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// The partition's log directory failed earlier (JBOD): nothing in it is read or written.
+    #[error("log directory {} is offline", path.display())]
+    LogDirOffline { path: PathBuf },
     /// A file's content makes no sense and cannot be repaired automatically.
     #[error("corrupt file {}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },

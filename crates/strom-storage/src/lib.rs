@@ -7,7 +7,8 @@
 //! threads.
 //!
 //! ```text
-//!  LogManager (root: checkpoints, clean-shutdown marker)
+//!  LogDirs (log.dirs: placement, directory health)
+//!  └─ LogManager (one root: checkpoints, clean-shutdown marker)
 //!     └─ Log "orders-0"  (log start, LEO, recovery point, producer state)
 //!          ├─ Segment 00000000000000000000  .log  .index  .timeindex
 //!          ├─ Segment 00000000000000004212  .log  .index  .timeindex
@@ -41,6 +42,7 @@ mod follower;
 mod index;
 mod leader_epoch;
 mod log;
+mod log_dirs;
 mod lookup;
 mod manager;
 mod outcome;
@@ -66,6 +68,7 @@ pub use leader_epoch::{
     EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
 };
 pub use log::Log;
+pub use log_dirs::{is_dir_failure, DirHealth, LogDirs};
 pub use manager::{LogManager, CLEAN_SHUTDOWN_FILE};
 pub use outcome::{AppendInfo, AppendOutcome, FileRegion, LoadSummary, ReadOutcome, RegionRead, RetentionOutcome};
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, MAX_CACHED_BATCHES};

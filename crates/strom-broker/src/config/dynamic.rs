@@ -180,7 +180,8 @@ mod tests {
     fn a_combination_that_does_not_parse_keeps_the_previous_config() {
         let dynamic = DynamicConfig::new(Arc::new(BrokerConfig::default()));
         // 1 MiB of dedupe buffer cannot serve 4 cleaner threads.
-        let bad = image(&[set(None, "log.cleaner.dedupe.buffer.size", "1048576"), set(None, "log.cleaner.threads", "4")]);
+        let bad =
+            image(&[set(None, "log.cleaner.dedupe.buffer.size", "1048576"), set(None, "log.cleaner.threads", "4")]);
         assert!(!dynamic.apply(&bad));
         assert_eq!(dynamic.current().cleaner.threads, 1);
         let change = [("log.cleaner.threads".to_string(), Some("4".to_string()))];

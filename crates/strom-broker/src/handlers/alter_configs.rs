@@ -43,7 +43,9 @@ pub async fn apply_changes(
 ) -> Result<(), KafkaError> {
     match resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => return super::broker_configs::alter(broker, name, changes, replace_all, validate_only).await,
+        RESOURCE_BROKER => {
+            return super::broker_configs::alter(broker, name, changes, replace_all, validate_only).await
+        }
         other => {
             return Err(KafkaError::new(ResponseError::InvalidRequest, format!("Unsupported resource type {other}")))
         }

@@ -190,10 +190,7 @@ pub fn describe(
     let broker_id = resource_broker(broker, name).map_err(|_| {
         KafkaError::new(
             ResponseError::InvalidRequest,
-            format!(
-                "Unexpected broker id, expected {} or empty string, but received {name}",
-                broker.config.node_id
-            ),
+            format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id),
         )
     })?;
     let entries: Vec<Entry> = match broker_id {

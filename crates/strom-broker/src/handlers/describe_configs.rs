@@ -62,9 +62,13 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
             // the cluster-wide dynamic default, then the static config (Kafka's precedence).
             let keys = broker_keys_for(def.name);
             let layers: Vec<Vec<(i8, String)>> = keys.iter().map(|k| broker.dynamic.sources(k)).collect();
-            let broker_set = [SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER].into_iter().find_map(
-                |source| keys.iter().zip(&layers).find(|(_, l)| l.iter().any(|(s, _)| *s == source)).map(|(k, _)| (*k, source)),
-            );
+            let broker_set =
+                [SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER].into_iter().find_map(|source| {
+                    keys.iter()
+                        .zip(&layers)
+                        .find(|(_, l)| l.iter().any(|(s, _)| *s == source))
+                        .map(|(k, _)| (*k, source))
+                });
             let fallback = match broker_set {
                 Some((k, source)) => {
                     let v = broker_value_for(current, def.name).unwrap_or_else(|| def.default.to_string());

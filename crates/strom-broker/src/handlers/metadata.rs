@@ -95,7 +95,10 @@ fn topic_response(image: &MetadataImage, t: &TopicImage, v: i16) -> MetadataResp
             part.replica_nodes = p.replicas.iter().map(|r| BrokerId(*r)).collect();
             part.isr_nodes = p.isr.iter().map(|r| BrokerId(*r)).collect();
             if v >= 5 {
-                let offline = |r: &&i32| image.brokers.get(r).is_none_or(|b| b.fenced) && !image.brokers.is_empty();
+                let offline = |r: &&i32| {
+                    image.brokers.get(r).is_none_or(|b| !b.can_serve(&t.topic_id, p.partition))
+                        && !image.brokers.is_empty()
+                };
                 part.offline_replicas = p.replicas.iter().filter(offline).map(|r| BrokerId(*r)).collect();
             }
             if p.leader < 0 {

@@ -3,8 +3,8 @@
 //! [`crate::errors`].
 
 pub mod alter_configs;
-pub mod broker_configs;
 pub mod api_versions;
+pub mod broker_configs;
 pub mod cluster_view;
 pub mod create_partitions;
 pub mod create_topics;

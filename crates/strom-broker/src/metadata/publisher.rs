@@ -116,6 +116,9 @@ fn describe(before: &MetadataImage, record: &MetadataRecord) {
         MetadataRecord::BrokerRegistrationChange { broker_id, broker_epoch, fenced } => {
             tracing::info!(broker_id, broker_epoch, fenced, "broker registration changed")
         }
+        MetadataRecord::ReplicasOffline { broker_id, partitions, .. } => {
+            tracing::warn!(broker_id, partitions = partitions.len(), "replicas offline: their log directory failed")
+        }
         MetadataRecord::UnregisterBroker { broker_id, .. } => tracing::info!(broker_id, "broker unregistered"),
     }
 }

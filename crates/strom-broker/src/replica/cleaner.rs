@@ -97,10 +97,10 @@ pub async fn supervise(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, mut stop: 
     loop {
         running.retain(|_, h| !h.is_finished());
         for thread in 0..broker.dynamic.current().cleaner.threads {
-            if !running.contains_key(&thread) {
+            running.entry(thread).or_insert_with(|| {
                 let (b, c, s) = (Arc::clone(&broker), Arc::clone(&cleaner), stop.clone());
-                running.insert(thread, tokio::task::spawn_blocking(move || run(b, c, thread, s)));
-            }
+                tokio::task::spawn_blocking(move || run(b, c, thread, s))
+            });
         }
         tokio::select! {
             _ = stop.changed() => break,

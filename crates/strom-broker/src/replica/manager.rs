@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use strom_metadata::MetadataImage;
-use strom_storage::{LoadSummary, LogManager, StorageError, TopicPartition};
+use strom_storage::{DirHealth, LoadSummary, LogDirs, StorageError, TopicPartition};
 
 type PartitionKey = (String, i32);
 
@@ -34,7 +34,12 @@ pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     /// The config in force: each reconcile gives every log the current defaults.
     dynamic: Arc<DynamicConfig>,
-    logs: LogManager,
+    logs: LogDirs,
+    /// Log directories whose failure was handled (see [`Self::handle_failed_dirs`]).
+    failed_dirs: Mutex<Vec<PathBuf>>,
+    /// The metadata offset of the image the manager opened with: a partition of that image not
+    /// found on disk may be in a failed directory; one created later is new.
+    opened_at: u64,
     partitions: RwLock<HashMap<PartitionKey, Arc<Partition>>>,
     /// Whether partitions take the roles the image gives them. A cluster node starts without:
     /// its image may lag the quorum (it could lead an epoch long over, or follow a dead leader
@@ -60,11 +65,13 @@ impl ReplicaManager {
         image: &MetadataImage,
         image_is_complete: bool,
     ) -> Result<ReplicaManager, StorageError> {
-        let (logs, found) = LogManager::open(config.data_dir().to_path_buf())?;
+        let (logs, found) = LogDirs::open(&config.log_dirs)?;
         let manager = ReplicaManager {
             config,
             dynamic,
             logs,
+            failed_dirs: Mutex::new(Vec::new()),
+            opened_at: image.offset,
             partitions: RwLock::new(HashMap::new()),
             roles_active: AtomicBool::new(image_is_complete),
             unknown_at_start: Mutex::new(Vec::new()),
@@ -144,8 +151,16 @@ impl ReplicaManager {
             .collect();
         for key in stale {
             if let Some(part) = map.remove(&key) {
-                part.delete()?;
-                tracing::info!(topic = %key.0, partition = key.1, "deleted partition data");
+                let tp = TopicPartition { topic: key.0.clone(), partition: key.1 };
+                if part.is_offline() {
+                    // Its files stay in the failed directory; if that comes back, the partition
+                    // is removed at start-up as one the image does not know.
+                    tracing::info!(partition = %tp, "forgot a deleted partition of an offline log directory");
+                } else {
+                    part.delete()?;
+                    tracing::info!(topic = %key.0, partition = key.1, "deleted partition data");
+                }
+                self.logs.forget(&tp);
             }
         }
         let defaults = self.dynamic.current();
@@ -162,33 +177,7 @@ impl ReplicaManager {
                         Arc::clone(existing)
                     }
                     None => {
-                        let tp = TopicPartition { topic: topic.name.clone(), partition: p.partition };
-                        let dir = self.config.data_dir().join(tp.to_string());
-                        if dir.exists() && partition_metadata::belongs_to_other_topic(&dir, topic.topic_id) {
-                            // Left by a topic of the same name that was deleted while this node
-                            // did not hear of it: never serve that data as the new topic's.
-                            tracing::warn!(partition = %tp, "removing data of an older topic of the same name");
-                            std::fs::remove_dir_all(&dir).map_err(|source| StorageError::Io {
-                                context: format!("remove {}", dir.display()),
-                                source,
-                            })?;
-                        }
-                        let hw = self.logs.checkpointed_high_watermark(&tp);
-                        let log = self.logs.open_log(tp, config.clone())?;
-                        partition_metadata::write(&dir, topic.topic_id).map_err(|source| StorageError::Io {
-                            context: format!("write {}", dir.display()),
-                            source,
-                        })?;
-                        let lag = self.config.cluster.replica_lag_time_max_ms as i64;
-                        let part = Arc::new(Partition::new(
-                            topic.name.clone(),
-                            topic.topic_id,
-                            p.partition,
-                            log,
-                            self.config.node_id,
-                            lag,
-                            hw,
-                        ));
+                        let part = self.open_partition(image, topic, p, config.clone())?;
                         map.insert(key, Arc::clone(&part));
                         part
                     }
@@ -203,12 +192,103 @@ impl ReplicaManager {
                 if !commands.is_empty() {
                     out.commands.push((Arc::clone(&part), commands));
                 }
-                if p.leader != self.config.node_id && p.leader >= 0 {
+                // A partition of a failed log directory has no log to fetch into.
+                if p.leader != self.config.node_id && p.leader >= 0 && !part.is_offline() {
                     out.following.push(part);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Opens the log of a partition this broker hosts and has not opened yet, in the directory
+    /// it lives in (a new one goes to the least loaded). A partition whose directory is offline
+    /// is hosted without a log: it answers KAFKA_STORAGE_ERROR. So is one of the start-up image
+    /// not found anywhere while a directory is offline: its data may be in the failed directory,
+    /// and an empty log in its place could lead and lose it (Kafka refuses to recreate such a
+    /// log for the same reason); a partition created later is new and goes to a live directory.
+    fn open_partition(
+        &self,
+        image: &MetadataImage,
+        topic: &strom_metadata::TopicImage,
+        p: &strom_metadata::PartitionImage,
+        config: strom_storage::LogConfig,
+    ) -> Result<Arc<Partition>, StorageError> {
+        let tp = TopicPartition { topic: topic.name.clone(), partition: p.partition };
+        let lag = self.config.cluster.replica_lag_time_max_ms as i64;
+        let hosted = |log: Option<strom_storage::Log>, dir: Arc<DirHealth>, hw: i64| {
+            Arc::new(Partition::new(
+                topic.name.clone(),
+                topic.topic_id,
+                p.partition,
+                (log, dir),
+                self.config.node_id,
+                lag,
+                hw,
+            ))
+        };
+        let offline_dir = match self.logs.dir_of(&tp) {
+            Some(dir) if dir.is_offline() => Some(dir),
+            None if self.logs.any_offline() && image.offset <= self.opened_at => {
+                self.logs.healths().into_iter().find(|d| d.is_offline())
+            }
+            _ => None,
+        };
+        if let Some(dir) = offline_dir {
+            tracing::warn!(partition = %tp, dir = %dir.path.display(), "partition offline: its log directory failed");
+            return Ok(hosted(None, dir, 0));
+        }
+        let opened = (|| {
+            let (dir, health) = self.logs.partition_dir(&tp)?;
+            if dir.exists() && partition_metadata::belongs_to_other_topic(&dir, topic.topic_id) {
+                // Left by a topic of the same name that was deleted while this node did not
+                // hear of it: never serve that data as the new topic's.
+                tracing::warn!(partition = %tp, "removing data of an older topic of the same name");
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|source| StorageError::Io { context: format!("remove {}", dir.display()), source })?;
+            }
+            let hw = self.logs.checkpointed_high_watermark(&tp);
+            let (log, _) = self.logs.open_log(tp.clone(), config)?;
+            partition_metadata::write(&dir, topic.topic_id)
+                .map_err(|source| StorageError::Io { context: format!("write {}", dir.display()), source })?;
+            Ok((log, health, hw))
+        })();
+        match opened {
+            Ok((log, health, hw)) => Ok(hosted(Some(log), health, hw)),
+            Err(e) if strom_storage::is_dir_failure(&e) || matches!(e, StorageError::LogDirOffline { .. }) => {
+                let dir = self.logs.dir_of(&tp).unwrap_or_else(|| self.logs.healths().remove(0));
+                dir.fail(&e);
+                Ok(hosted(None, dir, 0))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Partitions of log directories that failed since the last call: their logs are dropped
+    /// (files untouched) and they are returned, for the controller to move their leadership.
+    /// Every directory offline stops the process, as Kafka's broker halts: it cannot serve.
+    pub fn handle_failed_dirs(&self) -> Vec<Arc<Partition>> {
+        let mut handled = self.failed_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let newly: Vec<Arc<DirHealth>> =
+            self.logs.healths().into_iter().filter(|d| d.is_offline() && !handled.contains(&d.path)).collect();
+        if newly.is_empty() {
+            return Vec::new();
+        }
+        let offline: Vec<Arc<Partition>> =
+            self.all().into_iter().filter(|p| newly.iter().any(|d| Arc::ptr_eq(d, &p.dir))).collect();
+        for p in &offline {
+            p.drop_offline_log();
+        }
+        for d in &newly {
+            let count = offline.iter().filter(|p| Arc::ptr_eq(d, &p.dir)).count();
+            tracing::error!(dir = %d.path.display(), partitions = count, "log directory offline: its partitions answer KAFKA_STORAGE_ERROR");
+            handled.push(d.path.clone());
+        }
+        if self.logs.all_offline() {
+            tracing::error!("every log directory is offline: shutting down (the broker cannot serve)");
+            std::process::exit(1);
+        }
+        offline
     }
 
     /// Writes the recovery-point, log-start-offset and high-watermark checkpoint files.
@@ -225,8 +305,7 @@ impl ReplicaManager {
     }
 
     fn write_checkpoint_files(&self, entries: Vec<(TopicPartition, i64, i64, i64)>) -> Result<(), StorageError> {
-        self.logs.write_high_watermarks(entries.iter().map(|(tp, _, _, hw)| (tp.clone(), *hw)))?;
-        self.logs.write_checkpoints(entries.into_iter().map(|(tp, rp, start, _)| (tp, rp, start)))
+        self.logs.write_checkpoints(entries)
     }
 
     /// Clean shutdown: flush and close every log, write checkpoints and the clean-shutdown marker
@@ -234,7 +313,7 @@ impl ReplicaManager {
     pub fn shutdown(&self) -> Result<(), StorageError> {
         let partitions = self.all();
         let mut entries = Vec::with_capacity(partitions.len());
-        for p in &partitions {
+        for p in partitions.iter().filter(|p| !p.is_offline()) {
             p.flush()?;
             if let Some((rp, start, hw)) = p.checkpoint_offsets() {
                 entries.push((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start, hw));

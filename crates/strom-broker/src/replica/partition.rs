@@ -11,12 +11,12 @@
 use super::state::{IsrAnswer, ReplicaCommand, ReplicaError, ReplicaState, RoleChange};
 use crate::errors::KafkaError;
 use bytes::Bytes;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use strom_metadata::PartitionImage;
 use strom_protocol::ResponseError;
 use strom_storage::{
-    AppendOutcome, CleanOutcome, CleanPlan, CleanSettings, CleanedLog, FileRegion, LoadSummary, Log, LogConfig,
-    StorageError,
+    AppendOutcome, CleanOutcome, CleanPlan, CleanSettings, CleanedLog, DirHealth, FileRegion, LoadSummary, Log,
+    LogConfig, StorageError,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -27,6 +27,9 @@ pub struct Partition {
     pub topic_id: Uuid,
     pub index: i32,
     pub(super) log: Mutex<Option<Log>>,
+    /// The log directory the partition lives in: an I/O error of this partition takes the whole
+    /// directory offline, and nothing in an offline directory is touched again.
+    pub(super) dir: Arc<DirHealth>,
     pub(super) replica: Mutex<ReplicaState>,
     pub(super) progress: watch::Sender<Progress>,
 }
@@ -82,16 +85,38 @@ impl Partition {
         topic: String,
         topic_id: Uuid,
         index: i32,
-        log: Log,
+        (log, dir): (Option<Log>, Arc<DirHealth>),
         node_id: i32,
         lag_time_max_ms: i64,
         checkpointed_hw: i64,
     ) -> Partition {
-        let leo = log.log_end_offset();
-        let hw = checkpointed_hw.clamp(log.log_start_offset(), leo);
+        let (start, leo) = log.as_ref().map_or((0, 0), |l| (l.log_start_offset(), l.log_end_offset()));
+        let hw = checkpointed_hw.clamp(start, leo);
         let state = ReplicaState::new(node_id, lag_time_max_ms, leo, hw);
         let progress = watch::channel(progress_of(&state)).0;
-        Partition { topic, topic_id, index, log: Mutex::new(Some(log)), replica: Mutex::new(state), progress }
+        Partition { topic, topic_id, index, log: Mutex::new(log), dir, replica: Mutex::new(state), progress }
+    }
+
+    /// Whether the partition's log directory failed (every operation answers
+    /// KAFKA_STORAGE_ERROR).
+    pub fn is_offline(&self) -> bool {
+        self.dir.is_offline()
+    }
+
+    /// Takes the partition's directory offline if `result` is a directory failure.
+    pub(super) fn check<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &result {
+            if strom_storage::is_dir_failure(e) {
+                self.dir.fail(e);
+            }
+        }
+        result
+    }
+
+    /// Drops the log of a partition whose directory failed (its files are not touched: no flush,
+    /// no snapshot); the replica state stays, so the partition answers with storage errors.
+    pub fn drop_offline_log(&self) {
+        drop(self.log().take());
     }
 
     fn log(&self) -> MutexGuard<'_, Option<Log>> {
@@ -103,9 +128,12 @@ impl Partition {
     }
 
     pub(super) fn with_log<T>(&self, f: impl FnOnce(&mut Log) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        if self.dir.is_offline() {
+            return Err(self.dir.offline_error());
+        }
         let mut guard = self.log();
         match guard.as_mut() {
-            Some(log) => f(log),
+            Some(log) => self.check(f(log)),
             None => Err(StorageError::Io {
                 context: format!("partition {}-{} is closed", self.topic, self.index),
                 source: std::io::Error::other("partition closed"),
@@ -170,6 +198,9 @@ impl Partition {
         now_ms: i64,
         min_insync_replicas: Option<usize>,
     ) -> Result<(AppendOutcome, Vec<ReplicaCommand>), KafkaError> {
+        if self.dir.is_offline() {
+            return Err(self.dir.offline_error().into());
+        }
         let mut guard = self.log();
         let log = guard.as_mut().ok_or(ResponseError::NotLeaderOrFollower)?;
         let epoch = {
@@ -181,7 +212,7 @@ impl Partition {
             }
             state.leader_epoch
         };
-        let outcome = log.append(batches, epoch, now_ms)?;
+        let outcome = self.check(log.append(batches, epoch, now_ms))?;
         let mut state = self.state();
         let commands = state.local_append(log.log_end_offset());
         self.publish(&state);
@@ -341,6 +372,9 @@ impl Partition {
     }
 
     pub fn set_config(&self, config: LogConfig) -> Result<(), StorageError> {
+        if self.is_offline() {
+            return Ok(());
+        }
         self.with_log(|log| {
             log.set_config(config);
             Ok(())
@@ -367,7 +401,7 @@ impl Partition {
         let Some(pending) = self.with_log(|log| Ok(log.take_flush_after_roll()))? else {
             return Ok(());
         };
-        pending.sync()?;
+        self.check(pending.sync())?;
         self.with_log(|log| {
             log.mark_flushed(&pending);
             Ok(())
