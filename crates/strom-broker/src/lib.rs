@@ -31,3 +31,5 @@ pub mod server;
 
 pub use config::BrokerConfig;
 pub use server::{start, Broker, BrokerHandle, StartError};
+/// For the binary's runtime hooks: an fsync on a marked (async worker) thread is refused.
+pub use strom_storage::mark_async_worker;

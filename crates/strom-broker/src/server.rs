@@ -303,8 +303,10 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let checkpoint_every = Duration::from_millis(broker.config.log_flush_offset_checkpoint_interval_ms);
     let mut last_retention = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
-    // Replicas in failed log directories the controller has not been told of yet.
-    let mut offline_replicas: Vec<(uuid::Uuid, i32)> = Vec::new();
+    // Replicas in failed log directories the controller has not been told of yet, and whether a
+    // report is under way.
+    let offline_replicas: Arc<std::sync::Mutex<Vec<(uuid::Uuid, i32)>>> = Arc::default();
+    let reporting = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -338,14 +340,23 @@ async fn housekeeping(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
         })
         .await
         .unwrap_or_default();
-        offline_replicas.extend(failed.iter().map(|p| (p.topic_id, p.index)));
-        if !offline_replicas.is_empty() && !broker.config.cluster.is_single_node() {
-            // The controller moves their leaderships and takes them out of the ISR; resent at
-            // every tick until it answers. (A single node has no other replica to move to: its
-            // offline partitions answer KAFKA_STORAGE_ERROR.)
-            offline_replicas = report_offline_replicas(&broker, offline_replicas).await;
-        } else {
-            offline_replicas.clear();
+        if broker.config.cluster.is_single_node() {
+            // No other replica to move to: its offline partitions answer KAFKA_STORAGE_ERROR.
+            continue;
+        }
+        let mut pending = offline_replicas.lock().unwrap_or_else(|p| p.into_inner());
+        pending.extend(failed.iter().map(|p| (p.topic_id, p.index)));
+        if !pending.is_empty() && !reporting.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // The controller moves their leaderships and takes them out of the ISR; told from
+            // a task of its own (the maintenance above must not wait for the controller), again
+            // at the next tick until it answers.
+            let partitions = std::mem::take(&mut *pending);
+            let (b, left, flag) = (Arc::clone(&broker), Arc::clone(&offline_replicas), Arc::clone(&reporting));
+            tokio::spawn(async move {
+                let not_told = report_offline_replicas(&b, partitions).await;
+                left.lock().unwrap_or_else(|p| p.into_inner()).extend(not_told);
+                flag.store(false, std::sync::atomic::Ordering::SeqCst);
+            });
         }
     }
 }

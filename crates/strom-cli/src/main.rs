@@ -116,7 +116,14 @@ fn run_server(config_file: Option<PathBuf>, overrides: Vec<String>) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Worker threads are marked (their park hooks run on workers only, never on the blocking
+    // pool) so that the storage engine can refuse an fsync on them.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(strom_broker::mark_async_worker)
+        .on_thread_unpark(strom_broker::mark_async_worker)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("strom server: cannot start the async runtime: {e}");

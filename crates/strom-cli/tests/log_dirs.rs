@@ -147,7 +147,11 @@ async fn the_controller_moves_leaderships_off_a_failed_log_directory() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(cluster.nodes[0].is_running(), "node 1 still serves its other directory");
-    assert!(cluster.nodes[0].log().contains("controller told: replicas in a failed log directory"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cluster.nodes[0].log().contains("controller told: replicas in a failed log directory") {
+        assert!(Instant::now() < deadline, "node 1 never logged its report");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Every partition keeps taking acks=all writes (min.insync.replicas=2 on the healthy ones).
     for p in cluster.partitions(1, "jbod") {
         let leader = &cluster.nodes[support::cluster::node_of(p.leader)];

@@ -107,6 +107,10 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<(), MetadataError> {
     }
 }
 
+/// Keys only the cluster-wide default may set: the active controller reads them, and a
+/// per-broker value would count only while that broker's node happens to be the controller.
+pub const CLUSTER_WIDE_ONLY: &[&str] = &["unclean.leader.election.enable"];
+
 impl Controller {
     /// Changes dynamic broker configs of `broker_id` (None: the cluster-wide default).
     /// `replace_all` is the legacy AlterConfigs semantics (the given set replaces every dynamic
@@ -121,6 +125,13 @@ impl Controller {
     ) -> Result<Proposal<()>, MetadataError> {
         if let Some(id) = broker_id.filter(|id| *id < 0) {
             return Err(MetadataError::InvalidRequest(format!("Invalid broker id {id}")));
+        }
+        if let Some((key, _)) =
+            changes.iter().find(|(k, v)| broker_id.is_some() && v.is_some() && CLUSTER_WIDE_ONLY.contains(&k.as_str()))
+        {
+            return Err(MetadataError::InvalidConfig(format!(
+                "{key} is read by the active controller: set it as the cluster-wide default (--entity-default)"
+            )));
         }
         let current = match broker_id {
             Some(id) => image.broker_configs.get(&id),

@@ -116,7 +116,20 @@ pub fn validate_value(name: &str, ty: ConfigType, value: &str) -> Result<(), Met
             Err(_) if matches!(ty, Int { .. }) => bad("Not a number of type INT".into()),
             Err(_) => bad("Not a number of type LONG".into()),
         },
-        Double => value.trim().parse::<f64>().map(|_| ()).or_else(|_| bad("Not a number of type DOUBLE".into())),
+        Double => match value.trim().parse::<f64>() {
+            Ok(v) if !v.is_finite() => bad("Value must be a finite number".into()),
+            // Kafka's ranges for the two ratios and the cleaner's rate.
+            Ok(v) if name.ends_with("cleanable.ratio") || name == "min.cleanable.dirty.ratio" => {
+                if (0.0..=1.0).contains(&v) {
+                    Ok(())
+                } else {
+                    bad("Value must be between 0 and 1".into())
+                }
+            }
+            Ok(v) if name == "log.cleaner.io.max.bytes.per.second" && v <= 0.0 => bad("Value must be positive".into()),
+            Ok(_) => Ok(()),
+            Err(_) => bad("Not a number of type DOUBLE".into()),
+        },
         Boolean => match value.trim().to_ascii_lowercase().as_str() {
             "true" | "false" => Ok(()),
             _ => bad("Expected value to be either true or false".into()),

@@ -33,7 +33,17 @@ const CHECKPOINT_VERSION: i32 = 0;
 /// fsyncs a directory so that renames and new files in it survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let f = fs::File::open(dir).ctx(|| format!("open directory {}", dir.display()))?;
-    f.sync_all().ctx(|| format!("fsync directory {}", dir.display()))
+    crate::fsync::sync_all(&f, dir)
+}
+
+/// Replaces `path` with `bytes` atomically (write a copy, rename it over), without waiting for
+/// the disk: after a process crash the file is old or new, never torn; it is durable only once
+/// it and its directory are fsynced.
+pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("checkpoint");
+    let tmp = path.with_file_name(format!("{file_name}.tmp"));
+    fs::write(&tmp, bytes).ctx(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 /// Replaces `path` with `bytes` atomically and durably.
@@ -43,7 +53,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     {
         let mut f = fs::File::create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
         f.write_all(bytes).ctx(|| format!("write {}", tmp.display()))?;
-        f.sync_all().ctx(|| format!("fsync {}", tmp.display()))?;
+        crate::fsync::sync_all(&f, &tmp)?;
     }
     fs::rename(&tmp, path).ctx(|| format!("rename {} to {}", tmp.display(), path.display()))?;
     if let Some(dir) = path.parent() {

@@ -5,8 +5,12 @@
 //! the last checkpoint) are scanned, and the kernel writes dirty pages back a segment at a time
 //! instead of in one burst when its dirty limit is reached.
 //!
-//! The caller takes the work under the log's lock ([`Log::take_flush_after_roll`]), runs
-//! [`PendingFlush::sync`] without it, and reports back with [`Log::mark_flushed`].
+//! The same shape serves `flush.messages` / `flush.ms` on the append path
+//! ([`Log::take_requested_flush`]): an append only asks for the flush, and the broker runs it on a
+//! blocking thread before it answers the produce, so that no fsync runs on an async worker.
+//!
+//! The caller takes the work under the log's lock, runs [`PendingFlush::sync`] without it, and
+//! reports back with [`Log::mark_flushed`].
 
 use crate::checkpoint::sync_dir;
 use crate::error::{IoContext, Result};
@@ -22,15 +26,26 @@ pub struct PendingFlush {
     /// The log's truncation count when this was taken.
     truncations: u64,
     files: Vec<(Arc<File>, PathBuf)>,
-    /// The log directory, when files were created in it since the last full flush.
+    /// Small files rewritten without an fsync on the append path (the leader-epoch checkpoint,
+    /// producer snapshots at a roll), synced here before the data they describe.
+    rewritten: Vec<PathBuf>,
+    /// The log directory, when files were created or renamed in it since the last full flush.
     dir: Option<PathBuf>,
 }
 
 impl PendingFlush {
     /// fsyncs the segment files (log and indexes) and, if needed, the directory.
     pub fn sync(&self) -> Result<()> {
+        for path in &self.rewritten {
+            match File::open(path) {
+                Ok(file) => crate::fsync::sync_all(&file, path)?,
+                // A snapshot removed meanwhile (only the latest few are kept) needs no sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
+            }
+        }
         for (file, path) in &self.files {
-            file.sync_data().ctx(|| format!("fsync {}", path.display()))?;
+            crate::fsync::sync_data(file, path)?;
         }
         if let Some(dir) = &self.dir {
             sync_dir(dir)?;
@@ -50,12 +65,53 @@ impl Log {
         }
         let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
         let files = self.segments.range(from..up_to).flat_map(|(_, s)| s.file_handles()).collect();
-        Some(PendingFlush {
-            up_to,
-            truncations: self.truncations,
-            files,
-            dir: self.dir_dirty.then(|| self.dir.clone()),
-        })
+        let rewritten = self.take_rewritten();
+        let dir = (self.dir_dirty || !rewritten.is_empty()).then(|| self.dir.clone());
+        Some(PendingFlush { up_to, truncations: self.truncations, files, rewritten, dir })
+    }
+
+    /// What an append asked for (`flush.messages` or `flush.ms` reached): the files from the
+    /// recovery point to the log end, to be fsynced by the caller without the log's lock, on a
+    /// blocking thread. `None` if no flush is due.
+    pub fn take_requested_flush(&mut self, now_ms: i64) -> Option<PendingFlush> {
+        if !std::mem::take(&mut self.flush_requested) || self.recovery_point >= self.log_end_offset {
+            return None;
+        }
+        let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
+        let files = self.segments.range(from..).flat_map(|(_, s)| s.file_handles()).collect();
+        let rewritten = self.take_rewritten();
+        let dir = (self.dir_dirty || !rewritten.is_empty()).then(|| self.dir.clone());
+        // Counted from now: the appends after this one start a new interval.
+        self.dir_dirty = false;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Some(PendingFlush { up_to: self.log_end_offset, truncations: self.truncations, files, rewritten, dir })
+    }
+
+    /// The files rewritten without an fsync since the last flush.
+    pub(crate) fn take_rewritten(&mut self) -> Vec<PathBuf> {
+        let mut out = std::mem::take(&mut self.unsynced_snapshots);
+        out.extend(self.epochs.take_unsynced());
+        out
+    }
+
+    /// Runs a flush an append asked for and nobody took (on a blocking thread: housekeeping).
+    pub fn flush_if_requested(&mut self, now_ms: i64) -> Result<()> {
+        if self.flush_requested {
+            self.flush_at(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Counts an append's records toward `flush.messages` and `flush.ms`; asks for a flush
+    /// (taken by [`Self::take_requested_flush`]) when one of them is reached.
+    pub(crate) fn note_appended(&mut self, record_count: u64, now_ms: i64) {
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_interval_messages
+            || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms
+        {
+            self.flush_requested = true;
+        }
     }
 
     /// `flushed` was synced: everything below its `up_to` is on disk, so the recovery point moves

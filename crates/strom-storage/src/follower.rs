@@ -73,12 +73,9 @@ impl Log {
             self.producers.apply(header);
         }
         self.log_end_offset = next;
-        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
-        if self.unflushed_messages >= self.config.flush_interval_messages {
-            self.flush_at(now_ms)?;
-        } else {
-            self.maybe_flush_by_time(now_ms)?;
-        }
+        // No fsync here (this runs on the caller's thread, an async worker in the broker): the
+        // flush is asked for and run by the caller on a blocking thread.
+        self.note_appended(record_count, now_ms);
         Ok(Some(AppendInfo {
             base_offset,
             last_offset: next - 1,

@@ -54,7 +54,7 @@ impl IndexFile {
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file.sync_data().ctx(|| format!("fsync index {}", self.path.display()))
+        crate::fsync::sync_data(&self.file, &self.path)
     }
 
     pub(crate) fn handle(&self) -> (Arc<File>, PathBuf) {

@@ -28,6 +28,9 @@ pub struct LeaderEpochCache {
     path: PathBuf,
     /// Ascending in both epoch and start offset.
     entries: Vec<EpochEntry>,
+    /// The file was rewritten without an fsync (a new epoch on the append path) and is to be
+    /// synced with the log's next flush.
+    unsynced: bool,
 }
 
 impl LeaderEpochCache {
@@ -39,18 +42,18 @@ impl LeaderEpochCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(StorageError::Io { context: format!("read {}", path.display()), source: e }),
         };
-        Ok(LeaderEpochCache { path, entries })
+        Ok(LeaderEpochCache { path, entries, unsynced: false })
     }
 
     /// A cache without a file (a placeholder before the log's directory is known, or a model
     /// log in a simulation): changes are kept in memory only.
     pub fn in_memory() -> LeaderEpochCache {
-        LeaderEpochCache { path: PathBuf::new(), entries: Vec::new() }
+        LeaderEpochCache { path: PathBuf::new(), entries: Vec::new(), unsynced: false }
     }
 
     /// An empty cache for `dir` (its file is rewritten on the next change).
     pub(crate) fn empty_at(dir: &Path) -> LeaderEpochCache {
-        LeaderEpochCache { path: dir.join(LEADER_EPOCH_CHECKPOINT), entries: Vec::new() }
+        LeaderEpochCache { path: dir.join(LEADER_EPOCH_CHECKPOINT), entries: Vec::new(), unsynced: false }
     }
 
     pub fn entries(&self) -> &[EpochEntry] {
@@ -74,7 +77,16 @@ impl LeaderEpochCache {
             self.entries.pop();
         }
         self.entries.push(EpochEntry { epoch, start_offset });
-        self.write()
+        // On the append path (an async worker): written now, so that it is in the file before the
+        // batches are, but fsynced with the log's next flush (Kafka 3.7's KAFKA-15046), which
+        // syncs it before the data it describes. Recovery records epochs from the batches it
+        // scans, for a crash that kept the data but not this file.
+        self.write_unsynced()
+    }
+
+    /// The file's path if it was rewritten without an fsync since the last [`Self::take_unsynced`].
+    pub(crate) fn take_unsynced(&mut self) -> Option<PathBuf> {
+        std::mem::take(&mut self.unsynced).then(|| self.path.clone())
     }
 
     /// The log was truncated to `end_offset`: epochs starting at or after it are gone.
@@ -123,15 +135,30 @@ impl LeaderEpochCache {
         }
     }
 
-    fn write(&self) -> Result<()> {
-        if self.path.as_os_str().is_empty() {
-            return Ok(());
-        }
+    fn text(&self) -> String {
         let mut text = format!("0\n{}\n", self.entries.len());
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        write_atomically(&self.path, text.as_bytes())
+        text
+    }
+
+    fn write(&mut self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        write_atomically(&self.path, self.text().as_bytes())?;
+        self.unsynced = false;
+        Ok(())
+    }
+
+    fn write_unsynced(&mut self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        crate::checkpoint::write_replacing(&self.path, self.text().as_bytes())?;
+        self.unsynced = true;
+        Ok(())
     }
 }
 

@@ -39,6 +39,7 @@ mod config;
 mod error;
 mod flush;
 mod follower;
+mod fsync;
 mod index;
 mod leader_epoch;
 mod log;
@@ -64,6 +65,7 @@ pub use cleaner::{CleanOutcome, CleanPlan, CleanSettings, CleanStats, CleanedLog
 pub use config::{LogConfig, TopicPartition};
 pub use error::{Result, StorageError};
 pub use flush::PendingFlush;
+pub use fsync::mark_async_worker;
 pub use leader_epoch::{
     EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
 };

@@ -43,6 +43,10 @@ pub struct Log {
     pub(crate) dir_dirty: bool,
     /// A roll happened: the segments below this offset are to be flushed in the background.
     pub(crate) flush_after_roll: Option<i64>,
+    /// An append reached `flush.messages` or `flush.ms`: see [`Log::take_requested_flush`].
+    pub(crate) flush_requested: bool,
+    /// Producer snapshots written at a roll without an fsync, for the next flush.
+    pub(crate) unsynced_snapshots: Vec<PathBuf>,
     /// How many times the log was truncated: a background flush taken before a truncation must
     /// not move the recovery point after it (the offsets may hold other, unsynced data by then).
     pub(crate) truncations: u64,
@@ -142,12 +146,9 @@ impl Log {
             self.producers.apply(header);
         }
         self.log_end_offset = next;
-        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
-        if self.unflushed_messages >= self.config.flush_interval_messages {
-            self.flush_at(now_ms)?;
-        } else {
-            self.maybe_flush_by_time(now_ms)?;
-        }
+        // No fsync here (this runs on the caller's thread, an async worker in the broker): the
+        // flush is asked for and run by the caller on a blocking thread.
+        self.note_appended(record_count, now_ms);
         Ok(AppendOutcome::Appended(AppendInfo {
             base_offset,
             last_offset,
@@ -266,7 +267,9 @@ impl Log {
         let segment = Segment::create(&self.dir, new_base)?;
         self.segments.insert(new_base, segment);
         self.dir_dirty = true;
-        snapshot::write(&self.dir, &self.producers, new_base)?;
+        // Without an fsync (a roll happens on the append path): synced by the roll's flush.
+        let snapshot = snapshot::write_unsynced(&self.dir, &self.producers, new_base)?;
+        self.unsynced_snapshots.push(snapshot);
         self.flush_after_roll = Some(new_base);
         tracing::debug!(partition = %self.tp, base_offset = new_base, "rolled new segment");
         Ok(())
@@ -291,10 +294,19 @@ impl Log {
         for segment in self.segments.range(from..).map(|(_, s)| s) {
             segment.flush()?;
         }
+        for path in self.take_rewritten() {
+            match std::fs::File::open(&path) {
+                Ok(file) => crate::fsync::sync_all(&file, &path)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
+            }
+            self.dir_dirty = true;
+        }
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
+        self.flush_requested = false;
         self.recovery_point = self.log_end_offset;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;

@@ -52,12 +52,20 @@ impl DirHealth {
 }
 
 /// Whether `e` means the directory cannot be trusted any more: any error the operating system
-/// reported, except a full disk or quota (those are retried once space is freed).
+/// reported, except a full disk or quota (retried once space is freed) and the errors that are
+/// about the process rather than the disk (out of file descriptors or memory, interrupted).
 pub fn is_dir_failure(e: &StorageError) -> bool {
-    const ENOSPC: i32 = 28;
-    const EDQUOT: i32 = 122;
+    const NOT_THE_DISK: &[i32] = &[
+        4,   // EINTR
+        11,  // EAGAIN
+        12,  // ENOMEM
+        23,  // ENFILE
+        24,  // EMFILE
+        28,  // ENOSPC
+        122, // EDQUOT
+    ];
     match e {
-        StorageError::Io { source, .. } => source.raw_os_error().is_some_and(|c| c != ENOSPC && c != EDQUOT),
+        StorageError::Io { source, .. } => source.raw_os_error().is_some_and(|c| !NOT_THE_DISK.contains(&c)),
         _ => false,
     }
 }

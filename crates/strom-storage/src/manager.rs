@@ -120,7 +120,8 @@ impl LogManager {
     pub fn mark_clean_shutdown(&self) -> Result<()> {
         let marker = self.root.join(CLEAN_SHUTDOWN_FILE);
         fs::write(&marker, b"").ctx(|| format!("create {}", marker.display()))?;
-        fs::File::open(&marker).and_then(|f| f.sync_all()).ctx(|| format!("fsync {}", marker.display()))?;
+        let f = fs::File::open(&marker).ctx(|| format!("open {}", marker.display()))?;
+        crate::fsync::sync_all(&f, &marker)?;
         sync_dir(&self.root)
     }
 

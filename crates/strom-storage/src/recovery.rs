@@ -147,6 +147,8 @@ pub(crate) fn load(
         last_flush_ms: wall_clock_ms(),
         dir_dirty,
         flush_after_roll: None,
+        flush_requested: false,
+        unsynced_snapshots: Vec::new(),
         truncations: 0,
         load_summary: summary,
         epochs: LeaderEpochCache::in_memory(),
@@ -174,6 +176,9 @@ pub(crate) fn load(
     let (start, end) = (log.log_start_offset, log.log_end_offset);
     log.epochs.truncate_from_end(end)?;
     log.epochs.truncate_from_start(start)?;
+    if !clean_shutdown {
+        log.record_epochs_after_recovery_point()?;
+    }
     tracing::debug!(partition = %log.tp, log_start = log.log_start_offset, log_end = log.log_end_offset,
         summary = ?log.load_summary, "loaded log");
     Ok(log)
@@ -193,6 +198,33 @@ impl Log {
         self.recovery_point = self.recovery_point.min(offset);
         self.epochs.truncate_from_end(offset)?;
         self.epochs.truncate_from_start(offset)?;
+        Ok(())
+    }
+
+    /// Records the epochs of the batches past the recovery point that the cache lacks: a new
+    /// epoch's entry is fsynced with the next flush, so a crash may keep batches of an epoch the
+    /// file never got (Kafka's segment recovery assigns epochs from the batches the same way).
+    fn record_epochs_after_recovery_point(&mut self) -> Result<()> {
+        let from = self.recovery_point;
+        let first_base = self.segments.range(..=from).next_back().map_or(i64::MIN, |(b, _)| *b);
+        let mut found = Vec::new();
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            let mut pos = segment.lookup_position(from);
+            while let Some(header) = segment.header_at(pos)? {
+                pos += header.total_size() as u64;
+                let latest = found.last().map(|(e, _)| *e).or(self.epochs.latest_epoch());
+                if header.base_offset >= from
+                    && header.partition_leader_epoch >= 0
+                    && latest.is_none_or(|l| header.partition_leader_epoch > l)
+                {
+                    found.push((header.partition_leader_epoch, header.base_offset));
+                }
+            }
+        }
+        for (epoch, offset) in found {
+            tracing::info!(partition = %self.tp, epoch, offset, "recorded a leader epoch found in the log");
+            self.epochs.assign(epoch, offset)?;
+        }
         Ok(())
     }
 

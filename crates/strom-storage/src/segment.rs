@@ -448,7 +448,7 @@ impl Segment {
     }
 
     pub(crate) fn flush(&self) -> Result<()> {
-        self.file.sync_data().ctx(|| format!("fsync {}", self.log_path.display()))?;
+        crate::fsync::sync_data(&self.file, &self.log_path)?;
         self.index.sync()?;
         self.time_index.sync()
     }

@@ -150,10 +150,24 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<(i64, ProducerStateMan
     Ok((offset, state))
 }
 
+/// Writes the snapshot at `offset` whole (copy and rename) but without an fsync, and prunes old
+/// ones; returns its path, to be synced by the log's next flush (a roll is on the append path).
+pub(crate) fn write_unsynced(dir: &Path, state: &ProducerStateManager, offset: i64) -> Result<PathBuf> {
+    let path = snapshot_path(dir, offset);
+    crate::checkpoint::write_replacing(&path, &encode(state, offset))?;
+    prune(dir)?;
+    Ok(path)
+}
+
 /// Writes the snapshot atomically (temporary file, fsync, rename) and prunes old ones.
 pub(crate) fn write(dir: &Path, state: &ProducerStateManager, offset: i64) -> Result<()> {
     let path = snapshot_path(dir, offset);
     crate::checkpoint::write_atomically(&path, &encode(state, offset))?;
+    prune(dir)
+}
+
+/// Keeps the newest `SNAPSHOTS_TO_KEEP` snapshots.
+fn prune(dir: &Path) -> Result<()> {
     let offsets = list_snapshots(dir)?;
     if offsets.len() > SNAPSHOTS_TO_KEEP {
         for old in &offsets[..offsets.len() - SNAPSHOTS_TO_KEEP] {

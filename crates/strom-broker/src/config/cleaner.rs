@@ -58,7 +58,7 @@ impl CleanerConfig {
                 "log.cleaner.dedupe.buffer.size" => c.dedupe_buffer_size = positive(k, value)?,
                 "log.cleaner.io.max.bytes.per.second" => {
                     c.io_max_bytes_per_second = parse(k, value)?;
-                    if c.io_max_bytes_per_second <= 0.0 {
+                    if c.io_max_bytes_per_second.is_nan() || c.io_max_bytes_per_second <= 0.0 {
                         return Err(invalid(k, value, "must be positive"));
                     }
                 }

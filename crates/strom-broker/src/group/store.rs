@@ -113,6 +113,16 @@ pub fn append(
     let batch = BatchSpec { records: &recs, timestamps: &[now_ms], ..Default::default() }.encode();
     let (outcome, commands) = log.append(&batch, now_ms, None)?;
     crate::replica::isr::apply(broker, &log, commands);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        // flush.messages on __consumer_offsets, off the async workers (the commit is answered
+        // once replicated; housekeeping runs a flush nobody took).
+        let part = Arc::clone(&log);
+        runtime.spawn(async move {
+            if let Err(e) = part.flush_if_requested().await {
+                tracing::warn!(partition = part.index, "flushing __consumer_offsets failed: {e}");
+            }
+        });
+    }
     let leader_epoch = log.leader_epoch();
     Ok(Some(Appended { partition: log, end_offset: outcome.info().last_offset + 1, leader_epoch }))
 }

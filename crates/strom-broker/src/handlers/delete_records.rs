@@ -18,15 +18,24 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: DeleteRecordsRe
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
-            let result: Result<i64, KafkaError> = (|| {
+            let checked: Result<_, KafkaError> = (|| {
                 let partition = super::cluster_view::led_partition(broker, &name, p.partition_index)?;
                 let (_, hw) = partition.offsets()?;
                 let target = if p.offset == -1 { hw } else { p.offset };
                 if target < 0 || target > hw {
                     return Err(ResponseError::OffsetOutOfRange.into());
                 }
-                Ok(partition.delete_records_before(target)?)
+                Ok((partition, target))
             })();
+            // Deleting segments and rewriting the leader-epoch checkpoint wait on the disk: on a
+            // blocking thread.
+            let result = match checked {
+                Ok((partition, target)) => tokio::task::spawn_blocking(move || partition.delete_records_before(target))
+                    .await
+                    .map_err(|e| KafkaError::new(ResponseError::UnknownServerError, e.to_string()))
+                    .and_then(|r| r.map_err(KafkaError::from)),
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(low) => pr.low_watermark = low,
                 Err(e) => pr.error_code = e.code(),

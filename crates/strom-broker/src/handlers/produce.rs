@@ -40,6 +40,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     let mut appended = false;
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut waits: Vec<DelayedPartition> = Vec::new();
+    // Partitions appended to, for the flushes their appends asked for.
+    let mut flushes: Vec<((usize, usize), Arc<Partition>)> = Vec::new();
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
         let mut topic_resp = TopicProduceResponse::default();
@@ -108,6 +110,8 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     p.base_offset = info.base_offset;
                     p.log_append_time_ms = info.log_append_time_ms;
                     p.log_start_offset = if v >= 5 { start } else { -1 };
+                    let at = (resp.responses.len(), topic_resp.partition_responses.len());
+                    flushes.push((at, Arc::clone(&partition)));
                     if let Some(min_isr) = min_isr {
                         waits.push(DelayedPartition {
                             topic_index: resp.responses.len(),
@@ -142,6 +146,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     if appended {
         broker.fetch_purgatory.notify_append();
     }
+    flush_requested(&mut resp, flushes).await;
     for w in waits {
         let outcome = w.partition.wait_for_high_watermark(w.end_offset, w.leader_epoch, deadline).await;
         let error = match outcome {
@@ -159,6 +164,32 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         add_leader_hints(broker, &mut resp);
     }
     (acks != 0).then_some(resp)
+}
+
+/// Runs the flushes the appends asked for (`flush.messages`, `flush.ms`), all together on one
+/// blocking thread, before the produce is answered (Kafka flushes inside the append); a failed
+/// flush answers KAFKA_STORAGE_ERROR for its partition.
+async fn flush_requested(resp: &mut ProduceResponse, flushes: Vec<((usize, usize), Arc<Partition>)>) {
+    let now = now_ms();
+    let pending: Vec<_> =
+        flushes.into_iter().filter_map(|(at, p)| p.take_requested_flush(now).map(|f| (at, p, f))).collect();
+    if pending.is_empty() {
+        return;
+    }
+    let synced = tokio::task::spawn_blocking(move || {
+        pending.into_iter().map(|(at, p, f)| (at, p.sync_flush(&f).is_ok(), p, f)).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    for ((t, i), ok, partition, pending) in synced {
+        if ok {
+            partition.mark_flushed(&pending);
+        } else {
+            let p = &mut resp.responses[t].partition_responses[i];
+            p.error_code = ResponseError::KafkaStorageError.code();
+            p.base_offset = -1;
+        }
+    }
 }
 
 /// KIP-951: a partition answered NOT_LEADER_OR_FOLLOWER names its current leader and epoch, and

@@ -64,7 +64,8 @@ impl Throttle {
             self.bytes = 0.0;
         }
         self.bytes += bytes as f64;
-        let due = Duration::from_secs_f64(self.bytes / self.rate);
+        // A huge byte count or a tiny rate must not panic: wait a second at most per step.
+        let due = Duration::try_from_secs_f64(self.bytes / self.rate).unwrap_or(Duration::from_secs(1));
         due.saturating_sub(self.started.elapsed())
     }
 }
@@ -130,8 +131,11 @@ fn run(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, thread: usize, stop: watch
         let cleaned = match pick(&broker, &cleaner, &config) {
             Some((partition, first_dirty, settings)) => {
                 let tp = TopicPartition { topic: partition.topic.clone(), partition: partition.index };
-                let result = clean_one(&partition, &cleaner, first_dirty, &settings);
-                LogCleaner::lock(&cleaner.in_progress).remove(&tp);
+                // Released however the clean ends, a panic included (the thread is restarted
+                // by the supervisor and the partition must not stay marked as being cleaned).
+                let _in_progress = InProgress { cleaner: &cleaner, tp: tp.clone() };
+                // A read or write failing in the partition's directory takes it offline.
+                let result = partition.check(clean_one(&partition, &cleaner, first_dirty, &settings));
                 match result {
                     Ok(done) => done,
                     Err(e) => {
@@ -153,6 +157,18 @@ fn run(broker: Arc<Broker>, cleaner: Arc<LogCleaner>, thread: usize, stop: watch
                 std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
             }
         }
+    }
+}
+
+/// A partition marked as being cleaned, unmarked on drop.
+struct InProgress<'a> {
+    cleaner: &'a LogCleaner,
+    tp: TopicPartition,
+}
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        LogCleaner::lock(&self.cleaner.in_progress).remove(&self.tp);
     }
 }
 

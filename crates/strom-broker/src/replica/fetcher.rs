@@ -257,7 +257,11 @@ async fn handle_response(
                 0 => {
                     let records = pd.records.as_deref().unwrap_or_default();
                     let hw_before = partition.high_watermark();
-                    let appended = partition.append_from_leader(at, records, leader, now).map(|_| ());
+                    let mut appended = partition.append_from_leader(at, records, leader, now).map(|_| ());
+                    if appended.is_ok() {
+                        // flush.messages / flush.ms on the follower too, off the async workers.
+                        appended = partition.flush_if_requested().await;
+                    }
                     if partition.high_watermark() != hw_before {
                         // Consumers reading from this follower (KIP-392) wait for its HW to move.
                         broker.fetch_purgatory.notify_append();

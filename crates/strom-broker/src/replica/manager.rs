@@ -156,8 +156,14 @@ impl ReplicaManager {
                     // Its files stay in the failed directory; if that comes back, the partition
                     // is removed at start-up as one the image does not know.
                     tracing::info!(partition = %tp, "forgot a deleted partition of an offline log directory");
+                } else if let Err(e) = part.delete() {
+                    // The other partitions still get their roles; a directory failure takes the
+                    // directory offline.
+                    tracing::error!(partition = %tp, "deleting the partition's data failed: {e}");
+                    if strom_storage::is_dir_failure(&e) {
+                        part.dir.fail(&e);
+                    }
                 } else {
-                    part.delete()?;
                     tracing::info!(topic = %key.0, partition = key.1, "deleted partition data");
                 }
                 self.logs.forget(&tp);
@@ -314,11 +320,21 @@ impl ReplicaManager {
         let partitions = self.all();
         let mut entries = Vec::with_capacity(partitions.len());
         for p in partitions.iter().filter(|p| !p.is_offline()) {
-            p.flush()?;
+            // A failing partition (its directory goes offline) does not keep the other
+            // directories from shutting down cleanly.
+            if let Err(e) = p.flush() {
+                tracing::error!(topic = %p.topic, partition = p.index, "flush at shutdown failed: {e}");
+                continue;
+            }
             if let Some((rp, start, hw)) = p.checkpoint_offsets() {
                 entries.push((TopicPartition { topic: p.topic.clone(), partition: p.index }, rp, start, hw));
             }
-            p.close()?;
+            if let Err(e) = p.close() {
+                tracing::error!(topic = %p.topic, partition = p.index, "closing the log failed: {e}");
+                if strom_storage::is_dir_failure(&e) {
+                    p.dir.fail(&e);
+                }
+            }
         }
         self.write_checkpoint_files(entries)?;
         self.logs.mark_clean_shutdown()

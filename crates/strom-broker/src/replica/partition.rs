@@ -16,7 +16,7 @@ use strom_metadata::PartitionImage;
 use strom_protocol::ResponseError;
 use strom_storage::{
     AppendOutcome, CleanOutcome, CleanPlan, CleanSettings, CleanedLog, DirHealth, FileRegion, LoadSummary, Log,
-    LogConfig, StorageError,
+    LogConfig, PendingFlush, StorageError,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -103,14 +103,25 @@ impl Partition {
         self.dir.is_offline()
     }
 
-    /// Takes the partition's directory offline if `result` is a directory failure.
-    pub(super) fn check<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+    /// Takes the partition's directory offline if `result` (of an operation under the log's
+    /// lock) is a directory failure.
+    fn check_locked<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
         if let Err(e) = &result {
             if strom_storage::is_dir_failure(e) {
                 self.dir.fail(e);
             }
         }
         result
+    }
+
+    /// The same for an operation run without the log's lock (an fsync of files taken under it):
+    /// if the log was closed or deleted meanwhile (topic deleted), its files going missing says
+    /// nothing about the directory.
+    pub(super) fn check<T>(&self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if result.is_err() && self.log().is_none() {
+            return result;
+        }
+        self.check_locked(result)
     }
 
     /// Drops the log of a partition whose directory failed (its files are not touched: no flush,
@@ -133,7 +144,7 @@ impl Partition {
         }
         let mut guard = self.log();
         match guard.as_mut() {
-            Some(log) => self.check(f(log)),
+            Some(log) => self.check_locked(f(log)),
             None => Err(StorageError::Io {
                 context: format!("partition {}-{} is closed", self.topic, self.index),
                 source: std::io::Error::other("partition closed"),
@@ -212,7 +223,7 @@ impl Partition {
             }
             state.leader_epoch
         };
-        let outcome = self.check(log.append(batches, epoch, now_ms))?;
+        let outcome = self.check_locked(log.append(batches, epoch, now_ms))?;
         let mut state = self.state();
         let commands = state.local_append(log.log_end_offset());
         self.publish(&state);
@@ -282,6 +293,11 @@ impl Partition {
 
     /// Leader: time passed; lagging members leave the ISR.
     pub fn tick(&self, now_ms: i64) -> Vec<ReplicaCommand> {
+        if self.is_offline() {
+            // Its replica state is frozen: a leader whose directory failed must not shrink the
+            // ISR to itself before the controller moves the leadership.
+            return Vec::new();
+        }
         self.state().tick(now_ms)
     }
 
@@ -386,6 +402,7 @@ impl Partition {
     pub fn housekeeping(&self, now_ms: i64, retention_due: bool) -> Result<(), StorageError> {
         self.with_log(|log| {
             log.roll_if_due(now_ms)?;
+            log.flush_if_requested(now_ms)?;
             log.maybe_flush_by_time(now_ms)?;
             if retention_due {
                 log.apply_retention(now_ms)?;
@@ -406,6 +423,36 @@ impl Partition {
             log.mark_flushed(&pending);
             Ok(())
         })
+    }
+
+    /// The flush an append asked for (`flush.messages` / `flush.ms`), taken under the log's lock,
+    /// to be synced on a blocking thread and reported back with [`Self::mark_flushed`].
+    pub fn take_requested_flush(&self, now_ms: i64) -> Option<PendingFlush> {
+        self.with_log(|log| Ok(log.take_requested_flush(now_ms))).ok().flatten()
+    }
+
+    /// Syncs `pending` (call on a blocking thread); a failure takes the directory offline.
+    pub fn sync_flush(&self, pending: &PendingFlush) -> Result<(), StorageError> {
+        self.check(pending.sync())
+    }
+
+    pub fn mark_flushed(&self, pending: &PendingFlush) {
+        let _ = self.with_log(|log| {
+            log.mark_flushed(pending);
+            Ok(())
+        });
+    }
+
+    /// Runs the flush an append asked for, if any, on a blocking thread (never an fsync on the
+    /// async workers) and waits for it.
+    pub async fn flush_if_requested(self: &Arc<Self>) -> Result<(), StorageError> {
+        let Some(pending) = self.take_requested_flush(crate::server::now_ms()) else { return Ok(()) };
+        let me = Arc::clone(self);
+        let synced = tokio::task::spawn_blocking(move || me.sync_flush(&pending).map(|()| pending))
+            .await
+            .map_err(|e| StorageError::Io { context: "flush task".into(), source: std::io::Error::other(e) })??;
+        self.mark_flushed(&synced);
+        Ok(())
     }
 
     /// (recovery point, log start offset, high watermark) for the checkpoint files.

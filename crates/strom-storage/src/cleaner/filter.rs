@@ -112,7 +112,7 @@ pub(super) fn write_group(
     }
     out.flush().ctx(|| format!("write {}", path.display()))?;
     drop(out);
-    file.sync_data().ctx(|| format!("fsync {}", path.display()))
+    crate::fsync::sync_data(&file, path)
 }
 
 /// A batch as the cleaner keeps it: the same bytes, a rewritten batch, or nothing.

@@ -142,10 +142,16 @@ fn flush_by_message_count_advances_recovery_point() {
     let config = LogConfig { flush_interval_messages: 5, ..LogConfig::default() };
     let mut log = open_log(root.path(), config, 0, true);
     append_simple(&mut log, 3, 1);
-    assert_eq!(log.recovery_point(), 0);
+    assert!(log.take_requested_flush(0).is_none(), "3 of 5 messages: no flush yet");
     append_simple(&mut log, 3, 2);
+    // The append only asks for the flush; the caller syncs it off the log's lock.
+    assert_eq!(log.recovery_point(), 0);
+    let pending = log.take_requested_flush(0).expect("5 messages reached");
+    pending.sync().expect("sync");
+    log.mark_flushed(&pending);
     assert_eq!(log.recovery_point(), 6);
     append_simple(&mut log, 1, 3);
+    assert!(log.take_requested_flush(0).is_none(), "the count starts over after a flush");
     assert_eq!(log.recovery_point(), 6);
     log.set_config(LogConfig { flush_interval_ms: 100, ..LogConfig::default() });
     log.maybe_flush_by_time(i64::MAX / 2).expect("flush");
