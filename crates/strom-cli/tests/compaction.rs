@@ -10,6 +10,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
@@ -228,4 +229,61 @@ async fn a_broker_killed_while_cleaning_keeps_the_latest_value_of_every_key() {
     assert_eq!(seen, latest, "every key's latest value, at its offset, after kills during cleaning");
     // At least one kill interrupted a clean: its copy was found and removed at the next start.
     assert!(broker.log().contains(".log.cleaned"), "no kill landed inside a clean:\n{}", broker.log());
+}
+
+/// The long run of the commit storm (ignored; `STROM_STORM_SECS`, default 180): 20 groups commit
+/// as fast as one connection each allows, with Kafka's default offsets segment size (100 MiB)
+/// replaced by 1 MiB so that the cleaner has work in minutes; the offsets log's size is printed
+/// every 10 s and must stop growing, and every group's last commit survives a restart.
+/// `cargo test --release -p strom-cli --test compaction commit_storm_for_minutes -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "minutes long: run with --release --ignored --nocapture"]
+async fn commit_storm_for_minutes() {
+    let secs: u64 = std::env::var("STROM_STORM_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(180);
+    let overrides =
+        ["log.cleaner.backoff.ms=1000", "offsets.topic.num.partitions=1", "offsets.topic.segment.bytes=1048576"];
+    let mut broker = TestBroker::start(&overrides);
+    broker.create_topic("work", 1, &[]).await;
+    let groups: Vec<String> = (0..20).map(|g| format!("storm-{g}")).collect();
+    let started = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads: Vec<_> = groups
+        .iter()
+        .cloned()
+        .map(|group| {
+            let (bootstrap, stop) = (broker.bootstrap(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut client = RawClient::connect(&bootstrap);
+                let mut fc = FindCoordinatorRequest::default();
+                fc.key = StrBytes::from_string(group.clone());
+                let found: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 3, &fc);
+                assert_eq!(found.error_code, 0);
+                let mut last = -1;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    last += 1;
+                    commit(&mut client, &group, last);
+                }
+                last
+            })
+        })
+        .collect();
+    let mut sizes = Vec::new();
+    while started.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_secs(10));
+        let size = log_bytes(&broker, "__consumer_offsets-0");
+        println!("{:>4} s: __consumer_offsets-0 holds {} KB", started.elapsed().as_secs(), size / 1024);
+        sizes.push(size);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let last: Vec<i64> = threads.into_iter().map(|t| t.join().expect("committer")).collect();
+    let commits: i64 = last.iter().map(|l| l + 1).sum();
+    println!("{commits} commits in {} s ({:.0}/s)", secs, commits as f64 / secs as f64);
+    let later = &sizes[sizes.len() / 2..];
+    let bound = 8 * 1_048_576;
+    assert!(later.iter().all(|&s| s < bound), "the offsets log keeps growing: {sizes:?}");
+    broker.stop();
+    broker.restart();
+    for (group, last) in groups.iter().zip(&last) {
+        assert_eq!(committed(&broker, group), *last, "{group}'s last commit survives the restart");
+    }
 }
