@@ -220,6 +220,13 @@ fn every_advertised_version_of_every_api_answers() {
                     assert_eq!(r.error_code, 0, "{label}");
                     assert_eq!(r.brokers.len(), 1, "{label}");
                 }
+                ApiKey::DescribeLogDirs => {
+                    let r: DescribeLogDirsResponse = c.call(key, v, &DescribeLogDirsRequest::default());
+                    assert_eq!(r.results.len(), 1, "{label}: one log directory");
+                    let dir = &r.results[0];
+                    assert_eq!(dir.error_code, 0, "{label}");
+                    assert_eq!(dir.total_bytes > 0, v >= 4, "{label}: volume sizes from v4");
+                }
                 ApiKey::DescribeQuorum => {
                     let mut part = strom_protocol::messages::describe_quorum_request::PartitionData::default();
                     part.partition_index = 0;

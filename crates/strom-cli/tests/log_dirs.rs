@@ -100,6 +100,22 @@ fn a_failed_log_directory_goes_offline_while_the_others_keep_serving() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(broker.log().contains("log directory offline"), "the failure is logged");
+    // kafka-log-dirs shows the offline directory with its error, the other with its replicas.
+    let shown = support::cluster::run_strom(&["log-dirs", "--bootstrap-server", &b, "--describe"]);
+    let json: serde_json::Value = serde_json::from_str(shown.lines().last().expect("json")).expect("json");
+    let dirs = json["brokers"][0]["logDirs"].as_array().expect("log dirs").clone();
+    let dir = |path: &Path| dirs.iter().find(|d| d["logDir"] == path.display().to_string()).expect("dir").clone();
+    assert_eq!(dir(&d2)["error"], "org.apache.kafka.common.errors.KafkaStorageException", "{shown}");
+    assert!(dir(&d2)["partitions"].as_array().is_some_and(|p| p.is_empty()), "{shown}");
+    assert!(dir(&d1)["error"].is_null(), "{shown}");
+    let listed: Vec<String> = dir(&d1)["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .filter(|p| p["size"].as_i64().is_some_and(|s| s > 0))
+        .map(|p| p["partition"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(listed, in_d1.iter().map(|p| format!("spread-{p}")).collect::<Vec<_>>(), "{shown}");
 
     // A restart with the directory still broken: it starts, the other directory serves, the
     // broken one's partitions are not recreated empty elsewhere.

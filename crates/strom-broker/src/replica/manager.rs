@@ -270,6 +270,11 @@ impl ReplicaManager {
         }
     }
 
+    /// This broker's log directories, in `log.dirs` order.
+    pub fn log_dirs(&self) -> Vec<Arc<DirHealth>> {
+        self.logs.healths()
+    }
+
     /// Partitions of log directories that failed since the last call: their logs are dropped
     /// (files untouched) and they are returned, for the controller to move their leadership.
     /// Every directory offline stops the process, as Kafka's broker halts: it cannot serve.

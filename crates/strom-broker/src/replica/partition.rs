@@ -97,6 +97,16 @@ impl Partition {
         Partition { topic, topic_id, index, log: Mutex::new(log), dir, replica: Mutex::new(state), progress }
     }
 
+    /// The log directory the partition lives in.
+    pub fn log_dir(&self) -> &Arc<DirHealth> {
+        &self.dir
+    }
+
+    /// Bytes of the partition's segments.
+    pub fn size_bytes(&self) -> Result<u64, StorageError> {
+        self.with_log(|log| Ok(log.size_bytes()))
+    }
+
     /// Whether the partition's log directory failed (every operation answers
     /// KAFKA_STORAGE_ERROR).
     pub fn is_offline(&self) -> bool {

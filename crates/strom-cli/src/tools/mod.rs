@@ -20,6 +20,7 @@ pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod dump_log;
 pub mod local_cluster;
+pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod offsets;
 pub mod producer_perf;

@@ -2,10 +2,12 @@
 //! the cluster. Each call is one or a few Kafka admin requests.
 
 mod groups;
+mod log_dirs;
 mod quorum;
 mod topics;
 
 pub use groups::{ConsumerGroupDescription, ConsumerGroupListing, MemberDescription};
+pub use log_dirs::{LogDirDescription, ReplicaInfo};
 pub use quorum::{QuorumInfo, QuorumReplica};
 pub use topics::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, NewTopic};
 
