@@ -105,6 +105,19 @@ fn wait_for_cleaning(cluster: &TestCluster, topic: &str, times: usize) {
     }
 }
 
+/// Kills the leader of `topic`-0 and waits until another node leads; the killed leader's id.
+fn kill_leader(cluster: &mut TestCluster, topic: &str) -> i32 {
+    let leader = cluster.partitions(0, topic)[0].leader;
+    cluster.nodes[node_of(leader)].kill();
+    let survivor = (0..3).find(|&i| i != node_of(leader)).expect("a survivor");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.partitions(survivor, topic)[0].leader == leader {
+        assert!(Instant::now() < deadline, "no new leader");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    leader
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_replica_compacts_and_a_new_leader_serves_the_compacted_log() {
     let mut cluster = TestCluster::start(3, &["log.cleaner.backoff.ms=50"]);
@@ -120,14 +133,7 @@ async fn every_replica_compacts_and_a_new_leader_serves_the_compacted_log() {
     check(&read, &latest, "from the first leader");
 
     // The leader dies: a follower that cleaned its own log leads, and serves the same records.
-    let leader = cluster.partitions(0, "table")[0].leader;
-    cluster.nodes[node_of(leader)].kill();
-    let survivor = (0..3).find(|&i| i != node_of(leader)).expect("a survivor");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.partitions(survivor, "table")[0].leader == leader {
-        assert!(Instant::now() < deadline, "no new leader");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let leader = kill_leader(&mut cluster, "table");
     check(&read_all(&bootstrap, "table", end), &latest, "from the new leader");
 
     // More writes to the new leader; the old leader comes back, follows the cleaned log (its
@@ -140,14 +146,7 @@ async fn every_replica_compacts_and_a_new_leader_serves_the_compacted_log() {
     check(&read_all(&bootstrap, "table", end), &latest, "after the old leader rejoined");
     // Two more leaders in turn serve the same records.
     for round in 0..2 {
-        let current = cluster.partitions(0, "table")[0].leader;
-        cluster.nodes[node_of(current)].kill();
-        let other = (0..3).find(|&n| n != node_of(current)).expect("a survivor");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while cluster.partitions(other, "table")[0].leader == current {
-            assert!(Instant::now() < deadline, "no new leader");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let current = kill_leader(&mut cluster, "table");
         check(&read_all(&bootstrap, "table", end), &latest, &format!("leader change {round}"));
         cluster.nodes[node_of(current)].restart();
         cluster.wait_for_full_isr("table", Duration::from_secs(30));

@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 use support::cluster::{run_strom, TestCluster};
 use support::TestBroker;
 
-/// Runs `strom configs` expecting it to fail; returns its standard error.
-fn strom_fails(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_strom")).args(args).output().expect("run strom");
+/// `strom configs --alter --add-config` of the broker entity that must be refused; its stderr.
+fn refused(bootstrap: &str, entity: &[&str], add: &str) -> String {
+    let mut args = vec!["configs", "--bootstrap-server", bootstrap, "--entity-type", "brokers"];
+    args.extend_from_slice(entity);
+    args.extend(["--alter", "--add-config", add]);
+    let out = Command::new(env!("CARGO_BIN_EXE_strom")).args(&args).output().expect("run strom");
     assert!(!out.status.success(), "strom {args:?} should have failed: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -99,42 +102,11 @@ async fn broker_configs_change_without_a_restart() {
     assert!(line.contains("synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:message.max.bytes=3000"), "{line}");
 
     // What Kafka refuses, with Kafka's sentences.
-    let err = strom_fails(&[
-        "configs",
-        "--bootstrap-server",
-        &b,
-        "--entity-type",
-        "brokers",
-        "--entity-name",
-        "1",
-        "--alter",
-        "--add-config",
-        "log.dirs=/elsewhere",
-    ]);
+    let err = refused(&b, &["--entity-name", "1"], "log.dirs=/elsewhere");
     assert!(err.contains("Cannot update these configs dynamically: Set(log.dirs)"), "{err}");
-    let err = strom_fails(&[
-        "configs",
-        "--bootstrap-server",
-        &b,
-        "--entity-type",
-        "brokers",
-        "--entity-default",
-        "--alter",
-        "--add-config",
-        "log.segment.bytes=big",
-    ]);
+    let err = refused(&b, &["--entity-default"], "log.segment.bytes=big");
     assert!(err.contains("Invalid value big for configuration log.segment.bytes"), "{err}");
-    let err = strom_fails(&[
-        "configs",
-        "--bootstrap-server",
-        &b,
-        "--entity-type",
-        "brokers",
-        "--entity-default",
-        "--alter",
-        "--add-config",
-        "num.io.threads=16",
-    ]);
+    let err = refused(&b, &["--entity-default"], "num.io.threads=16");
     assert!(err.contains("Strom does not use num.io.threads"), "{err}");
 
     // Dynamic configs are metadata: a restart keeps them in force.
