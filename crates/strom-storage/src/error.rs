@@ -18,6 +18,14 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// An fsync failed: whatever the errno, the kernel may have dropped the dirty pages, so a
+    /// later fsync succeeding proves nothing; the directory is not trusted any more.
+    #[error("fsync {}: {source}", path.display())]
+    Fsync {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// The partition's log directory failed earlier (JBOD): nothing in it is read or written.
     #[error("log directory {} is offline", path.display())]
     LogDirOffline { path: PathBuf },

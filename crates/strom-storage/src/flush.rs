@@ -70,22 +70,28 @@ impl Log {
         Some(PendingFlush { up_to, truncations: self.truncations, files, rewritten, dir })
     }
 
-    /// What an append asked for (`flush.messages` or `flush.ms` reached): the files from the
+    /// What appends asked for (`flush.messages` or `flush.ms` reached): the files from the
     /// recovery point to the log end, to be fsynced by the caller without the log's lock, on a
-    /// blocking thread. `None` if no flush is due.
-    pub fn take_requested_flush(&mut self, now_ms: i64) -> Option<PendingFlush> {
-        if !std::mem::take(&mut self.flush_requested) || self.recovery_point >= self.log_end_offset {
+    /// blocking thread. `through`: the end of the caller's own append, which must be durable
+    /// when the flush is done (None: whatever was asked for). `None` if that is not needed or
+    /// already done. The caller serialises its flushes of one log (a flush taken by another
+    /// caller may still be syncing the data this one waits for: it must wait for that one first).
+    pub fn take_requested_flush(&mut self, through: Option<i64>) -> Option<PendingFlush> {
+        if !self.flush_needed(through) {
             return None;
         }
         let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
         let files = self.segments.range(from..).flat_map(|(_, s)| s.file_handles()).collect();
         let rewritten = self.take_rewritten();
         let dir = (self.dir_dirty || !rewritten.is_empty()).then(|| self.dir.clone());
-        // Counted from now: the appends after this one start a new interval.
         self.dir_dirty = false;
-        self.unflushed_messages = 0;
-        self.last_flush_ms = now_ms;
         Some(PendingFlush { up_to: self.log_end_offset, truncations: self.truncations, files, rewritten, dir })
+    }
+
+    /// Whether appends asked for a flush that `through` (None: whatever was asked for) waits for.
+    pub fn flush_needed(&self, through: Option<i64>) -> bool {
+        let target = through.unwrap_or(self.flush_target);
+        self.recovery_point < target && self.flush_target >= target
     }
 
     /// The files rewritten without an fsync since the last flush.
@@ -97,7 +103,7 @@ impl Log {
 
     /// Runs a flush an append asked for and nobody took (on a blocking thread: housekeeping).
     pub fn flush_if_requested(&mut self, now_ms: i64) -> Result<()> {
-        if self.flush_requested {
+        if self.flush_target > self.recovery_point {
             self.flush_at(now_ms)?;
         }
         Ok(())
@@ -110,7 +116,10 @@ impl Log {
         if self.unflushed_messages >= self.config.flush_interval_messages
             || now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms
         {
-            self.flush_requested = true;
+            // Everything up to here is to be flushed; the next interval counts from now.
+            self.flush_target = self.log_end_offset;
+            self.unflushed_messages = 0;
+            self.last_flush_ms = now_ms;
         }
     }
 

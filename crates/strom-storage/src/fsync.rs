@@ -4,7 +4,7 @@
 //! threads). The broker marks its runtime's worker threads ([`mark_async_worker`]); an fsync on
 //! a marked thread panics in debug builds (tests) and is logged in release builds.
 
-use crate::error::{IoContext, Result};
+use crate::error::{Result, StorageError};
 use std::cell::Cell;
 use std::fs::File;
 use std::path::Path;
@@ -35,11 +35,11 @@ fn check(path: &Path) {
 /// fsyncs a file's data (and the metadata needed to read it back).
 pub(crate) fn sync_data(file: &File, path: &Path) -> Result<()> {
     check(path);
-    file.sync_data().ctx(|| format!("fsync {}", path.display()))
+    file.sync_data().map_err(|source| StorageError::Fsync { path: path.to_path_buf(), source })
 }
 
 /// fsyncs a file or directory with all its metadata.
 pub(crate) fn sync_all(file: &File, path: &Path) -> Result<()> {
     check(path);
-    file.sync_all().ctx(|| format!("fsync {}", path.display()))
+    file.sync_all().map_err(|source| StorageError::Fsync { path: path.to_path_buf(), source })
 }

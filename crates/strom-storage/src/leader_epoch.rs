@@ -5,7 +5,6 @@
 //!
 //! File format (Kafka's): a version line `0`, a count line, then `epoch startOffset` per line.
 
-use crate::checkpoint::write_atomically;
 use crate::error::{Result, StorageError};
 use std::path::{Path, PathBuf};
 
@@ -97,7 +96,9 @@ impl LeaderEpochCache {
         while self.entries.last().is_some_and(|l| l.start_offset >= end_offset) {
             self.entries.pop();
         }
-        self.write()
+        // A follower truncates on its fetch path: no fsync here either. An entry the file keeps
+        // past the log end after a crash is trimmed when the log is loaded.
+        self.write_unsynced()
     }
 
     /// The log now starts at `start_offset`: earlier epochs are gone, and the epoch holding it
@@ -113,7 +114,8 @@ impl LeaderEpochCache {
         }
         self.entries.drain(..removed);
         self.entries.insert(0, first);
-        self.write()
+        // Entries the file keeps below the log start after a crash are trimmed at load.
+        self.write_unsynced()
     }
 
     /// OffsetForLeaderEpoch: the largest epoch ≤ `requested` this log knows and the offset where
@@ -141,15 +143,6 @@ impl LeaderEpochCache {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
         text
-    }
-
-    fn write(&mut self) -> Result<()> {
-        if self.path.as_os_str().is_empty() {
-            return Ok(());
-        }
-        write_atomically(&self.path, self.text().as_bytes())?;
-        self.unsynced = false;
-        Ok(())
     }
 
     fn write_unsynced(&mut self) -> Result<()> {

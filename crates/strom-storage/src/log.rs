@@ -43,8 +43,9 @@ pub struct Log {
     pub(crate) dir_dirty: bool,
     /// A roll happened: the segments below this offset are to be flushed in the background.
     pub(crate) flush_after_roll: Option<i64>,
-    /// An append reached `flush.messages` or `flush.ms`: see [`Log::take_requested_flush`].
-    pub(crate) flush_requested: bool,
+    /// The offset up to which appends asked for a flush (`flush.messages` or `flush.ms`
+    /// reached; -1: none): see [`Log::take_requested_flush`].
+    pub(crate) flush_target: i64,
     /// Producer snapshots written at a roll without an fsync, for the next flush.
     pub(crate) unsynced_snapshots: Vec<PathBuf>,
     /// How many times the log was truncated: a background flush taken before a truncation must
@@ -306,7 +307,6 @@ impl Log {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;
         }
-        self.flush_requested = false;
         self.recovery_point = self.log_end_offset;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;

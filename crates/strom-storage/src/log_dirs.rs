@@ -66,6 +66,7 @@ pub fn is_dir_failure(e: &StorageError) -> bool {
     ];
     match e {
         StorageError::Io { source, .. } => source.raw_os_error().is_some_and(|c| !NOT_THE_DISK.contains(&c)),
+        StorageError::Fsync { .. } => true,
         _ => false,
     }
 }
@@ -240,9 +241,13 @@ impl LogDirs {
         first
     }
 
-    /// Marks every live directory cleanly shut down.
-    pub fn mark_clean_shutdown(&self) -> Result<()> {
+    /// Marks every live directory cleanly shut down, except those where closing a log failed
+    /// (`skip`): they are recovered at the next start.
+    pub fn mark_clean_shutdown(&self, skip: &[PathBuf]) -> Result<()> {
         for (i, dir) in self.dirs.iter().enumerate() {
+            if skip.contains(&dir.health.path) {
+                continue;
+            }
             if let Some(manager) = dir.manager.as_ref().filter(|_| self.is_live(i)) {
                 manager.mark_clean_shutdown()?;
             }

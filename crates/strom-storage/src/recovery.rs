@@ -147,7 +147,7 @@ pub(crate) fn load(
         last_flush_ms: wall_clock_ms(),
         dir_dirty,
         flush_after_roll: None,
-        flush_requested: false,
+        flush_target: -1,
         unsynced_snapshots: Vec::new(),
         truncations: 0,
         load_summary: summary,
@@ -165,19 +165,27 @@ pub(crate) fn load(
     log.recovery_point = if clean_shutdown { log.log_end_offset } else { recovery_point.min(log.log_end_offset) };
     log.active_mut().load_rolling_base()?;
     log.reload_producer_state()?;
-    log.epochs = match LeaderEpochCache::load(&log.dir) {
-        Ok(c) => c,
+    // The checkpoint is rewritten without an fsync (synced by the next flush): after a crash it
+    // may be missing or torn. Then every epoch is recorded again from the batches.
+    let had_checkpoint = log.dir.join(crate::leader_epoch::LEADER_EPOCH_CHECKPOINT).exists();
+    let (epochs, trusted) = match LeaderEpochCache::load(&log.dir) {
+        Ok(c) => (c, had_checkpoint || log.log_end_offset == log.log_start_offset),
         Err(e) => {
             tracing::warn!(partition = %log.tp, "ignoring a corrupt leader-epoch-checkpoint ({e}); epochs are recorded anew");
-            LeaderEpochCache::empty_at(&log.dir)
+            (LeaderEpochCache::empty_at(&log.dir), false)
         }
     };
+    log.epochs = epochs;
     // The cache may be ahead of a log cut short by the crash, or behind its start.
     let (start, end) = (log.log_start_offset, log.log_end_offset);
     log.epochs.truncate_from_end(end)?;
     log.epochs.truncate_from_start(start)?;
-    if !clean_shutdown {
-        log.record_epochs_after_recovery_point()?;
+    if !trusted {
+        let from = log.log_start_offset;
+        log.record_epochs_from(from)?;
+    } else if !clean_shutdown {
+        let from = log.recovery_point;
+        log.record_epochs_from(from)?;
     }
     tracing::debug!(partition = %log.tp, log_start = log.log_start_offset, log_end = log.log_end_offset,
         summary = ?log.load_summary, "loaded log");
@@ -201,11 +209,10 @@ impl Log {
         Ok(())
     }
 
-    /// Records the epochs of the batches past the recovery point that the cache lacks: a new
-    /// epoch's entry is fsynced with the next flush, so a crash may keep batches of an epoch the
-    /// file never got (Kafka's segment recovery assigns epochs from the batches the same way).
-    fn record_epochs_after_recovery_point(&mut self) -> Result<()> {
-        let from = self.recovery_point;
+    /// Records the epochs of the batches from `from` on that the cache lacks: a new epoch's entry
+    /// is fsynced with the next flush, so a crash may keep batches of an epoch the file never
+    /// got (Kafka's segment recovery assigns epochs from the batches the same way).
+    fn record_epochs_from(&mut self, from: i64) -> Result<()> {
         let first_base = self.segments.range(..=from).next_back().map_or(i64::MIN, |(b, _)| *b);
         let mut found = Vec::new();
         for segment in self.segments.range(first_base..).map(|(_, s)| s) {

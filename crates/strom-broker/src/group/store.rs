@@ -118,7 +118,7 @@ pub fn append(
         // once replicated; housekeeping runs a flush nobody took).
         let part = Arc::clone(&log);
         runtime.spawn(async move {
-            if let Err(e) = part.flush_if_requested().await {
+            if let Err(e) = part.flush_if_requested(None).await {
                 tracing::warn!(partition = part.index, "flushing __consumer_offsets failed: {e}");
             }
         });

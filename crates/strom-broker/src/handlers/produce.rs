@@ -41,7 +41,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     let deadline = Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut waits: Vec<DelayedPartition> = Vec::new();
     // Partitions appended to, for the flushes their appends asked for.
-    let mut flushes: Vec<((usize, usize), Arc<Partition>)> = Vec::new();
+    let mut flushes: Vec<((usize, usize), Arc<Partition>, i64)> = Vec::new();
     for topic_data in req.topic_data {
         let name = topic_data.name.0.to_string();
         let mut topic_resp = TopicProduceResponse::default();
@@ -111,7 +111,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
                     p.log_append_time_ms = info.log_append_time_ms;
                     p.log_start_offset = if v >= 5 { start } else { -1 };
                     let at = (resp.responses.len(), topic_resp.partition_responses.len());
-                    flushes.push((at, Arc::clone(&partition)));
+                    flushes.push((at, Arc::clone(&partition), info.last_offset + 1));
                     if let Some(min_isr) = min_isr {
                         waits.push(DelayedPartition {
                             topic_index: resp.responses.len(),
@@ -166,26 +166,25 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     (acks != 0).then_some(resp)
 }
 
-/// Runs the flushes the appends asked for (`flush.messages`, `flush.ms`), all together on one
-/// blocking thread, before the produce is answered (Kafka flushes inside the append); a failed
-/// flush answers KAFKA_STORAGE_ERROR for its partition.
-async fn flush_requested(resp: &mut ProduceResponse, flushes: Vec<((usize, usize), Arc<Partition>)>) {
-    let now = now_ms();
-    let pending: Vec<_> =
-        flushes.into_iter().filter_map(|(at, p)| p.take_requested_flush(now).map(|f| (at, p, f))).collect();
-    if pending.is_empty() {
+/// Runs the flushes the appends asked for (`flush.messages`, `flush.ms`), all on one blocking
+/// thread, before the produce is answered (Kafka flushes inside the append): each partition's
+/// records up to the end of this request's append are durable, whoever's flush synced them. A
+/// failed flush answers KAFKA_STORAGE_ERROR for its partition.
+async fn flush_requested(resp: &mut ProduceResponse, flushes: Vec<((usize, usize), Arc<Partition>, i64)>) {
+    let needed: Vec<_> = flushes.into_iter().filter(|(_, p, end)| p.flush_needed(Some(*end)).unwrap_or(true)).collect();
+    if needed.is_empty() {
         return;
     }
-    let synced = tokio::task::spawn_blocking(move || {
-        pending.into_iter().map(|(at, p, f)| (at, p.sync_flush(&f).is_ok(), p, f)).collect::<Vec<_>>()
+    let places: Vec<(usize, usize)> = needed.iter().map(|(at, _, _)| *at).collect();
+    let flushed = tokio::task::spawn_blocking(move || {
+        needed.into_iter().map(|(_, p, end)| p.flush_through(Some(end)).is_ok()).collect::<Vec<bool>>()
     })
     .await
     .unwrap_or_default();
-    for ((t, i), ok, partition, pending) in synced {
-        if ok {
-            partition.mark_flushed(&pending);
-        } else {
-            let p = &mut resp.responses[t].partition_responses[i];
+    for (i, (t, at)) in places.into_iter().enumerate() {
+        // A flush task that did not finish is a failed flush, never a success.
+        if !flushed.get(i).copied().unwrap_or(false) {
+            let p = &mut resp.responses[t].partition_responses[at];
             p.error_code = ResponseError::KafkaStorageError.code();
             p.base_offset = -1;
         }

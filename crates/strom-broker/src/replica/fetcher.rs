@@ -260,7 +260,7 @@ async fn handle_response(
                     let mut appended = partition.append_from_leader(at, records, leader, now).map(|_| ());
                     if appended.is_ok() {
                         // flush.messages / flush.ms on the follower too, off the async workers.
-                        appended = partition.flush_if_requested().await;
+                        appended = partition.flush_if_requested(None).await;
                     }
                     if partition.high_watermark() != hw_before {
                         // Consumers reading from this follower (KIP-392) wait for its HW to move.

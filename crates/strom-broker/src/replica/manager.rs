@@ -324,11 +324,13 @@ impl ReplicaManager {
     pub fn shutdown(&self) -> Result<(), StorageError> {
         let partitions = self.all();
         let mut entries = Vec::with_capacity(partitions.len());
+        // Directories where a log could not be flushed or closed: not marked clean, so that
+        // the next start recovers them; the other directories still shut down cleanly.
+        let mut unclean: Vec<PathBuf> = Vec::new();
         for p in partitions.iter().filter(|p| !p.is_offline()) {
-            // A failing partition (its directory goes offline) does not keep the other
-            // directories from shutting down cleanly.
             if let Err(e) = p.flush() {
                 tracing::error!(topic = %p.topic, partition = p.index, "flush at shutdown failed: {e}");
+                unclean.push(p.dir.path.clone());
                 continue;
             }
             if let Some((rp, start, hw)) = p.checkpoint_offsets() {
@@ -336,13 +338,14 @@ impl ReplicaManager {
             }
             if let Err(e) = p.close() {
                 tracing::error!(topic = %p.topic, partition = p.index, "closing the log failed: {e}");
+                unclean.push(p.dir.path.clone());
                 if strom_storage::is_dir_failure(&e) {
                     p.dir.fail(&e);
                 }
             }
         }
         self.write_checkpoint_files(entries)?;
-        self.logs.mark_clean_shutdown()
+        self.logs.mark_clean_shutdown(&unclean)
     }
 }
 

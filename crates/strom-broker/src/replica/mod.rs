@@ -14,6 +14,7 @@ pub mod isr;
 pub mod log_config;
 mod manager;
 mod partition;
+mod partition_flush;
 pub mod partition_metadata;
 pub mod read_replica;
 pub mod state;

@@ -16,7 +16,7 @@ use strom_metadata::PartitionImage;
 use strom_protocol::ResponseError;
 use strom_storage::{
     AppendOutcome, CleanOutcome, CleanPlan, CleanSettings, CleanedLog, DirHealth, FileRegion, LoadSummary, Log,
-    LogConfig, PendingFlush, StorageError,
+    LogConfig, StorageError,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -30,6 +30,8 @@ pub struct Partition {
     /// The log directory the partition lives in: an I/O error of this partition takes the whole
     /// directory offline, and nothing in an offline directory is touched again.
     pub(super) dir: Arc<DirHealth>,
+    /// Held by every flush of this log, on blocking threads only (see `partition_flush.rs`).
+    pub(super) flush_lock: Mutex<()>,
     pub(super) replica: Mutex<ReplicaState>,
     pub(super) progress: watch::Sender<Progress>,
 }
@@ -94,7 +96,16 @@ impl Partition {
         let hw = checkpointed_hw.clamp(start, leo);
         let state = ReplicaState::new(node_id, lag_time_max_ms, leo, hw);
         let progress = watch::channel(progress_of(&state)).0;
-        Partition { topic, topic_id, index, log: Mutex::new(log), dir, replica: Mutex::new(state), progress }
+        Partition {
+            topic,
+            topic_id,
+            index,
+            log: Mutex::new(log),
+            dir,
+            flush_lock: Mutex::new(()),
+            replica: Mutex::new(state),
+            progress,
+        }
     }
 
     /// The log directory the partition lives in.
@@ -410,6 +421,7 @@ impl Partition {
     /// Periodic housekeeping: time-based roll, time-based flush, retention and producer expiry
     /// (both every `log.retention.check.interval.ms`).
     pub fn housekeeping(&self, now_ms: i64, retention_due: bool) -> Result<(), StorageError> {
+        let _serial = self.serialise_flushes();
         self.with_log(|log| {
             log.roll_if_due(now_ms)?;
             log.flush_if_requested(now_ms)?;
@@ -425,6 +437,7 @@ impl Partition {
     /// Kafka's flush after a roll: fsyncs the rolled segments without holding the log (appends and
     /// fetches go on), then moves the recovery point past them.
     pub fn flush_rolled_segments(&self) -> Result<(), StorageError> {
+        let _serial = self.serialise_flushes();
         let Some(pending) = self.with_log(|log| Ok(log.take_flush_after_roll()))? else {
             return Ok(());
         };
@@ -435,36 +448,6 @@ impl Partition {
         })
     }
 
-    /// The flush an append asked for (`flush.messages` / `flush.ms`), taken under the log's lock,
-    /// to be synced on a blocking thread and reported back with [`Self::mark_flushed`].
-    pub fn take_requested_flush(&self, now_ms: i64) -> Option<PendingFlush> {
-        self.with_log(|log| Ok(log.take_requested_flush(now_ms))).ok().flatten()
-    }
-
-    /// Syncs `pending` (call on a blocking thread); a failure takes the directory offline.
-    pub fn sync_flush(&self, pending: &PendingFlush) -> Result<(), StorageError> {
-        self.check(pending.sync())
-    }
-
-    pub fn mark_flushed(&self, pending: &PendingFlush) {
-        let _ = self.with_log(|log| {
-            log.mark_flushed(pending);
-            Ok(())
-        });
-    }
-
-    /// Runs the flush an append asked for, if any, on a blocking thread (never an fsync on the
-    /// async workers) and waits for it.
-    pub async fn flush_if_requested(self: &Arc<Self>) -> Result<(), StorageError> {
-        let Some(pending) = self.take_requested_flush(crate::server::now_ms()) else { return Ok(()) };
-        let me = Arc::clone(self);
-        let synced = tokio::task::spawn_blocking(move || me.sync_flush(&pending).map(|()| pending))
-            .await
-            .map_err(|e| StorageError::Io { context: "flush task".into(), source: std::io::Error::other(e) })??;
-        self.mark_flushed(&synced);
-        Ok(())
-    }
-
     /// (recovery point, log start offset, high watermark) for the checkpoint files.
     pub fn checkpoint_offsets(&self) -> Option<(i64, i64, i64)> {
         let guard = self.log();
@@ -473,11 +456,13 @@ impl Partition {
     }
 
     pub fn flush(&self) -> Result<(), StorageError> {
+        let _serial = self.serialise_flushes();
         self.with_log(|log| log.flush())
     }
 
     /// Closes the log cleanly (flush, producer-state snapshot); later calls fail as closed.
     pub fn close(&self) -> Result<(), StorageError> {
+        let _serial = self.serialise_flushes();
         match self.log().take() {
             Some(log) => log.close(),
             None => Ok(()),

@@ -142,22 +142,41 @@ fn flush_by_message_count_advances_recovery_point() {
     let config = LogConfig { flush_interval_messages: 5, ..LogConfig::default() };
     let mut log = open_log(root.path(), config, 0, true);
     append_simple(&mut log, 3, 1);
-    assert!(log.take_requested_flush(0).is_none(), "3 of 5 messages: no flush yet");
+    assert!(log.take_requested_flush(None).is_none(), "3 of 5 messages: no flush yet");
     append_simple(&mut log, 3, 2);
     // The append only asks for the flush; the caller syncs it off the log's lock.
     assert_eq!(log.recovery_point(), 0);
-    let pending = log.take_requested_flush(0).expect("5 messages reached");
+    assert!(log.take_requested_flush(Some(7)).is_none(), "nothing asked for up to 7");
+    let pending = log.take_requested_flush(Some(6)).expect("5 messages reached");
     pending.sync().expect("sync");
     log.mark_flushed(&pending);
     assert_eq!(log.recovery_point(), 6);
     append_simple(&mut log, 1, 3);
-    assert!(log.take_requested_flush(0).is_none(), "the count starts over after a flush");
+    assert!(log.take_requested_flush(None).is_none(), "the count starts over after a flush");
     assert_eq!(log.recovery_point(), 6);
     log.set_config(LogConfig { flush_interval_ms: 100, ..LogConfig::default() });
     log.maybe_flush_by_time(i64::MAX / 2).expect("flush");
     assert_eq!(log.recovery_point(), 7);
     log.flush().expect("flush");
     assert_eq!(log.recovery_point(), log.log_end_offset());
+}
+
+#[test]
+fn a_flush_taken_by_one_append_leaves_the_next_waiting_until_it_is_synced() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig { flush_interval_messages: 1, ..LogConfig::default() };
+    let mut log = open_log(root.path(), config, 0, true);
+    append_simple(&mut log, 2, 1);
+    append_simple(&mut log, 2, 2);
+    // The first produce takes the flush, which covers both appends; the second's records are
+    // still not durable until that flush is synced and marked (the broker serialises the
+    // flushes of a log, so the second waits for the first and then finds nothing to do).
+    let first = log.take_requested_flush(Some(2)).expect("asked for");
+    assert!(log.flush_needed(Some(4)), "not durable yet");
+    first.sync().expect("sync");
+    log.mark_flushed(&first);
+    assert!(!log.flush_needed(Some(4)), "durable once the first flush is marked");
+    assert_eq!(log.recovery_point(), 4);
 }
 
 #[test]
