@@ -116,6 +116,12 @@ fn a_failed_log_directory_goes_offline_while_the_others_keep_serving() {
         .map(|p| p["partition"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(listed, in_d1.iter().map(|p| format!("spread-{p}")).collect::<Vec<_>>(), "{shown}");
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["log-dirs", "--bootstrap-server", &b, "--describe", "--broker-list", "1,9"])
+        .output()
+        .expect("run strom");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("The given brokers do not exist from --broker-list: 9"));
 
     // A restart with the directory still broken: it starts, the other directory serves, the
     // broken one's partitions are not recreated empty elsewhere.

@@ -84,9 +84,14 @@ pub struct Appended {
 }
 
 impl Appended {
-    /// Waits until the ISR has the appended records (Kafka writes offsets with acks=all), with
-    /// Kafka's mapping of produce errors to coordinator errors.
+    /// Waits until the appended records are flushed as far as the log's flush settings ask
+    /// (Kafka flushes inside the append) and the ISR has them (Kafka writes offsets with
+    /// acks=all), with Kafka's mapping of produce errors to coordinator errors.
     pub async fn replicated(&self, deadline: tokio::time::Instant) -> Result<(), ResponseError> {
+        if self.partition.flush_if_requested(Some(self.end_offset)).await.is_err() {
+            // Kafka's GroupMetadataManager answers a storage error with NOT_COORDINATOR.
+            return Err(ResponseError::NotCoordinator);
+        }
         match self.partition.wait_for_high_watermark(self.end_offset, self.leader_epoch, deadline).await {
             Ok(_) => Ok(()),
             Err(ResponseError::NotLeaderOrFollower) => Err(ResponseError::NotCoordinator),
@@ -114,8 +119,8 @@ pub fn append(
     let (outcome, commands) = log.append(&batch, now_ms, None)?;
     crate::replica::isr::apply(broker, &log, commands);
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        // flush.messages on __consumer_offsets, off the async workers (the commit is answered
-        // once replicated; housekeeping runs a flush nobody took).
+        // flush.messages on __consumer_offsets, off the async workers, for the writes nobody
+        // waits on (a commit waits for its own flush in `Appended::replicated`).
         let part = Arc::clone(&log);
         runtime.spawn(async move {
             if let Err(e) = part.flush_if_requested(None).await {

@@ -52,14 +52,26 @@ pub async fn run(args: LogDirsArgs) -> Result<(), String> {
     }
     let props = client_properties(args.bootstrap_server.as_deref(), args.command_config.as_deref())?;
     let admin = Admin::new(&props).await.map_err(|e| e.to_string())?;
+    let cluster = admin.describe_cluster().await.map_err(|e| e.to_string())?;
+    let mut known: Vec<i32> = cluster.brokers.iter().map(|b| b.node_id).collect();
+    known.sort_unstable();
     let brokers: Vec<i32> = match &args.broker_list {
-        Some(b) => list(b, "--broker-list")?,
-        None => {
-            let cluster = admin.describe_cluster().await.map_err(|e| e.to_string())?;
-            let mut ids: Vec<i32> = cluster.brokers.iter().map(|b| b.node_id).collect();
-            ids.sort_unstable();
-            ids
+        Some(b) => {
+            let mut asked: Vec<i32> = list(b, "--broker-list")?;
+            asked.sort_unstable();
+            asked.dedup();
+            let missing: Vec<String> = asked.iter().filter(|id| !known.contains(id)).map(i32::to_string).collect();
+            if !missing.is_empty() {
+                // Kafka's tool refuses the same way.
+                return Err(format!(
+                    "ERROR: The given brokers do not exist from --broker-list: {}. Current existent brokers: {}",
+                    missing.join(","),
+                    known.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+                ));
+            }
+            asked
         }
+        None => known,
     };
     let topics: Option<Vec<String>> = args.topic_list.as_deref().map(|t| list(t, "--topic-list")).transpose()?;
     out!("Querying brokers for log directories information");
