@@ -33,6 +33,8 @@ enum Command {
     Cluster(tools::cluster::ClusterArgs),
     /// Start a cluster of N nodes on this machine (loopback ports, data under one directory).
     LocalCluster(tools::local_cluster::LocalClusterArgs),
+    /// Preferred or unclean leader election (Kafka's kafka-leader-election).
+    LeaderElection(tools::leader_election::LeaderElectionArgs),
     /// Describe each broker's log directories and the size of every replica (Kafka's kafka-log-dirs).
     LogDirs(tools::log_dirs::LogDirsArgs),
     /// Describe the metadata quorum: leader, epoch, lag, voters (Kafka's kafka-metadata-quorum).
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => tools::run("cluster", tools::cluster::run(args)),
         Command::LocalCluster(args) => tools::finish("local cluster", tools::local_cluster::run(args)),
         Command::LogDirs(args) => tools::run("log dirs", tools::log_dirs::run(args)),
+        Command::LeaderElection(args) => tools::run("leader election", tools::leader_election::run(args)),
         Command::MetadataQuorum(args) => tools::run("metadata quorum", tools::metadata_quorum::run(args)),
         Command::Storage(args) => tools::finish("storage", tools::storage::run(args)),
         Command::Topics(args) => tools::run("topic", tools::topics::run(args)),

@@ -220,6 +220,20 @@ fn every_advertised_version_of_every_api_answers() {
                     assert_eq!(r.error_code, 0, "{label}");
                     assert_eq!(r.brokers.len(), 1, "{label}");
                 }
+                ApiKey::ElectLeaders => {
+                    let mut t = elect_leaders_request::TopicPartitions::default();
+                    t.topic = name("sweep");
+                    t.partitions = vec![0];
+                    let mut req = ElectLeadersRequest::default();
+                    req.topic_partitions = Some(vec![t]);
+                    let r: ElectLeadersResponse = c.call(key, v, &req);
+                    let p = &r.replica_election_results[0].partition_result[0];
+                    assert_eq!(
+                        p.error_code,
+                        ResponseError::ElectionNotNeeded.code(),
+                        "{label}: the sole replica leads"
+                    );
+                }
                 ApiKey::DescribeLogDirs => {
                     let r: DescribeLogDirsResponse = c.call(key, v, &DescribeLogDirsRequest::default());
                     assert_eq!(r.results.len(), 1, "{label}: one log directory");

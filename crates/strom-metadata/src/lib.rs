@@ -15,6 +15,7 @@
 pub mod broker_config;
 pub mod broker_lifecycle;
 pub mod controller;
+pub mod election;
 pub mod error;
 pub mod image;
 pub mod log;

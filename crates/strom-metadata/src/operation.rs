@@ -57,6 +57,11 @@ pub enum ControllerOp {
     FenceBroker {
         broker_id: i32,
     },
+    /// Preferred or unclean leader election (ElectLeaders) on some partitions or all (None).
+    ElectLeaders {
+        election: crate::election::ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    },
     /// A broker's replicas in a failed log directory (JBOD).
     ReplicasOffline {
         broker_id: i32,
@@ -101,6 +106,7 @@ pub enum OpAnswer {
     BrokerEpoch(i64),
     Quorum(QuorumDescription),
     Partition(PartitionImage),
+    Elections(Vec<(String, i32, crate::election::ElectionOutcome)>),
 }
 
 impl Controller {
@@ -138,6 +144,9 @@ impl Controller {
                 return Err(MetadataError::InvalidRequest("DescribeQuorum is answered by the quorum".into()))
             }
             ControllerOp::AlterPartition { change } => self.alter_partition(image, change)?.map(OpAnswer::Partition),
+            ControllerOp::ElectLeaders { election, partitions } => {
+                self.elect_leaders(image, election, partitions).map(OpAnswer::Elections)
+            }
             ControllerOp::ReplicasOffline { broker_id, broker_epoch, partitions } => {
                 self.replicas_offline(image, broker_id, broker_epoch, partitions)?.map(|()| OpAnswer::Done)
             }

@@ -147,7 +147,7 @@ impl Controller {
     }
 }
 
-fn partition_record(
+pub(crate) fn partition_record(
     t: &TopicImage,
     p: &PartitionImage,
     isr: Vec<i32>,

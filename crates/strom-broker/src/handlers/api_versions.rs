@@ -26,6 +26,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     // v0 was removed in Kafka 4.0 (KIP-896).
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::FindCoordinator, 0, 4),
@@ -55,6 +56,7 @@ const CONTROLLER_ONLY: &[ApiKey] = &[
     ApiKey::DescribeCluster,
     ApiKey::DescribeQuorum,
     ApiKey::UnregisterBroker,
+    ApiKey::ElectLeaders,
 ];
 
 /// The supported version range of an API key, if this node serves it (`broker`: the node has

@@ -1,11 +1,13 @@
 //! The admin client: topics, partitions, configs, consumer groups and their offsets, records,
 //! the cluster. Each call is one or a few Kafka admin requests.
 
+mod elections;
 mod groups;
 mod log_dirs;
 mod quorum;
 mod topics;
 
+pub use elections::ElectionResult;
 pub use groups::{ConsumerGroupDescription, ConsumerGroupListing, MemberDescription};
 pub use log_dirs::{LogDirDescription, ReplicaInfo};
 pub use quorum::{QuorumInfo, QuorumReplica};
