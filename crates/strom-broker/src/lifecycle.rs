@@ -95,6 +95,38 @@ pub async fn expire_sessions(broker: Arc<Broker>, mut stop: watch::Receiver<bool
     }
 }
 
+/// On the active controller, `auto.leader.rebalance.enable`: every
+/// `leader.imbalance.check.interval.seconds`, partitions go back to their preferred leaders where
+/// a broker's imbalance passes `leader.imbalance.per.broker.percentage`.
+pub async fn rebalance_leaders(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let cluster = &broker.config.cluster;
+    if !cluster.auto_leader_rebalance_enable {
+        return;
+    }
+    let every = Duration::from_secs(cluster.leader_imbalance_check_interval_seconds);
+    let op = ControllerOp::RebalanceLeaders { imbalance_percentage: cluster.leader_imbalance_per_broker_percentage };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let status = broker.metadata.quorum_status();
+        if !(status.is_leader && status.committed_in_current_term) {
+            continue;
+        }
+        if let Ok((strom_metadata::OpAnswer::Elections(done), _)) = broker.metadata.write_here(op.clone()).await {
+            let moved: Vec<String> = done
+                .iter()
+                .filter(|(_, _, o)| *o == strom_metadata::election::ElectionOutcome::Elected)
+                .map(|(t, p, _)| format!("{t}-{p}"))
+                .collect();
+            if !moved.is_empty() {
+                tracing::info!(partitions = ?moved, "auto leader rebalance: preferred replicas lead again");
+            }
+        }
+    }
+}
+
 /// True only when every endpoint actively refuses connections (nothing listens there any more).
 async fn process_is_gone(endpoints: &[strom_metadata::BrokerEndpoint]) -> bool {
     if endpoints.is_empty() {

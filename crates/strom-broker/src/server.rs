@@ -256,6 +256,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         tasks.spawn(crate::lifecycle::run(Arc::clone(&broker), registration, epoch, stop_rx.clone()));
     }
     tasks.spawn(crate::lifecycle::expire_sessions(Arc::clone(&broker), stop_rx.clone()));
+    tasks.spawn(crate::lifecycle::rebalance_leaders(Arc::clone(&broker), stop_rx.clone()));
     let started_as = if config.cluster.roles.broker { "broker" } else { "controller (no broker role)" };
     tracing::info!(
         node_id = config.node_id,

@@ -63,3 +63,22 @@ async fn a_preferred_election_moves_leaders_back_after_a_restart() {
     );
     cluster.nodes.iter_mut().for_each(|n| n.kill());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_leader_rebalance_moves_leaders_back_without_a_command() {
+    let mut cluster = TestCluster::start(3, &["leader.imbalance.check.interval.seconds=1"]);
+    cluster.create_replicated(0, "auto", 3, &[]).await;
+    cluster.wait_for_full_isr("auto", Duration::from_secs(30));
+    let preferred = cluster.partitions(0, "auto")[0].replicas[0];
+    cluster.nodes[node_of(preferred)].kill();
+    let survivor = (0..3).find(|&i| i != node_of(preferred)).expect("a survivor");
+    cluster.wait_for_partitions(survivor, "auto", Duration::from_secs(30), "leader moved", |p| p.leader != preferred);
+    cluster.nodes[node_of(preferred)].restart();
+    // Back in the ISR, the broker's one preferred partition (100 % > 10 %) is given back to it.
+    cluster.wait_for_partitions(survivor, "auto", Duration::from_secs(30), "preferred leaders", |p| {
+        p.leader == p.replicas[0]
+    });
+    let logs: String = cluster.nodes.iter().map(|n| n.log()).collect();
+    assert!(logs.contains("auto leader rebalance: preferred replicas lead again"), "done by the controller itself");
+    cluster.nodes.iter_mut().for_each(|n| n.kill());
+}

@@ -91,6 +91,41 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Kafka's automatic leader rebalance: for every broker whose share of the partitions it
+    /// prefers (it is their first replica) led by another broker is above `percentage` %, a
+    /// preferred election on those partitions where it is live and in the ISR.
+    pub fn rebalance_leaders(
+        &self,
+        image: &MetadataImage,
+        percentage: u32,
+    ) -> Proposal<Vec<(String, i32, ElectionOutcome)>> {
+        let mut candidates = Vec::new();
+        for b in image.brokers.values().filter(|b| !b.fenced) {
+            let preferred: Vec<(&TopicImage, &PartitionImage)> = image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.values().map(move |p| (t, p)))
+                .filter(|(_, p)| p.replicas.first() == Some(&b.id))
+                .collect();
+            let elsewhere: Vec<_> = preferred.iter().filter(|(_, p)| p.leader != b.id).collect();
+            if preferred.is_empty() || elsewhere.len() * 100 <= percentage as usize * preferred.len() {
+                continue;
+            }
+            candidates.extend(
+                elsewhere
+                    .into_iter()
+                    .filter(|(t, p)| p.isr.contains(&b.id) && b.can_serve(&t.topic_id, p.partition))
+                    .map(|(t, p)| (t.name.clone(), p.partition)),
+            );
+        }
+        if candidates.is_empty() {
+            return Proposal::new(Vec::new(), Vec::new());
+        }
+        self.elect_leaders(image, ElectionType::Preferred, Some(candidates))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,11 +183,15 @@ mod tests {
         let mut back = p.clone();
         back.isr.push(preferred);
         image.topics.get_mut("t").expect("t").partitions.insert(0, back);
+        // The automatic rebalance finds the same: 1 of 1 preferred partitions led elsewhere.
+        let auto = c.rebalance_leaders(&image, 10);
+        assert_eq!(auto.value, vec![("t".to_string(), 0, ElectionOutcome::Elected)]);
         let proposal = c.elect_leaders(&image, ElectionType::Preferred, asked);
         assert_eq!(proposal.value[0].2, ElectionOutcome::Elected);
         proposal.records.iter().for_each(|r| image.apply(r));
         let after = &image.topic("t").expect("t").partitions[&0];
         assert_eq!((after.leader, after.leader_epoch), (preferred, p.leader_epoch + 1));
+        assert!(c.rebalance_leaders(&image, 10).value.is_empty(), "balanced");
         // Everything asked for: nothing needed, nothing reported.
         assert!(c.elect_leaders(&image, ElectionType::Preferred, None).value.is_empty());
         let again = c.elect_leaders(&image, ElectionType::Preferred, Some(vec![("t".to_string(), 0)]));

@@ -62,6 +62,10 @@ pub enum ControllerOp {
         election: crate::election::ElectionType,
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// Run periodically on the active controller when `auto.leader.rebalance.enable`.
+    RebalanceLeaders {
+        imbalance_percentage: u32,
+    },
     /// A broker's replicas in a failed log directory (JBOD).
     ReplicasOffline {
         broker_id: i32,
@@ -146,6 +150,9 @@ impl Controller {
             ControllerOp::AlterPartition { change } => self.alter_partition(image, change)?.map(OpAnswer::Partition),
             ControllerOp::ElectLeaders { election, partitions } => {
                 self.elect_leaders(image, election, partitions).map(OpAnswer::Elections)
+            }
+            ControllerOp::RebalanceLeaders { imbalance_percentage } => {
+                self.rebalance_leaders(image, imbalance_percentage).map(OpAnswer::Elections)
             }
             ControllerOp::ReplicasOffline { broker_id, broker_epoch, partitions } => {
                 self.replicas_offline(image, broker_id, broker_epoch, partitions)?.map(|()| OpAnswer::Done)

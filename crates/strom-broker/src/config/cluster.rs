@@ -27,6 +27,9 @@ pub const KEYS: &[&str] = &[
     "broker.heartbeat.interval.ms",
     "offsets.topic.replication.factor",
     "replica.selector.class",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.per.broker.percentage",
+    "leader.imbalance.check.interval.seconds",
 ];
 
 /// What a node does (`process.roles`).
@@ -64,6 +67,13 @@ pub struct ClusterConfig {
     pub replica_fetch_backoff_ms: u64,
     pub num_replica_fetchers: usize,
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: the active controller gives partitions back to their
+    /// preferred leader when a broker's share of partitions led elsewhere passes
+    /// `leader.imbalance.per.broker.percentage`, checked every
+    /// `leader.imbalance.check.interval.seconds` (Kafka's defaults: on, 10 %, 300 s).
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_per_broker_percentage: u32,
+    pub leader_imbalance_check_interval_seconds: u64,
     pub broker_session_timeout_ms: u64,
     pub broker_heartbeat_interval_ms: u64,
     pub offsets_topic_replication_factor: i16,
@@ -90,6 +100,9 @@ impl Default for ClusterConfig {
             replica_fetch_backoff_ms: 1_000,
             num_replica_fetchers: 1,
             unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_per_broker_percentage: 10,
+            leader_imbalance_check_interval_seconds: 300,
             broker_session_timeout_ms: 9_000,
             broker_heartbeat_interval_ms: 2_000,
             offsets_topic_replication_factor: 3,
@@ -131,6 +144,11 @@ impl ClusterConfig {
                 "num.replica.fetchers" => c.num_replica_fetchers = positive(k, value)?,
                 "unclean.leader.election.enable" => c.unclean_leader_election_enable = parse_bool(k, value)?,
                 "broker.session.timeout.ms" => c.broker_session_timeout_ms = positive(k, value)?,
+                "auto.leader.rebalance.enable" => c.auto_leader_rebalance_enable = parse_bool(k, value)?,
+                "leader.imbalance.per.broker.percentage" => c.leader_imbalance_per_broker_percentage = parse(k, value)?,
+                "leader.imbalance.check.interval.seconds" => {
+                    c.leader_imbalance_check_interval_seconds = positive(k, value)?
+                }
                 "broker.heartbeat.interval.ms" => c.broker_heartbeat_interval_ms = positive(k, value)?,
                 "offsets.topic.replication.factor" => c.offsets_topic_replication_factor = positive(k, value)?,
                 "controller.quorum.bootstrap.servers" | "listener.security.protocol.map" => {}
