@@ -149,6 +149,16 @@ impl Controller {
             validate(&key, value.as_deref())?;
             records.push(MetadataRecord::BrokerConfig { broker_id, key, value });
         }
+        if broker_id.is_none()
+            && records.iter().any(
+                |r| matches!(r, MetadataRecord::BrokerConfig { key, .. } if key == "unclean.leader.election.enable"),
+            )
+        {
+            // Turned on for the cluster: partitions without a leader get one now (out of the
+            // ISR if need be), not at the next broker event.
+            let elections = self.partition_changes_after(image, &records);
+            records.extend(elections);
+        }
         if validate_only {
             records.clear();
         }
@@ -159,6 +169,63 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::{ControllerSettings, CreateTopicSpec};
+    use crate::records::BrokerEndpoint;
+    use uuid::Uuid;
+
+    #[test]
+    fn turning_unclean_election_on_for_the_cluster_elects_leaderless_partitions_at_once() {
+        let settings = ControllerSettings {
+            node_id: 1,
+            default_num_partitions: 1,
+            default_replication_factor: 2,
+            delete_topic_enable: true,
+            broker_session_timeout_ms: 9_000,
+            unclean_leader_election_enable: false,
+        };
+        let mut c = Controller::new(settings);
+        let mut image = MetadataImage::default();
+        let commit = |image: &mut MetadataImage, records: &[MetadataRecord]| {
+            records.iter().for_each(|r| image.apply(r));
+            image.offset += 1;
+        };
+        for id in 1..=2 {
+            let endpoints = vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "h".into(), port: 9090 }];
+            let p = c.register_broker(&image, id, Uuid::new_v4(), endpoints, None).expect("register");
+            commit(&mut image, &p.records);
+        }
+        let spec = CreateTopicSpec {
+            name: "t".into(),
+            num_partitions: 1,
+            replication_factor: 2,
+            assignments: vec![],
+            configs: vec![],
+        };
+        let p = c.create_topic(&image, spec, false).expect("create");
+        commit(&mut image, &p.records);
+        let first = image.topic("t").expect("t").partitions[&0].leader;
+        let other = 3 - first;
+        // The follower drops out of the ISR, then the leader dies: no clean leader is left.
+        let fence = c.fence_broker(&image, other).expect("fence");
+        commit(&mut image, &fence.records);
+        let p = c
+            .register_broker(
+                &image,
+                other,
+                Uuid::new_v4(),
+                vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "h".into(), port: 9090 }],
+                None,
+            )
+            .expect("back");
+        commit(&mut image, &p.records);
+        let fence = c.fence_broker(&image, first).expect("fence");
+        commit(&mut image, &fence.records);
+        assert_eq!(image.topic("t").expect("t").partitions[&0].leader, -1, "offline: the only ISR member is fenced");
+        let on = vec![("unclean.leader.election.enable".to_string(), Some("true".to_string()))];
+        let p = c.alter_broker_configs(&image, None, on, false, false).expect("alter");
+        commit(&mut image, &p.records);
+        assert_eq!(image.topic("t").expect("t").partitions[&0].leader, other, "elected at once, out of the ISR");
+    }
 
     #[test]
     fn table_is_sorted_and_values_are_checked() {
