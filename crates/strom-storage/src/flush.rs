@@ -36,14 +36,7 @@ pub struct PendingFlush {
 impl PendingFlush {
     /// fsyncs the segment files (log and indexes) and, if needed, the directory.
     pub fn sync(&self) -> Result<()> {
-        for path in &self.rewritten {
-            match File::open(path) {
-                Ok(file) => crate::fsync::sync_all(&file, path)?,
-                // A snapshot removed meanwhile (only the latest few are kept) needs no sync.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
-            }
-        }
+        sync_rewritten(&self.rewritten)?;
         for (file, path) in &self.files {
             crate::fsync::sync_data(file, path)?;
         }
@@ -54,7 +47,33 @@ impl PendingFlush {
     }
 }
 
+/// fsyncs small files rewritten without an fsync (see [`PendingFlush::rewritten`]).
+pub(crate) fn sync_rewritten(paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        match File::open(path) {
+            Ok(file) => crate::fsync::sync_all(&file, path)?,
+            // A snapshot removed meanwhile (only the latest few are kept) needs no sync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
+        }
+    }
+    Ok(())
+}
+
 impl Log {
+    /// The files of the segments from the one holding the recovery point up to the segment
+    /// based at `below` (None: all), with the rewritten files and the directory if needed.
+    fn pending_flush(&mut self, up_to: i64, below: Option<i64>) -> PendingFlush {
+        let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
+        let files = match below {
+            Some(below) => self.segments.range(from..below).flat_map(|(_, s)| s.file_handles()).collect(),
+            None => self.segments.range(from..).flat_map(|(_, s)| s.file_handles()).collect(),
+        };
+        let rewritten = self.take_rewritten();
+        let dir = (self.dir_dirty || !rewritten.is_empty()).then(|| self.dir.clone());
+        PendingFlush { up_to, truncations: self.truncations, files, rewritten, dir }
+    }
+
     /// After a roll: the files of the segments from the recovery point up to the new active
     /// segment, to be fsynced by the caller without the log's lock. `None` if there was no roll
     /// or everything below it is already flushed.
@@ -63,11 +82,7 @@ impl Log {
         if up_to <= self.recovery_point {
             return None;
         }
-        let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
-        let files = self.segments.range(from..up_to).flat_map(|(_, s)| s.file_handles()).collect();
-        let rewritten = self.take_rewritten();
-        let dir = (self.dir_dirty || !rewritten.is_empty()).then(|| self.dir.clone());
-        Some(PendingFlush { up_to, truncations: self.truncations, files, rewritten, dir })
+        Some(self.pending_flush(up_to, Some(up_to)))
     }
 
     /// What appends asked for (`flush.messages` or `flush.ms` reached): the files from the
@@ -80,12 +95,9 @@ impl Log {
         if !self.flush_needed(through) {
             return None;
         }
-        let from = self.segments.range(..=self.recovery_point).next_back().map_or(i64::MIN, |(b, _)| *b);
-        let files = self.segments.range(from..).flat_map(|(_, s)| s.file_handles()).collect();
-        let rewritten = self.take_rewritten();
-        let dir = (self.dir_dirty || !rewritten.is_empty()).then(|| self.dir.clone());
+        let pending = self.pending_flush(self.log_end_offset, None);
         self.dir_dirty = false;
-        Some(PendingFlush { up_to: self.log_end_offset, truncations: self.truncations, files, rewritten, dir })
+        Some(pending)
     }
 
     /// Whether appends asked for a flush that `through` (None: whatever was asked for) waits for.

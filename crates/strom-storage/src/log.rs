@@ -295,14 +295,9 @@ impl Log {
         for segment in self.segments.range(from..).map(|(_, s)| s) {
             segment.flush()?;
         }
-        for path in self.take_rewritten() {
-            match std::fs::File::open(&path) {
-                Ok(file) => crate::fsync::sync_all(&file, &path)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).ctx(|| format!("open {}", path.display())),
-            }
-            self.dir_dirty = true;
-        }
+        let rewritten = self.take_rewritten();
+        crate::flush::sync_rewritten(&rewritten)?;
+        self.dir_dirty |= !rewritten.is_empty();
         if self.dir_dirty {
             sync_dir(&self.dir)?;
             self.dir_dirty = false;

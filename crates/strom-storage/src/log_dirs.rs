@@ -153,6 +153,13 @@ impl LogDirs {
 
     /// The partition's directory path, placing it first if new.
     pub fn partition_dir(&self, tp: &TopicPartition) -> Result<(PathBuf, Arc<DirHealth>)> {
+        let i = self.place(tp)?;
+        let dir = &self.dirs[i];
+        Ok((dir.health.path.join(tp.to_string()), Arc::clone(&dir.health)))
+    }
+
+    /// The index of the live directory `tp` lives in, placing it first if new.
+    fn place(&self, tp: &TopicPartition) -> Result<usize> {
         let mut placement = self.placement();
         let i = match placement.get(tp) {
             Some(&i) => i,
@@ -162,17 +169,16 @@ impl LogDirs {
                 i
             }
         };
-        let dir = &self.dirs[i];
         if !self.is_live(i) {
-            return Err(dir.health.offline_error());
+            return Err(self.dirs[i].health.offline_error());
         }
-        Ok((dir.health.path.join(tp.to_string()), Arc::clone(&dir.health)))
+        Ok(i)
     }
 
     /// Opens (creating if needed) the log of `tp` in its directory (see `LogManager::open_log`).
     pub fn open_log(&self, tp: TopicPartition, config: LogConfig) -> Result<(Log, Arc<DirHealth>)> {
-        let (_, health) = self.partition_dir(&tp)?;
-        let i = self.placement()[&tp];
+        let i = self.place(&tp)?;
+        let health = Arc::clone(&self.dirs[i].health);
         let manager = self.dirs[i].manager.as_ref().ok_or_else(|| health.offline_error())?;
         match manager.open_log(tp, config) {
             Ok(log) => Ok((log, health)),

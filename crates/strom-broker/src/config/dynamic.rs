@@ -135,6 +135,22 @@ impl DynamicConfig {
         out
     }
 
+    /// Where the values of `keys` (synonyms, most specific first) come from, as Kafka lists
+    /// synonyms: grouped by layer (this broker, the cluster-wide default, static), within a layer
+    /// in the order of `keys`: (key, value, source) for each that is set.
+    pub fn layered(&self, keys: &[&str]) -> Vec<(String, String, i8)> {
+        let found: Vec<Vec<(i8, String)>> = keys.iter().map(|k| self.sources(k)).collect();
+        let mut out = Vec::new();
+        for source in [SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER] {
+            for (key, layers) in keys.iter().zip(&found) {
+                if let Some((_, v)) = layers.iter().find(|(s, _)| *s == source) {
+                    out.push((key.to_string(), v.clone(), source));
+                }
+            }
+        }
+        out
+    }
+
     /// The cluster-wide dynamic defaults last applied.
     pub fn cluster_defaults(&self) -> BTreeMap<String, String> {
         self.read().cluster.clone()

@@ -4,7 +4,7 @@
 //! validated here first, as Kafka's broker does (ConfigAdminManager), then go to the controller
 //! as metadata records; every broker applies them when its publisher sees them.
 
-use crate::config::dynamic::{SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER};
+use crate::config::dynamic::{SOURCE_DEFAULT, SOURCE_DYNAMIC_DEFAULT};
 use crate::config::BrokerConfig;
 use crate::errors::KafkaError;
 use crate::server::Broker;
@@ -70,13 +70,15 @@ pub async fn alter(
 /// The keys read together with `key`, most specific first (Kafka's synonyms).
 fn synonyms_of(key: &str) -> Vec<&str> {
     match key {
-        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => {
-            vec!["log.retention.ms", "log.retention.minutes", "log.retention.hours"]
-        }
-        "log.roll.ms" | "log.roll.hours" => vec!["log.roll.ms", "log.roll.hours"],
+        "log.retention.ms" | "log.retention.minutes" | "log.retention.hours" => RETENTION_KEYS.to_vec(),
+        "log.roll.ms" | "log.roll.hours" => ROLL_KEYS.to_vec(),
         _ => vec![key],
     }
 }
+
+/// The broker keys of retention and roll time, most specific first (Kafka's synonyms).
+pub(super) const RETENTION_KEYS: &[&str] = &["log.retention.ms", "log.retention.minutes", "log.retention.hours"];
+pub(super) const ROLL_KEYS: &[&str] = &["log.roll.ms", "log.roll.hours"];
 
 /// Kafka's default of a broker key where Strom knows it (the synonym that carries it).
 fn kafka_default(key: &str) -> Option<(&'static str, String)> {
@@ -152,16 +154,7 @@ struct Entry {
 }
 
 fn entry(broker: &Broker, current: &BrokerConfig, name: &'static str) -> Entry {
-    let names = synonyms_of(name);
-    let mut synonyms: Vec<(String, String, i8)> = Vec::new();
-    let layers: Vec<Vec<(i8, String)>> = names.iter().map(|n| broker.dynamic.sources(n)).collect();
-    for source in [crate::config::dynamic::SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER] {
-        for (n, found) in names.iter().zip(&layers) {
-            if let Some((_, v)) = found.iter().find(|(s, _)| *s == source) {
-                synonyms.push((n.to_string(), v.clone(), source));
-            }
-        }
-    }
+    let mut synonyms = broker.dynamic.layered(&synonyms_of(name));
     if let Some((n, v)) = kafka_default(name) {
         synonyms.push((n.to_string(), v, SOURCE_DEFAULT));
     }

@@ -46,8 +46,8 @@ pub(super) fn type_code(ty: ConfigType) -> i8 {
 /// The broker keys that feed a topic config (retention.ms is fed by log.retention.hours etc.).
 fn broker_keys_for(topic_key: &str) -> Vec<&'static str> {
     match topic_key {
-        "retention.ms" => vec!["log.retention.ms", "log.retention.minutes", "log.retention.hours"],
-        "segment.ms" => vec!["log.roll.ms", "log.roll.hours"],
+        "retention.ms" => super::broker_configs::RETENTION_KEYS.to_vec(),
+        "segment.ms" => super::broker_configs::ROLL_KEYS.to_vec(),
         _ => strom_metadata::topic_config::find(topic_key).and_then(|d| d.broker_synonym).into_iter().collect(),
     }
 }
@@ -60,15 +60,8 @@ pub fn topic_config_entries(broker: &Broker, overrides: &BTreeMap<String, String
         .map(|def| {
             // The broker key that feeds the value and its layer: dynamic for this broker, then
             // the cluster-wide dynamic default, then the static config (Kafka's precedence).
-            let keys = broker_keys_for(def.name);
-            let layers: Vec<Vec<(i8, String)>> = keys.iter().map(|k| broker.dynamic.sources(k)).collect();
             let broker_set =
-                [SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT, SOURCE_STATIC_BROKER].into_iter().find_map(|source| {
-                    keys.iter()
-                        .zip(&layers)
-                        .find(|(_, l)| l.iter().any(|(s, _)| *s == source))
-                        .map(|(k, _)| (*k, source))
-                });
+                broker.dynamic.layered(&broker_keys_for(def.name)).into_iter().next().map(|(k, _, s)| (k, s));
             let fallback = match broker_set {
                 Some((k, source)) => {
                     let v = broker_value_for(current, def.name).unwrap_or_else(|| def.default.to_string());
