@@ -18,6 +18,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod errors;
+pub mod fault_injection;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;

@@ -257,6 +257,8 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
     }
     tasks.spawn(crate::lifecycle::expire_sessions(Arc::clone(&broker), stop_rx.clone()));
     tasks.spawn(crate::lifecycle::rebalance_leaders(Arc::clone(&broker), stop_rx.clone()));
+    // Announces deliberate faults (debug builds only) before the first request meets them.
+    crate::fault_injection::ack_before_high_watermark();
     let started_as = if config.cluster.roles.broker { "broker" } else { "controller (no broker role)" };
     tracing::info!(
         node_id = config.node_id,

@@ -148,6 +148,9 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
     }
     flush_requested(&mut resp, flushes).await;
     for w in waits {
+        if crate::fault_injection::ack_before_high_watermark() {
+            continue;
+        }
         let outcome = w.partition.wait_for_high_watermark(w.end_offset, w.leader_epoch, deadline).await;
         let error = match outcome {
             Ok(isr) if isr >= w.min_isr => continue,
