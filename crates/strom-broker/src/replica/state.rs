@@ -384,6 +384,7 @@ impl ReplicaState {
             }
             match self.followers.get(&r) {
                 Some(f) if f.leo >= 0 => candidate = candidate.min(f.leo),
+                _ if seeded_bug::HwIgnoresUnfetchedMembers::is_on() => {}
                 // A member that has not fetched in this leader's term holds the HW where it is.
                 _ => candidate = candidate.min(self.high_watermark),
             }
@@ -401,6 +402,44 @@ impl ReplicaState {
     /// by the randomised test against a model (a follower's reported offset crossed the network).
     fn check_invariants(&self) {
         assert!(self.high_watermark <= self.log_end_offset, "HW {} > LEO {}", self.high_watermark, self.log_end_offset);
+    }
+}
+
+/// Deliberate bugs for the replication simulation to find (tests only; always off otherwise).
+pub(crate) mod seeded_bug {
+    #[cfg(test)]
+    thread_local! {
+        static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// A new leader's HW ignores the ISR members that have not fetched from it yet (instead of
+    /// holding the HW where it is until they have), so it can pass what they hold.
+    pub(crate) struct HwIgnoresUnfetchedMembers;
+
+    impl HwIgnoresUnfetchedMembers {
+        /// On for this thread until the guard is dropped.
+        #[cfg(test)]
+        pub(crate) fn on() -> HwIgnoresUnfetchedMembers {
+            ON.with(|on| on.set(true));
+            HwIgnoresUnfetchedMembers
+        }
+
+        #[cfg(test)]
+        pub(crate) fn is_on() -> bool {
+            ON.with(|on| on.get())
+        }
+
+        #[cfg(not(test))]
+        pub(crate) fn is_on() -> bool {
+            false
+        }
+    }
+
+    #[cfg(test)]
+    impl Drop for HwIgnoresUnfetchedMembers {
+        fn drop(&mut self) {
+            ON.with(|on| on.set(false));
+        }
     }
 }
 

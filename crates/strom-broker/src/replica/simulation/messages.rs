@@ -8,13 +8,16 @@ use uuid::Uuid;
 /// Where a fetch was sent from, as the real fetcher's `FetchPosition`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct FetchAt {
+    /// Tells a fetch's answer apart from others' (a correlation id).
+    pub(super) request: u64,
+    pub(super) partition: i32,
     pub(super) fetch_offset: i64,
     pub(super) last_fetched_epoch: i32,
     pub(super) leader: i32,
     pub(super) leader_epoch: i32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum FetchReply {
     Records { records: Vec<(u64, i32)>, high_watermark: i64 },
     Diverging { epoch: i32, end_offset: i64 },
@@ -22,7 +25,7 @@ pub(super) enum FetchReply {
     Error,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Msg {
     Fetch { from: i32, life: u64, at: FetchAt },
     FetchReply { life: u64, at: FetchAt, reply: FetchReply },

@@ -1,15 +1,18 @@
 //! Deterministic simulation of replication: the real controller ([`Controller`]: registration,
 //! sessions, fencing, elections, AlterPartition) and the real replica state machine
-//! ([`ReplicaState`]: HW, ISR, acks) with the real divergence decisions, on three brokers whose
-//! logs are models (values with their leader epochs, the storage's own leader epoch cache).
-//! Messages (fetches, AlterPartition, heartbeats, registrations) cross a simulated network with
-//! delay and loss; brokers lag on metadata, crash (kill -9: the log survives, the process state
-//! does not), pause (SIGSTOP) and come back; the active controller fails over (its sessions are
-//! lost, as KRaft's are). One seeded generator drives everything, so a failing seed replays
-//! exactly: `STROM_SIM_SEED=<seed> cargo nextest run --workspace -E 'test(replication_simulation)'`
-//! (`STROM_SIM_SEEDS=<n>` runs seeds 1..=n; CI runs 200).
+//! ([`ReplicaState`]: HW, ISR, acks) with the real divergence decisions, on three brokers that
+//! each hold a replica of every partition of one topic (leaders spread by the controller's
+//! placement), whose logs are models (values with their leader epochs, the storage's own leader
+//! epoch cache). Messages (fetches, AlterPartition, heartbeats, registrations) cross a simulated
+//! network with delay, reordering, loss and duplication; brokers lag on metadata, crash (kill
+//! -9: the log survives, the process state does not), pause (SIGSTOP) and come back; the active
+//! controller fails over (its sessions are lost, as KRaft's are). One seeded generator drives
+//! everything, so a failing seed replays exactly:
+//! `STROM_SIM_SEED=<seed> cargo nextest run --workspace -E 'test(replication_simulation)'`.
+//! CI runs 200 long seeds and 10,000 short ones (`STROM_SIM_SEEDS=<n>` and
+//! `STROM_SIM_SHORT_SEEDS=<n>` for other counts).
 //!
-//! Checked after every step:
+//! Checked after every step, per partition:
 //! - one leader per leader epoch, in every broker's state and in the controller's image;
 //! - a leader's HW never passes the log end of a member of its ISR, and no broker's HW goes back
 //!   within one process life;
@@ -20,33 +23,84 @@
 //!
 //! After the faults stop: every replica's log is the leader's, the ISR is full, and every
 //! acknowledged record is there exactly once.
+//!
+//! `seeded_bug` runs the same seeds against a state machine with a deliberate HW bug (a new
+//! leader's HW ignores ISR members that have not fetched from it yet) and must find it.
 
+mod broker;
 mod invariants;
 mod log;
 mod messages;
 
-use super::divergence::{diverging_epoch, truncation_offset};
-use super::state::{IsrAnswer, ReplicaCommand, ReplicaError, ReplicaState};
+use super::state::{IsrAnswer, ReplicaCommand, ReplicaState};
 use log::SimLog;
-use messages::{FetchAt, FetchReply, InFlight, Msg};
-use std::collections::{BTreeMap, HashMap};
+use messages::{FetchReply, InFlight, Msg};
+use std::collections::BTreeMap;
 use strom_metadata::controller::ControllerSettings;
 use strom_metadata::sim_rng::SimRng as Rng;
 use strom_metadata::{
-    BrokerEndpoint, Controller, CreateTopicSpec, IsrChange, MetadataError, MetadataImage, MetadataRecord,
-    PartitionImage, Proposal,
+    BrokerEndpoint, Controller, CreateTopicSpec, MetadataError, MetadataImage, MetadataRecord, PartitionImage, Proposal,
 };
 use uuid::Uuid;
 
 const BROKERS: i32 = 3;
+const PARTITIONS: i32 = 3;
 const MIN_ISR: usize = 2;
 const LAG_TIME_MAX_MS: i64 = 200;
 const SESSION_TIMEOUT_MS: i64 = 300;
 const HEARTBEAT_MS: u64 = 50;
-const FAULT_STEPS: u64 = 2_500;
-const HEAL_STEPS: u64 = 3_000;
 
 const CONTROLLER: i32 = 0;
+
+/// How long a seed runs: steps with faults, then steps without (the heal).
+#[derive(Clone, Copy)]
+struct Length {
+    faults: u64,
+    heal: u64,
+}
+
+const LONG: Length = Length { faults: 2_500, heal: 3_000 };
+const SHORT: Length = Length { faults: 700, heal: 1_300 };
+
+/// One broker's replica of one partition.
+struct Replica {
+    state: ReplicaState,
+    log: SimLog,
+    checkpointed_hw: i64,
+    /// The request id of the fetch in flight (its correlation id).
+    fetch_in_flight: Option<u64>,
+    next_fetch_at: u64,
+    /// `acks=all` produces waiting for the HW: (leader epoch, end offset, values).
+    waiting: Vec<(i32, i64, Vec<u64>)>,
+    last_hw: i64,
+    /// How far the invariants have checked this replica's log as a leader, in the leadership
+    /// `(life, leader epoch)`: offsets below the HW, and acknowledged records (a leader's log
+    /// below its HW only grows while it leads in one epoch and one process life).
+    verified: Verified,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct Verified {
+    life: u64,
+    epoch: i32,
+    below: i64,
+    acks: usize,
+}
+
+impl Replica {
+    fn new(id: i32) -> Replica {
+        Replica {
+            state: ReplicaState::new(id, LAG_TIME_MAX_MS, 0, 0),
+            log: SimLog::empty(),
+            checkpointed_hw: 0,
+            fetch_in_flight: None,
+            next_fetch_at: 0,
+            waiting: Vec::new(),
+            last_hw: 0,
+            verified: Verified::default(),
+        }
+    }
+}
 
 struct Broker {
     id: i32,
@@ -62,16 +116,24 @@ struct Broker {
     /// The committed metadata batches this broker has applied (durable across restarts).
     applied: usize,
     image: MetadataImage,
-    state: ReplicaState,
-    log: SimLog,
-    checkpointed_hw: i64,
-    fetch_in_flight: bool,
-    next_fetch_at: u64,
     next_heartbeat_at: u64,
     next_tick_at: u64,
-    /// `acks=all` produces waiting for the HW: (leader epoch, end offset, values).
-    waiting: Vec<(i32, i64, Vec<u64>)>,
-    last_hw: i64,
+    /// One per partition, by partition index.
+    replicas: Vec<Replica>,
+}
+
+/// What happened to one partition, for the invariants.
+#[derive(Default)]
+struct PartitionRecord {
+    /// Every acknowledged record: offset → (value, leader epoch it was acknowledged in).
+    acked: BTreeMap<i64, (u64, i32)>,
+    /// The same, in the order acknowledged (the invariants check each leader's log against a
+    /// growing prefix of it).
+    acked_order: Vec<(i64, u64, i32)>,
+    /// What consumers could read: offset → value, from every leader's log below its HW.
+    committed: Vec<u64>,
+    /// The leader of each leader epoch seen, by epoch (-1: none seen).
+    leaders_by_epoch: Vec<i32>,
 }
 
 struct Sim {
@@ -87,13 +149,10 @@ struct Sim {
     topic_id: Uuid,
     brokers: Vec<Broker>,
     next_value: u64,
-    /// Every acknowledged record: offset → (value, leader epoch it was acknowledged in).
-    acked: BTreeMap<i64, (u64, i32)>,
-    /// What consumers could read: offset → value, from every leader's log below its HW.
-    committed: Vec<u64>,
-    leaders_by_epoch: HashMap<i32, i32>,
+    partitions: Vec<PartitionRecord>,
     history: Vec<String>,
     faults: bool,
+    length: Length,
 }
 
 fn settings() -> ControllerSettings {
@@ -112,7 +171,7 @@ fn endpoints(id: i32) -> Vec<BrokerEndpoint> {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Sim {
+    fn new(seed: u64, length: Length) -> Sim {
         let mut sim = Sim {
             seed,
             rng: Rng(seed),
@@ -126,11 +185,10 @@ impl Sim {
             topic_id: Uuid::nil(),
             brokers: Vec::new(),
             next_value: 0,
-            acked: BTreeMap::new(),
-            committed: Vec::new(),
-            leaders_by_epoch: HashMap::new(),
+            partitions: (0..PARTITIONS).map(|_| PartitionRecord::default()).collect(),
             history: Vec::new(),
             faults: true,
+            length,
         };
         let mut epochs = Vec::new();
         for id in 1..=BROKERS {
@@ -145,7 +203,7 @@ impl Sim {
         }
         let spec = CreateTopicSpec {
             name: "t".into(),
-            num_partitions: 1,
+            num_partitions: PARTITIONS,
             replication_factor: BROKERS as i16,
             assignments: vec![],
             configs: vec![],
@@ -163,15 +221,9 @@ impl Sim {
                 broker_epoch: Some(epochs[id as usize - 1]),
                 applied: 0,
                 image: MetadataImage::default(),
-                state: ReplicaState::new(id, LAG_TIME_MAX_MS, 0, 0),
-                log: SimLog::empty(),
-                checkpointed_hw: 0,
-                fetch_in_flight: false,
-                next_fetch_at: 0,
                 next_heartbeat_at: 0,
                 next_tick_at: 0,
-                waiting: Vec::new(),
-                last_hw: 0,
+                replicas: (0..PARTITIONS).map(|_| Replica::new(id)).collect(),
             });
         }
         sim
@@ -179,13 +231,14 @@ impl Sim {
 
     fn fail(&self, what: String) -> ! {
         let tail: Vec<&String> = self.history.iter().rev().take(40).collect();
+        let states: Vec<_> =
+            self.brokers.iter().flat_map(|b| b.replicas.iter().map(move |r| (b.id, r.log.leo(), &r.state))).collect();
         panic!(
-            "seed {}: {what}\nat {} ms; recent events (newest first):\n{}\nstates: {:#?}\nlogs: {:?}",
+            "seed {}: {what}\nat {} ms; recent events (newest first):\n{}\nstates: {:#?}",
             self.seed,
             self.now,
             tail.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
-            self.brokers.iter().map(|b| (b.id, b.log.leo(), &b.state)).collect::<Vec<_>>(),
-            self.brokers.iter().map(|b| (b.id, b.log.values.clone())).collect::<Vec<_>>()
+            states
         )
     }
 
@@ -224,11 +277,21 @@ impl Sim {
             (true, Msg::Register { .. } | Msg::Heartbeat { .. }) => return,
             (_, msg) => (self.now + delay, to, from, msg),
         };
+        // A retransmission the receiver sees twice (a resent request, a replayed answer).
+        if self.faults && self.rng.chance_per_mille(10) {
+            let again = self.now + 1 + self.rng.below(30);
+            self.net.push(InFlight { at: again, seq: self.seq, to, from, msg: msg.clone() });
+            self.seq += 1;
+        }
         self.net.push(InFlight { at, seq: self.seq, to, from, msg });
     }
 
     fn broker(&mut self, id: i32) -> &mut Broker {
         &mut self.brokers[id as usize - 1]
+    }
+
+    fn replica(&mut self, id: i32, partition: i32) -> &mut Replica {
+        &mut self.brokers[id as usize - 1].replicas[partition as usize]
     }
 
     fn running(&self, id: i32) -> bool {
@@ -237,8 +300,9 @@ impl Sim {
     }
 
     fn run(&mut self) {
-        for step in 0..FAULT_STEPS + HEAL_STEPS {
-            if step == FAULT_STEPS {
+        let Length { faults, heal } = self.length;
+        for step in 0..faults + heal {
+            if step == faults {
                 self.heal();
             }
             self.now += 1 + self.rng.below(3);
@@ -250,11 +314,11 @@ impl Sim {
                 }
             }
             if self.faults {
-                if self.rng.chance_per_mille(20) {
+                if self.rng.chance_per_mille(40) {
                     self.produce();
                 }
                 self.nemesis();
-            } else if step < FAULT_STEPS + HEAL_STEPS / 2 && self.rng.chance_per_mille(20) {
+            } else if step < faults + heal / 2 && self.rng.chance_per_mille(40) {
                 self.produce();
             }
             self.check();
@@ -302,7 +366,7 @@ impl Sim {
     fn crash(&mut self, id: i32) {
         let b = self.broker(id);
         b.up = false;
-        b.waiting.clear();
+        b.replicas.iter_mut().for_each(|r| r.waiting.clear());
         // Sometimes the controller sees the process gone (connections closed, port refusing).
         if self.rng.chance_per_mille(500) {
             if let Ok(p) = self.controller.fence_broker(&self.image, id) {
@@ -311,8 +375,8 @@ impl Sim {
         }
     }
 
-    /// A new process on the surviving log and metadata: the replica state starts from the log
-    /// and the checkpointed HW, and takes a role once its new registration is applied.
+    /// A new process on the surviving logs and metadata: each replica's state starts from its
+    /// log and checkpointed HW, and takes a role once the new registration is applied.
     fn restart(&mut self, id: i32) {
         let now = self.now;
         let seed = self.seed;
@@ -321,10 +385,12 @@ impl Sim {
         b.paused_until = 0;
         b.life += 1;
         b.broker_epoch = None;
-        b.fetch_in_flight = false;
-        b.waiting.clear();
-        b.state = ReplicaState::new(id, LAG_TIME_MAX_MS, b.log.leo(), b.checkpointed_hw.min(b.log.leo()));
-        b.last_hw = b.state.high_watermark;
+        for r in &mut b.replicas {
+            r.fetch_in_flight = None;
+            r.waiting.clear();
+            r.state = ReplicaState::new(id, LAG_TIME_MAX_MS, r.log.leo(), r.checkpointed_hw.min(r.log.leo()));
+            r.last_hw = r.state.high_watermark;
+        }
         b.roles_active = false;
         b.incarnation = Uuid::from_u64_pair(seed ^ b.life, id as u64);
         b.next_heartbeat_at = now;
@@ -372,22 +438,21 @@ impl Sim {
             }
             return;
         }
-        let image = self.image.clone();
         match msg {
             Msg::Register { incarnation, life } => {
-                if let Ok(p) = self.controller.register_broker(&image, from, incarnation, endpoints(from), None) {
+                if let Ok(p) = self.controller.register_broker(&self.image, from, incarnation, endpoints(from), None) {
                     let broker_epoch = self.commit(p);
                     self.send(CONTROLLER, from, Msg::Registered { life, broker_epoch });
                 }
             }
             Msg::Heartbeat { broker_epoch } => {
-                if let Ok(p) = self.controller.broker_heartbeat(&image, from, broker_epoch, self.now as i64) {
+                if let Ok(p) = self.controller.broker_heartbeat(&self.image, from, broker_epoch, self.now as i64) {
                     self.commit(p);
                 }
             }
             Msg::AlterIsr { change, life } => {
                 // As the ISR task tells the controller's answers apart.
-                let answer = match self.controller.alter_partition(&image, change.clone()) {
+                let answer = match self.controller.alter_partition(&self.image, change.clone()) {
                     Ok(p) => {
                         self.commit(p);
                         IsrAnswer::Accepted
@@ -403,241 +468,106 @@ impl Sim {
 
     fn at_broker(&mut self, id: i32, from: i32, msg: Msg) {
         let life = self.brokers[id as usize - 1].life;
-        match msg {
-            Msg::Registered { life: l, broker_epoch } if l == life => self.broker(id).broker_epoch = Some(broker_epoch),
+        let partition = match msg {
+            Msg::Registered { life: l, broker_epoch } if l == life => {
+                self.broker(id).broker_epoch = Some(broker_epoch);
+                return;
+            }
             Msg::AlterIsrDone { life: l, change, answer } if l == life => {
-                let unknown = self.broker(id).state.isr_answered(&change.isr, change.partition_epoch, answer);
+                let p = change.partition;
+                let unknown = self.replica(id, p).state.isr_answered(&change.isr, change.partition_epoch, answer);
                 if unknown {
                     let resend =
                         ReplicaCommand::ProposeIsr { isr: change.isr, partition_epoch: change.partition_epoch };
-                    self.carry_out(id, vec![resend]);
+                    self.carry_out(id, p, vec![resend]);
                 }
+                p
             }
             Msg::Fetch { from, life: their_life, at } => {
                 let reply = self.serve_fetch(id, from, at);
                 self.send(id, from, Msg::FetchReply { life: their_life, at, reply });
+                at.partition
             }
-            Msg::FetchReply { life: l, at, reply } if l == life => self.fetched(id, from, at, reply),
-            _ => {}
-        }
-        self.settle_produces(id);
-    }
-
-    /// The leader's side of a replica fetch, as the fetch handler does it.
-    fn serve_fetch(&mut self, id: i32, follower: i32, at: FetchAt) -> FetchReply {
-        let now = self.now as i64;
-        let b = &mut self.brokers[id as usize - 1];
-        if !b.state.is_leader() || at.leader_epoch != b.state.leader_epoch {
-            return FetchReply::Error;
-        }
-        let log = &b.log;
-        match diverging_epoch(at.last_fetched_epoch, at.fetch_offset, |e| log.end_offset_for_epoch(e)) {
-            Err(_) => return FetchReply::OutOfRange { leader_end: b.log.leo() },
-            Ok(Some((epoch, end_offset))) => return FetchReply::Diverging { epoch, end_offset },
-            Ok(None) => {}
-        }
-        let commands = match b.state.follower_fetch(follower, at.fetch_offset, now) {
-            Ok(c) => c,
-            Err(ReplicaError::OffsetOutOfRange) => return FetchReply::OutOfRange { leader_end: b.log.leo() },
-            Err(_) => return FetchReply::Error,
+            Msg::FetchReply { life: l, at, reply } if l == life => {
+                self.fetched(id, from, at, reply);
+                at.partition
+            }
+            _ => return,
         };
-        let from = at.fetch_offset as usize;
-        let to = (from + 1 + self.rng.below(8) as usize).min(self.brokers[id as usize - 1].log.values.len());
-        let records = self.brokers[id as usize - 1].log.values[from..to].to_vec();
-        self.carry_out(id, commands);
-        FetchReply::Records { records, high_watermark: self.brokers[id as usize - 1].state.high_watermark }
-    }
-
-    /// The follower's side, as `follower.rs` does it.
-    fn fetched(&mut self, id: i32, leader: i32, at: FetchAt, reply: FetchReply) {
-        let b = &mut self.brokers[id as usize - 1];
-        b.fetch_in_flight = false;
-        let still_following =
-            !b.state.is_leader() && b.state.leader == at.leader && b.state.leader_epoch == at.leader_epoch;
-        if !still_following {
-            return;
-        }
-        let before = b.log.leo();
-        let hw = b.state.high_watermark;
-        match reply {
-            FetchReply::Records { records, high_watermark } => {
-                if b.log.leo() != at.fetch_offset {
-                    return;
-                }
-                b.log.append(&records);
-                b.state.local_append(b.log.leo());
-                b.state.follower_high_watermark(high_watermark);
-                if records.is_empty() {
-                    b.next_fetch_at = self.now + 5;
-                }
-            }
-            FetchReply::Diverging { epoch, end_offset } => {
-                let target = truncation_offset(b.log.leo(), b.log.end_offset_for_epoch(epoch), epoch, end_offset);
-                b.log.truncate_to(target);
-                b.state.truncate_to(b.log.leo());
-            }
-            FetchReply::OutOfRange { leader_end } => {
-                if leader_end < b.log.leo() {
-                    b.log.truncate_to(leader_end);
-                }
-                b.state.restart_at(b.log.leo());
-            }
-            FetchReply::Error => b.next_fetch_at = self.now + 20,
-        }
-        let after = b.log.leo();
-        if after < before {
-            let note =
-                format!("broker {id} truncated {before} → {after} following {leader} (epoch {})", at.leader_epoch);
-            self.note(note);
-            if after < hw {
-                self.fail(format!("broker {id} truncated to {after}, below its high watermark {hw}"));
-            }
-        }
-    }
-
-    fn broker_step(&mut self, id: i32) {
-        let now = self.now;
-        // Metadata arrives with some lag, in order.
-        if self.brokers[id as usize - 1].applied < self.batches.len() && self.rng.chance_per_mille(400) {
-            let b = &mut self.brokers[id as usize - 1];
-            let batch = &self.batches[b.applied];
-            batch.iter().for_each(|r| b.image.apply(r));
-            b.applied += 1;
-            let own_registration = batch.iter().any(|r| {
-                matches!(r, MetadataRecord::RegisterBroker { broker_id, incarnation_id, .. }
-                    if *broker_id == id && *incarnation_id == b.incarnation)
-            });
-            b.roles_active |= own_registration;
-            if let Some(p) = partition_of(&b.image).filter(|_| b.roles_active) {
-                let (commands, change) = b.state.apply_partition(&p, now as i64);
-                if change.is_some() {
-                    let note = format!("broker {id} {change:?} in epoch {} (isr {:?})", p.leader_epoch, p.isr);
-                    self.note(note);
-                }
-                self.carry_out(id, commands);
-            }
-        }
-        let b = &mut self.brokers[id as usize - 1];
-        if now >= b.next_heartbeat_at {
-            b.next_heartbeat_at = now + HEARTBEAT_MS;
-            let msg = match b.broker_epoch {
-                Some(broker_epoch) => Msg::Heartbeat { broker_epoch },
-                // Registration is retried until the controller answers it.
-                None => Msg::Register { incarnation: b.incarnation, life: b.life },
-            };
-            self.send(id, CONTROLLER, msg);
-        }
-        let b = &mut self.brokers[id as usize - 1];
-        if now >= b.next_tick_at {
-            b.next_tick_at = now + LAG_TIME_MAX_MS as u64 / 2;
-            let commands = b.state.tick(now as i64);
-            self.carry_out(id, commands);
-        }
-        let b = &mut self.brokers[id as usize - 1];
-        if self.rng.chance_per_mille(50) {
-            b.checkpointed_hw = b.state.high_watermark;
-        }
-        if !b.fetch_in_flight && now >= b.next_fetch_at && !b.state.is_leader() && b.state.leader > 0 {
-            let at = FetchAt {
-                fetch_offset: b.log.leo(),
-                last_fetched_epoch: b.log.latest_epoch(),
-                leader: b.state.leader,
-                leader_epoch: b.state.leader_epoch,
-            };
-            b.fetch_in_flight = true;
-            let life = b.life;
-            self.send(id, at.leader, Msg::Fetch { from: id, life, at });
-        }
-        self.settle_produces(id);
-    }
-
-    fn carry_out(&mut self, id: i32, commands: Vec<ReplicaCommand>) {
-        for c in commands {
-            if let ReplicaCommand::ProposeIsr { isr, partition_epoch } = c {
-                let b = &self.brokers[id as usize - 1];
-                let Some(broker_epoch) = b.broker_epoch else {
-                    self.broker(id).state.isr_answered(&isr, partition_epoch, IsrAnswer::Refused);
-                    continue;
-                };
-                let change = IsrChange {
-                    broker_id: id,
-                    broker_epoch,
-                    topic_id: self.topic_id,
-                    partition: 0,
-                    leader_epoch: b.state.leader_epoch,
-                    partition_epoch,
-                    isr,
-                };
-                let life = b.life;
-                self.send(id, CONTROLLER, Msg::AlterIsr { change, life });
-            }
-        }
-    }
-
-    /// A client writes to a broker that believes it leads, with `acks=all`.
-    fn produce(&mut self) {
-        let leaders: Vec<i32> =
-            (1..=BROKERS).filter(|&id| self.running(id) && self.brokers[id as usize - 1].state.is_leader()).collect();
-        if leaders.is_empty() {
-            return;
-        }
-        let id = leaders[self.rng.below(leaders.len() as u64) as usize];
-        let count = 1 + self.rng.below(3);
-        let values: Vec<u64> = (0..count).map(|i| self.next_value + i).collect();
-        self.next_value += count;
-        let b = &mut self.brokers[id as usize - 1];
-        if b.state.check_min_isr(MIN_ISR).is_err() {
-            return;
-        }
-        let epoch = b.state.leader_epoch;
-        let records: Vec<(u64, i32)> = values.iter().map(|v| (*v, epoch)).collect();
-        b.log.append(&records);
-        let commands = b.state.local_append(b.log.leo());
-        b.waiting.push((epoch, b.log.leo(), values));
-        self.carry_out(id, commands);
-        self.settle_produces(id);
-    }
-
-    /// Answers waiting produces as `wait_for_high_watermark` does: acknowledged once the HW
-    /// passes them under the same leadership, failed when the leadership moved.
-    fn settle_produces(&mut self, id: i32) {
-        let b = &mut self.brokers[id as usize - 1];
-        let (leading, epoch, hw) = (b.state.is_leader(), b.state.leader_epoch, b.state.high_watermark);
-        let mut acked = Vec::new();
-        b.waiting.retain(|(e, end, values)| {
-            if !leading || *e != epoch {
-                return false;
-            }
-            if hw >= *end {
-                let first = *end - values.len() as i64;
-                acked.extend(values.iter().enumerate().map(|(i, v)| (first + i as i64, *v, *e)));
-                return false;
-            }
-            true
-        });
-        for (offset, value, epoch) in acked {
-            self.acked.insert(offset, (value, epoch));
-        }
+        self.settle_produces(id, partition);
     }
 }
 
-fn partition_of(image: &MetadataImage) -> Option<PartitionImage> {
-    image.topic("t").and_then(|t| t.partitions.get(&0)).cloned()
+fn partition_of(image: &MetadataImage, partition: i32) -> Option<PartitionImage> {
+    image.topic("t").and_then(|t| t.partitions.get(&partition)).cloned()
+}
+
+/// `STROM_SIM_SEED`, or seeds `first..first + count` (`count` from `var`, else `default`).
+fn seeds(var: &str, default: u64, first: u64) -> Vec<u64> {
+    match std::env::var("STROM_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("STROM_SIM_SEED is a number")],
+        Err(_) => (first..first + std::env::var(var).map_or(default, |n| n.parse().expect("a count"))).collect(),
+    }
+}
+
+fn run_seeds(seeds: &[u64], length: Length) {
+    let mut acked = 0;
+    for &seed in seeds {
+        let mut sim = Sim::new(seed, length);
+        sim.run();
+        assert!(sim.next_value > 0, "seed {seed}: nothing was written");
+        acked += sim.partitions.iter().map(|p| p.acked.len()).sum::<usize>();
+    }
+    assert!(acked > 0, "no write was ever acknowledged");
 }
 
 #[test]
 fn replication_simulation_keeps_acknowledged_writes_under_faults() {
-    let seeds: Vec<u64> = match std::env::var("STROM_SIM_SEED") {
-        Ok(s) => vec![s.parse().expect("STROM_SIM_SEED is a number")],
-        // STROM_SIM_SEEDS=N for a longer run than CI's.
-        Err(_) => (1..=std::env::var("STROM_SIM_SEEDS").map_or(200, |n| n.parse().expect("a count"))).collect(),
-    };
-    let mut acked = 0;
-    for seed in seeds {
-        let mut sim = Sim::new(seed);
-        sim.run();
-        assert!(sim.next_value > 0, "seed {seed}: nothing was written");
-        acked += sim.acked.len();
-    }
-    assert!(acked > 0, "no write was ever acknowledged");
+    run_seeds(&seeds("STROM_SIM_SEEDS", 200, 1), LONG);
+}
+
+/// 10,000 short seeds of their own (apart from the long test's), in four tests that the test
+/// runner spreads over the cores.
+fn short_seeds(quarter: u64) -> Vec<u64> {
+    let all = seeds("STROM_SIM_SHORT_SEEDS", 10_000, 1_000_000);
+    let per = all.len().div_ceil(4);
+    all.into_iter().skip(quarter as usize * per).take(per).collect()
+}
+
+#[test]
+fn replication_simulation_short_seeds_1_of_4() {
+    run_seeds(&short_seeds(0), SHORT);
+}
+
+#[test]
+fn replication_simulation_short_seeds_2_of_4() {
+    run_seeds(&short_seeds(1), SHORT);
+}
+
+#[test]
+fn replication_simulation_short_seeds_3_of_4() {
+    run_seeds(&short_seeds(2), SHORT);
+}
+
+#[test]
+fn replication_simulation_short_seeds_4_of_4() {
+    run_seeds(&short_seeds(3), SHORT);
+}
+
+#[test]
+fn replication_simulation_finds_a_seeded_high_watermark_bug() {
+    let _bug = super::state::seeded_bug::HwIgnoresUnfetchedMembers::on();
+    let found = (1..=2_000u64).find_map(|seed| {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Sim::new(seed, SHORT).run()));
+        result.err().map(|e| (seed, e.downcast_ref::<String>().cloned().unwrap_or_default()))
+    });
+    let (seed, message) = found.expect("2,000 seeds did not find a HW that ignores ISR members");
+    let what = message.lines().next().unwrap_or_default().to_string();
+    assert!(
+        ["read as", "is not in the log of leader", "passes ISR member", "below its high watermark", "lost"]
+            .iter()
+            .any(|m| what.contains(m)),
+        "seed {seed} failed for another reason: {what}"
+    );
+    println!("the seeded bug was found by seed {seed}: {what}");
 }
