@@ -340,6 +340,8 @@ fn partition_record(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> Metad
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
     }
 }
 

@@ -16,6 +16,28 @@ pub struct PartitionImage {
     pub leader_epoch: i32,
     /// Bumped on each change of the partition's state.
     pub partition_epoch: i32,
+    /// A reassignment in progress (KIP-455): replicas being added (catching up, not yet
+    /// counted as the target) and being removed once they have; both are in `replicas`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas a reassignment in progress ends with (all of them when there is none).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing_replicas.contains(r)).collect()
+    }
+
+    /// The replicas before the reassignment in progress (all of them when there is none).
+    pub fn original_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.adding_replicas.contains(r)).collect()
+    }
 }
 
 /// A topic with its partitions and its topic-level config overrides.
@@ -101,7 +123,17 @@ impl MetadataImage {
                     },
                 );
             }
-            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch } => {
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                adding_replicas,
+                removing_replicas,
+            } => {
                 let Some(name) = self.topic_names_by_id.get(topic_id) else {
                     tracing::warn!(%topic_id, "metadata: partition record for unknown topic id");
                     return;
@@ -116,6 +148,8 @@ impl MetadataImage {
                             leader: *leader,
                             leader_epoch: *leader_epoch,
                             partition_epoch: *partition_epoch,
+                            adding_replicas: adding_replicas.clone(),
+                            removing_replicas: removing_replicas.clone(),
                         },
                     );
                 }
@@ -248,6 +282,8 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    adding_replicas: p.adding_replicas.clone(),
+                    removing_replicas: p.removing_replicas.clone(),
                 });
             }
         }
@@ -307,11 +343,13 @@ mod tests {
             MetadataRecord::Partition {
                 topic_id: id,
                 partition: 0,
-                replicas: vec![1],
+                replicas: vec![1, 2],
                 isr: vec![1],
                 leader: 1,
                 leader_epoch: 3,
                 partition_epoch: 4,
+                adding_replicas: vec![2],
+                removing_replicas: vec![],
             },
             MetadataRecord::ProducerIds { next_producer_id: 2000 },
             MetadataRecord::BrokerConfig { broker_id: None, key: "log.retention.ms".into(), value: Some("9".into()) },

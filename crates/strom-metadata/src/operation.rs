@@ -66,6 +66,11 @@ pub enum ControllerOp {
     RebalanceLeaders {
         imbalance_percentage: u32,
     },
+    /// Start or cancel (`None`) reassignments (AlterPartitionReassignments, KIP-455).
+    AlterReassignments {
+        requests: Vec<crate::reassignment::ReassignmentRequest>,
+        allow_replication_factor_change: bool,
+    },
     /// A broker's replicas in a failed log directory (JBOD).
     ReplicasOffline {
         broker_id: i32,
@@ -111,6 +116,7 @@ pub enum OpAnswer {
     Quorum(QuorumDescription),
     Partition(PartitionImage),
     Elections(Vec<(String, i32, crate::election::ElectionOutcome)>),
+    Reassignments(Vec<crate::reassignment::ReassignmentOutcome>),
 }
 
 impl Controller {
@@ -154,6 +160,9 @@ impl Controller {
             ControllerOp::RebalanceLeaders { imbalance_percentage } => {
                 self.rebalance_leaders(image, imbalance_percentage).map(OpAnswer::Elections)
             }
+            ControllerOp::AlterReassignments { requests, allow_replication_factor_change } => self
+                .alter_reassignments(image, requests, allow_replication_factor_change)
+                .map(OpAnswer::Reassignments),
             ControllerOp::ReplicasOffline { broker_id, broker_epoch, partitions } => {
                 self.replicas_offline(image, broker_id, broker_epoch, partitions)?.map(|()| OpAnswer::Done)
             }

@@ -88,11 +88,12 @@ impl Controller {
         if current == isr {
             return Ok(Proposal::new(Vec::new(), p.clone()));
         }
-        let record = partition_record(topic, p, isr.clone(), p.leader, p.leader_epoch);
         let mut after = p.clone();
         after.isr = isr;
         after.partition_epoch += 1;
-        Ok(Proposal::new(vec![record], after))
+        // The last target replica to catch up completes a reassignment in progress.
+        crate::reassignment::complete_if_caught_up(image, topic, &mut after);
+        Ok(Proposal::new(vec![state_record(topic.topic_id, &after)], after))
     }
 
     /// The partition changes that `changes` (broker records) call for, see the module comment.
@@ -162,6 +163,23 @@ pub(crate) fn partition_record(
         leader,
         leader_epoch,
         partition_epoch: p.partition_epoch + 1,
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
+    }
+}
+
+/// The record that sets a partition to `after` (its partition epoch already the next one).
+pub(crate) fn state_record(topic_id: uuid::Uuid, after: &PartitionImage) -> MetadataRecord {
+    MetadataRecord::Partition {
+        topic_id,
+        partition: after.partition,
+        replicas: after.replicas.clone(),
+        isr: after.isr.clone(),
+        leader: after.leader,
+        leader_epoch: after.leader_epoch,
+        partition_epoch: after.partition_epoch,
+        adding_replicas: after.adding_replicas.clone(),
+        removing_replicas: after.removing_replicas.clone(),
     }
 }
 

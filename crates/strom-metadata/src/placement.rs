@@ -10,9 +10,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The replicas of `partition`, `rf` of them, over `brokers` (distinct, live, at least `rf`).
 pub(crate) fn assign_replicas(image: &MetadataImage, brokers: &[i32], partition: i32, rf: usize) -> Vec<i32> {
+    let with_racks: Vec<(i32, Option<&str>)> =
+        brokers.iter().map(|b| (*b, image.brokers.get(b).and_then(|i| i.rack.as_deref()))).collect();
+    place(&with_racks, partition, rf)
+}
+
+/// The same placement over brokers given with their racks (`kafka-reassign-partitions
+/// --generate` plans with it): rack-aware only when every broker has a rack.
+pub fn place(brokers: &[(i32, Option<&str>)], partition: i32, rf: usize) -> Vec<i32> {
     assert!(rf <= brokers.len(), "{rf} replicas over {} brokers", brokers.len());
-    let racks: Option<BTreeMap<i32, &str>> =
-        brokers.iter().map(|b| image.brokers.get(b).and_then(|i| i.rack.as_deref()).map(|r| (*b, r))).collect();
+    let racks: Option<BTreeMap<i32, &str>> = brokers.iter().map(|(b, r)| r.map(|r| (*b, r))).collect();
+    let brokers: Vec<i32> = brokers.iter().map(|(b, _)| *b).collect();
     match racks {
         Some(racks) if !racks.is_empty() => rack_aware(&racks, partition, rf),
         _ => (0..rf).map(|i| brokers[(partition as usize + i) % brokers.len()]).collect(),

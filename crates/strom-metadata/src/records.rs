@@ -21,6 +21,12 @@ pub enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        /// During a reassignment (KIP-455): the replicas being added and being removed; both
+        /// are in `replicas`. Absent from records written before reassignments existed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
     },
     /// A topic config was set (`value: Some`) or removed back to the broker default (`None`).
     Config { topic: String, key: String, value: Option<String> },

@@ -393,6 +393,8 @@ mod tests {
             leader: 2,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         });
         manager.activate_roles(&caught_up);
         assert!(!deleted.exists(), "a partition the caught-up image does not know is removed");
