@@ -129,6 +129,10 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
         ApiKey::DescribeCluster => call!(DescribeClusterRequest, handlers::describe_cluster::handle),
         ApiKey::DescribeLogDirs => call!(DescribeLogDirsRequest, handlers::describe_log_dirs::handle),
         ApiKey::ElectLeaders => call!(ElectLeadersRequest, handlers::elect_leaders::handle),
+        ApiKey::AlterPartitionReassignments => {
+            call!(AlterPartitionReassignmentsRequest, handlers::reassignments::alter)
+        }
+        ApiKey::ListPartitionReassignments => call!(ListPartitionReassignmentsRequest, handlers::reassignments::list),
         ApiKey::DescribeQuorum => call!(DescribeQuorumRequest, handlers::describe_quorum::handle),
         ApiKey::UnregisterBroker => call!(UnregisterBrokerRequest, handlers::unregister_broker::handle),
         ApiKey::InitProducerId => call!(InitProducerIdRequest, handlers::init_producer_id::handle),

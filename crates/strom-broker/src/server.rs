@@ -56,6 +56,8 @@ pub struct Broker {
     /// Where leaders' ISR change proposals go (the ISR task, `replica/isr.rs`).
     pub isr_proposals: IsrProposals,
     pub fetchers: ReplicaFetchers,
+    /// Replication throttles (reassignments): bytes sent to and fetched for throttled replicas.
+    pub replication_quotas: crate::replica::quota::ReplicationQuotas,
     /// This process's registration id (a new one per start).
     pub incarnation_id: uuid::Uuid,
 }
@@ -183,6 +185,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         groups: GroupManager::new(&config),
         isr_proposals,
         fetchers: ReplicaFetchers::default(),
+        replication_quotas: Default::default(),
         incarnation_id: uuid::Uuid::new_v4(),
     });
     {

@@ -39,6 +39,8 @@ enum Command {
     LogDirs(tools::log_dirs::LogDirsArgs),
     /// Describe the metadata quorum: leader, epoch, lag, voters (Kafka's kafka-metadata-quorum).
     MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
+    /// Move partitions between brokers: plan, start, verify, cancel (Kafka's kafka-reassign-partitions).
+    ReassignPartitions(tools::reassign_partitions::ReassignPartitionsArgs),
     /// Format log directories for a cluster and make cluster ids (Kafka's kafka-storage).
     Storage(tools::storage::StorageArgs),
     /// Create, list, describe, alter and delete topics (Kafka's kafka-topics).
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::LogDirs(args) => tools::run("log dirs", tools::log_dirs::run(args)),
         Command::LeaderElection(args) => tools::run("leader election", tools::leader_election::run(args)),
         Command::MetadataQuorum(args) => tools::run("metadata quorum", tools::metadata_quorum::run(args)),
+        Command::ReassignPartitions(args) => tools::run("reassign partitions", tools::reassign_partitions::run(args)),
         Command::Storage(args) => tools::finish("storage", tools::storage::run(args)),
         Command::Topics(args) => tools::run("topic", tools::topics::run(args)),
         Command::ConsumerGroups(args) => tools::run("consumer group", tools::consumer_groups::run(args)),

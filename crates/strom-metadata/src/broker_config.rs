@@ -31,6 +31,8 @@ const COMPRESSION: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", 
 /// Kafka 4.0's dynamically updatable broker configs that Strom applies, sorted by name.
 pub const DYNAMIC_BROKER_CONFIGS: &[DynamicBrokerConfigDef] = &[
     def("compression.type", Enum(COMPRESSION), "producer"),
+    def("follower.replication.throttled.rate", Long { min: 0 }, "9223372036854775807"),
+    def("leader.replication.throttled.rate", Long { min: 0 }, "9223372036854775807"),
     def("log.cleaner.backoff.ms", Long { min: 0 }, "15000"),
     def("log.cleaner.dedupe.buffer.size", Long { min: 1 }, "134217728"),
     def("log.cleaner.delete.retention.ms", Long { min: 0 }, "86400000"),

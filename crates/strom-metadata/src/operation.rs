@@ -160,9 +160,9 @@ impl Controller {
             ControllerOp::RebalanceLeaders { imbalance_percentage } => {
                 self.rebalance_leaders(image, imbalance_percentage).map(OpAnswer::Elections)
             }
-            ControllerOp::AlterReassignments { requests, allow_replication_factor_change } => self
-                .alter_reassignments(image, requests, allow_replication_factor_change)
-                .map(OpAnswer::Reassignments),
+            ControllerOp::AlterReassignments { requests, allow_replication_factor_change } => {
+                self.alter_reassignments(image, requests, allow_replication_factor_change).map(OpAnswer::Reassignments)
+            }
             ControllerOp::ReplicasOffline { broker_id, broker_epoch, partitions } => {
                 self.replicas_offline(image, broker_id, broker_epoch, partitions)?.map(|()| OpAnswer::Done)
             }

@@ -170,12 +170,12 @@ fn elect_if_needed(image: &MetadataImage, t: &TopicImage, p: &mut PartitionImage
     }
 }
 
-/// The reassignments in progress, of the partitions asked for (None: all), as ListPartitionReassignments
-/// answers them: (topic, partition, replicas, adding, removing).
-pub fn ongoing_reassignments(
-    image: &MetadataImage,
-    asked: Option<&[(String, Vec<i32>)]>,
-) -> Vec<(String, i32, Vec<i32>, Vec<i32>, Vec<i32>)> {
+/// A reassignment in progress as ListPartitionReassignments answers it: (topic, partition,
+/// replicas, adding, removing).
+pub type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// The reassignments in progress, of the partitions asked for (None: all).
+pub fn ongoing_reassignments(image: &MetadataImage, asked: Option<&[(String, Vec<i32>)]>) -> Vec<Ongoing> {
     let wanted = |topic: &str, partition: i32| {
         asked.is_none_or(|a| a.iter().any(|(t, ps)| t == topic && ps.contains(&partition)))
     };

@@ -72,6 +72,10 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: u64,
     pub offsets_commit_timeout_ms: i32,
     pub offset_metadata_max_bytes: usize,
+    /// Replication throttles in bytes per second (dynamic, set by reassignments): what a leader
+    /// sends to, and what a follower fetches for, the replicas named throttled by their topics.
+    pub leader_replication_throttled_rate: u64,
+    pub follower_replication_throttled_rate: u64,
     /// Requests of one connection processed at once before reading more (pipelining bound).
     pub max_inflight_requests_per_connection: usize,
     pub max_connections: usize,
@@ -146,6 +150,8 @@ impl Default for BrokerConfig {
             offsets_retention_check_interval_ms: 600_000,
             offsets_commit_timeout_ms: 5_000,
             offset_metadata_max_bytes: 4096,
+            leader_replication_throttled_rate: i64::MAX as u64,
+            follower_replication_throttled_rate: i64::MAX as u64,
             max_inflight_requests_per_connection: 64,
             max_connections: 10_000,
             connections_max_idle_ms: 600_000,
@@ -283,6 +289,8 @@ impl BrokerConfig {
                 "offsets.retention.check.interval.ms" => c.offsets_retention_check_interval_ms = positive(k, value)?,
                 "offsets.commit.timeout.ms" => c.offsets_commit_timeout_ms = positive(k, value)?,
                 "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = positive(k, value)?,
+                "leader.replication.throttled.rate" => c.leader_replication_throttled_rate = parse(k, value)?,
+                "follower.replication.throttled.rate" => c.follower_replication_throttled_rate = parse(k, value)?,
                 _ if cluster::KEYS.contains(&k) || cleaner::KEYS.contains(&k) => {}
                 _ if NOT_APPLICABLE.contains(&k) || k.starts_with("zookeeper.") => {
                     tracing::warn!("config {k} does not apply to Strom and is ignored");

@@ -27,6 +27,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // v0 was removed in Kafka 4.0 (KIP-896).
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::FindCoordinator, 0, 4),
@@ -57,6 +59,8 @@ const CONTROLLER_ONLY: &[ApiKey] = &[
     ApiKey::DescribeQuorum,
     ApiKey::UnregisterBroker,
     ApiKey::ElectLeaders,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
 ];
 
 /// The supported version range of an API key, if this node serves it (`broker`: the node has

@@ -19,6 +19,7 @@ use crate::dispatch::RequestContext;
 use crate::errors::KafkaError;
 use crate::fetch_session::SessionContext;
 use crate::purgatory::FetchPurgatory;
+use crate::replica::quota::is_throttled;
 use crate::replica::read_replica::{rack_aware, ReplicaView};
 use crate::replica::{Partition, ReadLimit};
 use crate::server::{now_ms, Broker};
@@ -133,6 +134,10 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
     // A redirect or a diverging epoch is news the client needs now, like an error.
     let mut answer_now = false;
     let mut regions = Vec::new();
+    // Reassignments may throttle what a leader sends to replicas out of the ISR.
+    let leader_rate = broker.dynamic.current().leader_replication_throttled_rate;
+    let throttle_checked = from_follower && leader_rate < i64::MAX as u64;
+    let mut throttled_bytes = 0usize;
     for (topic_index, ft) in req.topics.iter().enumerate() {
         let topic = if use_ids { image.topic_by_id(&ft.topic_id) } else { image.topic(ft.topic.0.as_str()) };
         let mut topic_resp = FetchableTopicResponse::default();
@@ -203,6 +208,22 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                     pd.high_watermark = partition.high_watermark();
                     pd.last_stable_offset = pd.high_watermark;
                 }
+                let throttled = throttle_checked
+                    && is_throttled(
+                        &image,
+                        &t.name,
+                        "leader.replication.throttled.replicas",
+                        fp.partition,
+                        broker.config.node_id,
+                    );
+                if throttled
+                    && !partition.isr().contains(&replica_id)
+                    && broker.replication_quotas.leader.exceeded(leader_rate)
+                {
+                    // Over the throttle: this replica gets no data this time (Kafka's empty records).
+                    pd.records = Some(Bytes::new());
+                    return Ok(());
+                }
                 if limit == 0 && total > 0 {
                     return Ok(());
                 }
@@ -215,6 +236,9 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                 pd.records = Some(Bytes::new());
                 let len: usize = read.regions.iter().map(|r| r.len).sum();
                 if len > 0 && (total == 0 || len <= limit) {
+                    if throttled {
+                        throttled_bytes += len;
+                    }
                     total += len;
                     budget = budget.saturating_sub(len);
                     regions.push((topic_index, partition_index, read.regions));
@@ -232,6 +256,7 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
         }
         resp.responses.push(topic_resp);
     }
+    broker.replication_quotas.leader.record(throttled_bytes);
     if ctx.api_version >= 16 {
         add_leader_hints(broker, &image, &mut resp, use_ids);
     }

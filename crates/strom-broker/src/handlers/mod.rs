@@ -32,6 +32,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod reassignments;
 mod record_checks;
 pub mod sync_group;
 mod topics;

@@ -152,6 +152,15 @@ async fn run(broker: Weak<Broker>, leader: i32, shared: Weak<FetcherShared>) {
             .into_iter()
             .filter_map(|(_, p)| p.fetch_position().filter(|at| at.leader == leader).map(|at| (p, at)))
             .collect();
+        // Over the follower throttle, throttled replicas out of the ISR wait (Kafka leaves them
+        // out of the fetch).
+        let rate = broker.dynamic.current().follower_replication_throttled_rate;
+        let positions: Vec<_> = if broker.replication_quotas.follower.exceeded(rate) {
+            let node = broker.config.node_id;
+            positions.into_iter().filter(|(p, _)| !throttled(&broker, p) || p.isr().contains(&node)).collect()
+        } else {
+            positions
+        };
         if positions.is_empty() {
             let _ = tokio::time::timeout(Duration::from_millis(100), shared.changed.notified()).await;
             continue;
@@ -181,6 +190,19 @@ async fn run(broker: Weak<Broker>, leader: i32, shared: Weak<FetcherShared>) {
             }
         }
     }
+}
+
+/// Whether this broker's replica of `p` is named by its topic's follower throttle (and a
+/// follower rate is set at all).
+fn throttled(broker: &Broker, p: &Partition) -> bool {
+    broker.dynamic.current().follower_replication_throttled_rate < i64::MAX as u64
+        && crate::replica::quota::is_throttled(
+            &broker.metadata.image(),
+            &p.topic,
+            "follower.replication.throttled.replicas",
+            p.index,
+            broker.config.node_id,
+        )
 }
 
 /// FETCH_SESSION_ID_NOT_FOUND or INVALID_FETCH_SESSION_EPOCH: the leader evicted or restarted
@@ -256,6 +278,9 @@ async fn handle_response(
                     .map(|_| ()),
                 0 => {
                     let records = pd.records.as_deref().unwrap_or_default();
+                    if throttled(broker, partition) {
+                        broker.replication_quotas.follower.record(records.len());
+                    }
                     let hw_before = partition.high_watermark();
                     let mut appended = partition.append_from_leader(at, records, leader, now).map(|_| ());
                     if appended.is_ok() {

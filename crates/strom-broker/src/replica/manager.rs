@@ -136,7 +136,7 @@ impl ReplicaManager {
     }
 
     /// Applies the image: creates what is new, deletes what is gone (or was re-created under a
-    /// new topic id), refreshes configs of the rest, and makes each partition lead or follow as
+    /// new topic id, or moved to other brokers by a reassignment), refreshes configs of the rest, and makes each partition lead or follow as
     /// the image says. Returns what the replica fetchers and the purgatories need to hear.
     pub fn reconcile(&self, image: &MetadataImage) -> Result<Reconciled, StorageError> {
         let mut out = Reconciled::default();
@@ -145,7 +145,11 @@ impl ReplicaManager {
         let stale: Vec<PartitionKey> = map
             .iter()
             .filter(|((topic, p), part)| {
-                image.topic(topic).is_none_or(|t| t.topic_id != part.topic_id || !t.partitions.contains_key(p))
+                // Deleted, re-created, or reassigned away from this broker.
+                image.topic(topic).is_none_or(|t| {
+                    t.topic_id != part.topic_id
+                        || t.partitions.get(p).is_none_or(|p| !p.replicas.contains(&self.config.node_id))
+                })
             })
             .map(|(k, _)| k.clone())
             .collect();

@@ -16,6 +16,7 @@ mod manager;
 mod partition;
 mod partition_flush;
 pub mod partition_metadata;
+pub mod quota;
 pub mod read_replica;
 pub mod state;
 

@@ -179,6 +179,7 @@ impl ReplicaState {
             self.become_follower(p.leader, p.leader_epoch, p.partition_epoch, p.replicas.clone(), p.isr.clone());
             Vec::new()
         } else {
+            self.replicas_changed(&p.replicas, now_ms);
             self.isr_committed(p.isr.clone(), p.partition_epoch)
         };
         let change = match (was_leading, self.is_leader()) {
@@ -187,6 +188,23 @@ impl ReplicaState {
             _ => None,
         };
         (commands, change)
+    }
+
+    /// The replica set changed within one leadership (a reassignment adds replicas, or removes
+    /// them when it completes): a leader starts tracking the new followers and forgets the
+    /// removed ones.
+    fn replicas_changed(&mut self, replicas: &[i32], now_ms: i64) {
+        if self.replicas == replicas {
+            return;
+        }
+        if self.is_leader() {
+            self.followers.retain(|r, _| replicas.contains(r));
+            self.leo_at_last_fetch.retain(|r, _| replicas.contains(r));
+            for r in replicas.iter().filter(|r| **r != self.node_id) {
+                self.followers.entry(*r).or_insert(Follower { leo: -1, log_start: -1, last_caught_up_ms: now_ms });
+            }
+        }
+        self.replicas = replicas.to_vec();
     }
 
     /// Before an `acks=all` append: refuse when the ISR is below `min.insync.replicas`.

@@ -25,6 +25,7 @@ pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod offsets;
 pub mod producer_perf;
+pub mod reassign_partitions;
 pub mod storage;
 pub mod time;
 pub mod topics;

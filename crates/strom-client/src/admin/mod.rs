@@ -5,12 +5,14 @@ mod elections;
 mod groups;
 mod log_dirs;
 mod quorum;
+mod reassignments;
 mod topics;
 
 pub use elections::ElectionResult;
 pub use groups::{ConsumerGroupDescription, ConsumerGroupListing, MemberDescription};
 pub use log_dirs::{LogDirDescription, ReplicaInfo};
 pub use quorum::{QuorumInfo, QuorumReplica};
+pub use reassignments::{OngoingReassignment, ReassignmentResult};
 pub use topics::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource, ConfigSynonym, NewTopic};
 
 use crate::config::Properties;
