@@ -30,8 +30,9 @@ use strom_client::TopicPartition;
 use strom_metadata::sim_rng::SimRng;
 use workload::{Workload, WorkloadSpec};
 
-/// The size of each node's tmpfs, in MiB.
-pub const DISK_MB: u64 = 256;
+/// The size of each node's tmpfs, in MiB: room for a long run's records (the checker needs
+/// them all, so nothing is deleted by retention), filled on purpose by the disk-full fault.
+pub const DISK_MB: u64 = 2048;
 
 pub const TOPIC: &str = "chaos";
 
@@ -101,7 +102,9 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
             }
         };
         let at = started.duration_since(run_started).as_secs_f64();
-        report.history.push(format!("round {:>3} at {at:>6.1} s: {description}; {outcome}", round + 1));
+        let line = format!("round {:>3} at {at:>6.1} s: {description}; {outcome}", round + 1);
+        eprintln!("{line}");
+        report.history.push(line);
         *report.faults.entry(kind.name()).or_default() += 1;
         let gap = report.unavailability.entry(kind.name()).or_default();
         *gap = (*gap).max(worst);

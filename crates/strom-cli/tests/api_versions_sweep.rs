@@ -234,6 +234,30 @@ fn every_advertised_version_of_every_api_answers() {
                         "{label}: the sole replica leads"
                     );
                 }
+                ApiKey::AlterPartitionReassignments => {
+                    // A cancel of nothing: answered per partition with NO_REASSIGNMENT_IN_PROGRESS.
+                    let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+                    p.partition_index = 0;
+                    p.replicas = None;
+                    let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+                    t.name = name("sweep");
+                    t.partitions = vec![p];
+                    let mut req = AlterPartitionReassignmentsRequest::default();
+                    req.topics = vec![t];
+                    let r: AlterPartitionReassignmentsResponse = c.call(key, v, &req);
+                    assert_eq!(r.error_code, 0, "{label}");
+                    assert_eq!(
+                        r.responses[0].partitions[0].error_code,
+                        ResponseError::NoReassignmentInProgress.code(),
+                        "{label}"
+                    );
+                }
+                ApiKey::ListPartitionReassignments => {
+                    let mut req = ListPartitionReassignmentsRequest::default();
+                    req.topics = None;
+                    let r: ListPartitionReassignmentsResponse = c.call(key, v, &req);
+                    assert_eq!((r.error_code, r.topics.len()), (0, 0), "{label}: nothing in progress");
+                }
                 ApiKey::DescribeLogDirs => {
                     let r: DescribeLogDirsResponse = c.call(key, v, &DescribeLogDirsRequest::default());
                     assert_eq!(r.results.len(), 1, "{label}: one log directory");

@@ -13,6 +13,7 @@ macro_rules! out {
 }
 
 pub mod cluster;
+pub mod cluster_plans;
 pub mod configs;
 pub mod console_consumer;
 pub mod console_producer;

@@ -61,7 +61,7 @@ pub struct ReassignPartitionsArgs {
     pub disable_rack_aware: bool,
 }
 
-type Plan = BTreeMap<(String, i32), Vec<i32>>;
+pub(super) type Plan = BTreeMap<(String, i32), Vec<i32>>;
 
 /// Kafka's reassignment JSON: `{"version":1,"partitions":[{"topic","partition","replicas"}]}`.
 fn parse_plan(text: &str) -> Result<Plan, String> {
@@ -244,7 +244,7 @@ async fn execute(admin: &Admin, args: &ReassignPartitionsArgs) -> Result<(), Str
 
 /// Kafka's throttles for a move: on the leader side every replica the data comes from, on the
 /// follower side every replica it goes to, as topic configs; the rates on every broker involved.
-async fn set_throttles(
+pub(super) async fn set_throttles(
     admin: &Admin,
     plan: &Plan,
     current: &Plan,
@@ -300,7 +300,7 @@ async fn set_throttles(
 }
 
 /// Removes the throttles from every broker of the cluster and of the plan, and from the plan's topics.
-async fn clear_throttles(admin: &Admin, plan: &Plan) -> Result<(), String> {
+pub(super) async fn clear_throttles(admin: &Admin, plan: &Plan) -> Result<(), String> {
     let cluster = admin.describe_cluster().await.map_err(|e| e.to_string())?;
     let brokers: BTreeSet<i32> =
         cluster.brokers.iter().map(|b| b.node_id).chain(plan.values().flatten().copied()).collect();
