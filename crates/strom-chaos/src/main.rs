@@ -110,6 +110,14 @@ fn run(args: Args) -> Result<bool, String> {
         work: work.clone(),
         node_env,
     };
+    // The clients' own log (strom-client's warnings and offset resets) beside the nodes' logs.
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let clients_log = std::fs::File::create(work.join("clients.log")).map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("strom_client=info"))
+        .with_writer(std::sync::Mutex::new(clients_log))
+        .with_ansi(false)
+        .init();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let report = runtime.block_on(strom_chaos::run(&opts))?;
     let keep = args.keep;

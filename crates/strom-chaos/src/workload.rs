@@ -290,7 +290,11 @@ async fn sample_commits(bootstrap: String, shared: Arc<Shared>) {
             for (tp, o) in offsets {
                 let before = seen.committed.get(&tp.partition).copied().unwrap_or(-1);
                 if o.offset < before {
-                    let what = format!("{tp}: committed offset went back from {before} to {}", o.offset);
+                    let at = shared.start.elapsed().as_secs_f64();
+                    let what = format!(
+                        "{tp}: committed offset went back from {before} to {} ({at:.1} s into the run)",
+                        o.offset
+                    );
                     seen.committed_went_back.push(what);
                 } else {
                     seen.committed.insert(tp.partition, o.offset);

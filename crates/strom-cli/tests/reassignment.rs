@@ -160,3 +160,69 @@ async fn generate_proposes_a_plan_over_the_given_brokers_and_cancel_reverts() {
     assert!(ok);
     assert!(out.starts_with("None of the specified partition reassignments are active."), "{out}");
 }
+
+/// Moves a partition holding `mb` MiB from {1,2,3} to {2,3,4}: seconds until `--verify`
+/// reports completion.
+async fn timed_move(mb: usize, throttle: Option<&str>) -> f64 {
+    use rdkafka::producer::FutureRecord;
+    let cluster = TestCluster::start(4, &[]);
+    let topic = NewTopic::new("bulk", 1, TopicReplication::Variable(&[&[1, 2, 3]]));
+    for r in cluster.nodes[0].admin().create_topics([&topic], &AdminOptions::new()).await.expect("create") {
+        r.expect("created");
+    }
+    cluster.wait_for_partitions(0, "bulk", Duration::from_secs(30), "full ISR", |p| p.isr.len() == 3);
+    let producer = cluster.nodes[0].producer(&[
+        ("bootstrap.servers", cluster.bootstrap().as_str()),
+        ("acks", "all"),
+        ("linger.ms", "20"),
+    ]);
+    let value = vec![7u8; 16 * 1024];
+    let mut pending = Vec::new();
+    for _ in 0..mb * 64 {
+        pending.push(producer.send_result(FutureRecord::<(), [u8]>::to("bulk").payload(&value)).expect("queue"));
+        if pending.len() >= 2_000 {
+            for f in pending.drain(..) {
+                f.await.expect("delivery").expect("acknowledged");
+            }
+        }
+    }
+    for f in pending {
+        f.await.expect("delivery").expect("acknowledged");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, r#"{"version":1,"partitions":[{"topic":"bulk","partition":0,"replicas":[2,3,4]}]}"#)
+        .expect("plan");
+    let plan = plan.display().to_string();
+    let b = cluster.bootstrap();
+    let mut args = vec!["--execute", "--reassignment-json-file", plan.as_str()];
+    if let Some(t) = throttle {
+        args.extend(["--throttle", t]);
+    }
+    let started = Instant::now();
+    let (ok, out, err) = reassign(&b, &args);
+    assert!(ok, "{out}{err}");
+    loop {
+        let (_, out, _) = reassign(&b, &["--verify", "--reassignment-json-file", &plan]);
+        if out.contains("is completed.") {
+            return started.elapsed().as_secs_f64();
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "no completion: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `cargo test --release -p strom-cli --test reassignment -- --ignored --nocapture`
+/// (docs/benchmarks.md): 256 MiB moved with no throttle and with 20 MB/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn reassignment_throughput_with_and_without_a_throttle() {
+    let mb = 256;
+    let free = timed_move(mb, None).await;
+    println!("{mb} MiB moved without a throttle in {free:.1} s: {:.0} MB/s", mb as f64 * 1.048576 / free);
+    let throttled = timed_move(mb, Some("20000000")).await;
+    println!(
+        "{mb} MiB moved with --throttle 20000000 in {throttled:.1} s: {:.0} MB/s",
+        mb as f64 * 1.048576 / throttled
+    );
+}

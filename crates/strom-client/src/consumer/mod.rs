@@ -270,7 +270,10 @@ impl Consumer {
                     }
                     self.buffer.extend(records);
                 }
-                FetchOutcome::OutOfRange => reset.push(tp),
+                FetchOutcome::OutOfRange => {
+                    tracing::info!(%tp, position, "fetch position is out of range; resetting the offset (auto.offset.reset)");
+                    reset.push(tp)
+                }
                 FetchOutcome::Retry(e) => {
                     tracing::debug!(%tp, "fetch will be retried: {e}");
                     refresh |= e.needs_metadata_refresh();
@@ -332,6 +335,8 @@ impl Consumer {
         }
         let found = offsets::list_offsets(&self.cluster, &query, self.cfg.isolation_level).await?;
         for (tp, (offset, _)) in found {
+            // As Java's consumer logs it: a reset is where reprocessing (or skipping) starts.
+            tracing::info!(%tp, offset, "resetting offset for partition");
             self.positions.insert(tp, offset);
         }
         Ok(())
