@@ -42,7 +42,13 @@ impl Controller {
     ) -> Proposal<Vec<ReassignmentOutcome>> {
         let mut records = Vec::new();
         let mut outcomes = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for (topic, partition, target) in requests {
+            if !seen.insert((topic.clone(), partition)) {
+                let twice = format!("The partition {topic}:{partition} is reassigned twice in one request.");
+                outcomes.push((topic, partition, Err(ReassignmentError::InvalidReplicaAssignment(twice))));
+                continue;
+            }
             let found = image.topic(&topic).ok_or_else(|| {
                 ReassignmentError::UnknownTopicOrPartition(format!("Unable to find a topic named {topic}."))
             });

@@ -88,8 +88,11 @@ impl LogManager {
     /// workers.
     pub fn open_log(&self, tp: TopicPartition, config: LogConfig) -> Result<Log> {
         let dir = self.root.join(tp.to_string());
-        let recovery_point = self.recovery_points.get(&tp).copied().unwrap_or(0);
-        let log_start = self.log_start_offsets.get(&tp).copied().unwrap_or(0);
+        // The checkpoints describe the directory found at start-up: a log created since (a
+        // replica that came back after its data was deleted) starts from nothing.
+        let existed = dir.is_dir();
+        let recovery_point = self.recovery_points.get(&tp).copied().filter(|_| existed).unwrap_or(0);
+        let log_start = self.log_start_offsets.get(&tp).copied().filter(|_| existed).unwrap_or(0);
         Log::open(dir, tp, config, recovery_point, log_start, self.clean_shutdown)
     }
 

@@ -130,10 +130,13 @@ async fn send_proposal(broker: &Broker, p: &IsrProposal) -> IsrAnswer {
 /// (a timeout, no controller, an I/O error) may hide a commit.
 fn answer_of(code: ResponseError) -> IsrAnswer {
     match code {
-        ResponseError::InvalidUpdateVersion => IsrAnswer::Outdated,
+        // A newer partition state is committed (another epoch, or another leader: a reassignment
+        // that completed may have moved the leadership): the proposal keeps bounding the HW
+        // until that state arrives with the metadata (Kafka keeps it on NEW_LEADER_ELECTED too).
+        ResponseError::InvalidUpdateVersion | ResponseError::FencedLeaderEpoch | ResponseError::NotLeaderOrFollower => {
+            IsrAnswer::Outdated
+        }
         ResponseError::IneligibleReplica
-        | ResponseError::FencedLeaderEpoch
-        | ResponseError::NotLeaderOrFollower
         | ResponseError::StaleBrokerEpoch
         | ResponseError::BrokerIdNotRegistered
         | ResponseError::UnknownTopicOrPartition

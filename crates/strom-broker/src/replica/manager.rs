@@ -142,19 +142,32 @@ impl ReplicaManager {
         let mut out = Reconciled::default();
         let now = crate::server::now_ms();
         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+        // A replica set can change back and forth (moved away, then back), so only an image that
+        // has caught up with the quorum may remove a partition for no longer listing this broker.
+        let caught_up = self.roles_active();
         let stale: Vec<PartitionKey> = map
             .iter()
             .filter(|((topic, p), part)| {
                 // Deleted, re-created, or reassigned away from this broker.
                 image.topic(topic).is_none_or(|t| {
                     t.topic_id != part.topic_id
-                        || t.partitions.get(p).is_none_or(|p| !p.replicas.contains(&self.config.node_id))
+                        || t.partitions.get(p).is_none_or(|p| caught_up && !p.replicas.contains(&self.config.node_id))
                 })
             })
             .map(|(k, _)| k.clone())
             .collect();
         for key in stale {
             if let Some(part) = map.remove(&key) {
+                // Reassigned away: it takes the new state first, so a leader stops leading (its
+                // waiting produces fail over, the group coordinator unloads its groups).
+                let moved =
+                    image.topic(&key.0).filter(|t| t.topic_id == part.topic_id).and_then(|t| t.partitions.get(&key.1));
+                if let Some(p) = moved {
+                    let (_, change) = part.apply_metadata(p, now);
+                    if let Some(change) = change {
+                        out.role_changes.push((Arc::clone(&part), change));
+                    }
+                }
                 let tp = TopicPartition { topic: key.0.clone(), partition: key.1 };
                 if part.is_offline() {
                     // Its files stay in the failed directory; if that comes back, the partition
