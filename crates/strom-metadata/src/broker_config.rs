@@ -177,14 +177,7 @@ mod tests {
 
     #[test]
     fn turning_unclean_election_on_for_the_cluster_elects_leaderless_partitions_at_once() {
-        let settings = ControllerSettings {
-            node_id: 1,
-            default_num_partitions: 1,
-            default_replication_factor: 2,
-            delete_topic_enable: true,
-            broker_session_timeout_ms: 9_000,
-            unclean_leader_election_enable: false,
-        };
+        let settings = ControllerSettings::for_tests(1, 2, false);
         let mut c = Controller::new(settings);
         let mut image = MetadataImage::default();
         let commit = |image: &mut MetadataImage, records: &[MetadataRecord]| {

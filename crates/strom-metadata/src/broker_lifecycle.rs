@@ -158,14 +158,7 @@ mod tests {
     use crate::controller::{ControllerSettings, CreateTopicSpec};
 
     fn settings() -> ControllerSettings {
-        ControllerSettings {
-            node_id: 1,
-            default_num_partitions: 3,
-            default_replication_factor: 1,
-            delete_topic_enable: true,
-            broker_session_timeout_ms: 9_000,
-            unclean_leader_election_enable: false,
-        }
+        ControllerSettings::for_tests(3, 1, false)
     }
 
     fn commit<T>(image: &mut MetadataImage, p: Proposal<T>) -> T {

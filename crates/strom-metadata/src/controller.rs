@@ -42,6 +42,21 @@ pub struct ControllerSettings {
     pub unclean_leader_election_enable: bool,
 }
 
+#[cfg(test)]
+impl ControllerSettings {
+    /// Node 1's settings in the unit tests: Kafka's 9 s session timeout.
+    pub(crate) fn for_tests(partitions: i32, replication_factor: i16, unclean: bool) -> ControllerSettings {
+        ControllerSettings {
+            node_id: 1,
+            default_num_partitions: partitions,
+            default_replication_factor: replication_factor,
+            delete_topic_enable: true,
+            broker_session_timeout_ms: 9_000,
+            unclean_leader_election_enable: unclean,
+        }
+    }
+}
+
 /// What an operation decided: the records to commit (none for a validation or a no-op) and the
 /// answer to give once they are committed.
 #[derive(Debug)]
@@ -379,14 +394,7 @@ mod tests {
 
     impl Harness {
         fn new() -> Harness {
-            let settings = ControllerSettings {
-                node_id: 1,
-                default_num_partitions: 1,
-                default_replication_factor: 1,
-                delete_topic_enable: true,
-                broker_session_timeout_ms: 9_000,
-                unclean_leader_election_enable: false,
-            };
+            let settings = ControllerSettings::for_tests(1, 1, false);
             Harness { controller: Controller::new(settings), image: MetadataImage::default() }
         }
 

@@ -134,14 +134,7 @@ mod tests {
     use uuid::Uuid;
 
     fn cluster() -> (Controller, MetadataImage) {
-        let settings = ControllerSettings {
-            node_id: 1,
-            default_num_partitions: 1,
-            default_replication_factor: 3,
-            delete_topic_enable: true,
-            broker_session_timeout_ms: 9_000,
-            unclean_leader_election_enable: false,
-        };
+        let settings = ControllerSettings::for_tests(1, 3, false);
         let mut c = Controller::new(settings);
         let mut image = MetadataImage::default();
         let commit = |image: &mut MetadataImage, records: Vec<MetadataRecord>| {

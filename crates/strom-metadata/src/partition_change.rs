@@ -197,14 +197,7 @@ mod tests {
 
     impl Cluster {
         fn new(unclean: bool) -> Cluster {
-            let settings = ControllerSettings {
-                node_id: 1,
-                default_num_partitions: 1,
-                default_replication_factor: 3,
-                delete_topic_enable: true,
-                broker_session_timeout_ms: 9_000,
-                unclean_leader_election_enable: unclean,
-            };
+            let settings = ControllerSettings::for_tests(1, 3, unclean);
             let mut cluster = Cluster { c: Controller::new(settings), image: MetadataImage::default(), epochs: vec![] };
             for id in 1..=3 {
                 let endpoints = vec![BrokerEndpoint { name: "PLAINTEXT".into(), host: "h".into(), port: 9090 }];

@@ -179,13 +179,7 @@ async fn carry_out(
         super::reassign_partitions::set_throttles(admin, plan, current, &ongoing, rate).await?;
         out!("Replication throttled to {rate} B/s while the replicas move.");
     }
-    let changes = plan.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
-    let results = admin.alter_partition_reassignments(&changes).await.map_err(|e| e.to_string())?;
-    let failed: Vec<String> =
-        results.iter().filter_map(|((t, p), r)| r.as_ref().err().map(|e| format!("{t}-{p}: {e}"))).collect();
-    if !failed.is_empty() {
-        return Err(format!("Error reassigning partition(s):\n{}", failed.join("\n")));
-    }
+    super::reassign_partitions::start(admin, plan).await?;
     let keys: Vec<(String, i32)> = plan.keys().cloned().collect();
     let started = std::time::Instant::now();
     let mut last = usize::MAX;

@@ -229,6 +229,15 @@ async fn execute(admin: &Admin, args: &ReassignPartitionsArgs) -> Result<(), Str
         out!("Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed.");
         out!("The inter-broker throttle limit was set to {rate} B/s");
     }
+    start(admin, &plan).await?;
+    let started: Vec<(String, i32)> = plan.keys().cloned().collect();
+    let s = if started.len() > 1 { "s" } else { "" };
+    out!("Successfully started partition reassignment{s} for {}", names(&started));
+    Ok(())
+}
+
+/// Starts the reassignments of `plan`; an error names every partition refused.
+pub(super) async fn start(admin: &Admin, plan: &Plan) -> Result<(), String> {
     let changes = plan.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
     let results = admin.alter_partition_reassignments(&changes).await.map_err(|e| e.to_string())?;
     let failed: Vec<String> =
@@ -236,9 +245,6 @@ async fn execute(admin: &Admin, args: &ReassignPartitionsArgs) -> Result<(), Str
     if !failed.is_empty() {
         return Err(format!("Error reassigning partition(s):\n{}", failed.join("\n")));
     }
-    let started: Vec<(String, i32)> = plan.keys().cloned().collect();
-    let s = if started.len() > 1 { "s" } else { "" };
-    out!("Successfully started partition reassignment{s} for {}", names(&started));
     Ok(())
 }
 
