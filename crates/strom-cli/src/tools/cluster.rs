@@ -91,8 +91,10 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
             let bootstrap = moves.bootstrap_server.clone().unwrap_or_else(|| "localhost:9092".into());
             let admin = connect(moves.bootstrap_server.clone(), moves.config.clone()).await?;
             let (current, brokers) = assignment(&admin).await?;
-            if !brokers.contains(&broker) {
-                return Err(format!("broker {broker} is not registered (brokers: {brokers:?})"));
+            // A broker that is down (fenced, so not listed) can be drained too: its replicas are
+            // copied from the leaders.
+            if !brokers.contains(&broker) && !current.values().any(|r| r.contains(&broker)) {
+                return Err(format!("broker {broker} holds no replicas and is not a live broker (brokers: {brokers:?})"));
             }
             let plan = cluster_plans::drain(&current, &brokers, broker)?;
             print_plan(&format!("Moving every replica off broker {broker}"), &plan, &current);
