@@ -15,6 +15,14 @@ fn parse(value: &str) -> Option<(usize, u64)> {
 pub fn check(seen: &Seen, log: &[(i32, i64, String)], report: &mut Report) {
     report.acknowledged = seen.acked.len();
     report.failed_sends = seen.failed.len();
+    let mut reasons: HashMap<&str, usize> = HashMap::new();
+    for (_, _, why) in &seen.failed {
+        *reasons.entry(why.as_str()).or_default() += 1;
+    }
+    let mut reasons: Vec<(String, usize)> = reasons.into_iter().map(|(w, n)| (w.to_string(), n)).collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    reasons.truncate(5);
+    report.failure_reasons = reasons;
     report.read_back = log.len();
     report.commits = seen.commits;
     report.commit_errors = seen.commit_errors;

@@ -20,6 +20,8 @@ pub struct Report {
     /// Failed sends whose value is in the log anyway (allowed: the outcome was unknown).
     pub failed_but_written: usize,
     pub read_back: usize,
+    /// Why sends failed: the most frequent error messages and their counts.
+    pub failure_reasons: Vec<(String, usize)>,
     pub commits: u64,
     pub commit_errors: u64,
     pub admin_ok: u64,
@@ -80,6 +82,9 @@ impl fmt::Display for Report {
             "records: {} acknowledged, {} sends failed ({} of them written anyway), {} read back",
             self.acknowledged, self.failed_sends, self.failed_but_written, self.read_back
         )?;
+        for (why, n) in &self.failure_reasons {
+            writeln!(f, "  {n:>9} sends failed with: {why}")?;
+        }
         writeln!(
             f,
             "lost {} · duplicated {} · reordered {} · group commits {} ({} failed) · admin operations {} ({} failed)",
