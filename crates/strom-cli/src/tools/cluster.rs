@@ -94,7 +94,9 @@ pub async fn run(args: ClusterArgs) -> Result<(), String> {
             // A broker that is down (fenced, so not listed) can be drained too: its replicas are
             // copied from the leaders.
             if !brokers.contains(&broker) && !current.values().any(|r| r.contains(&broker)) {
-                return Err(format!("broker {broker} holds no replicas and is not a live broker (brokers: {brokers:?})"));
+                return Err(format!(
+                    "broker {broker} holds no replicas and is not a live broker (brokers: {brokers:?})"
+                ));
             }
             let plan = cluster_plans::drain(&current, &brokers, broker)?;
             print_plan(&format!("Moving every replica off broker {broker}"), &plan, &current);
