@@ -21,6 +21,8 @@ const FORWARD: u8 = 0;
 const LOSE_NEXT_PRODUCE_ANSWER: u8 = 1;
 /// Accept connections and close them at once (the broker seems down).
 const REFUSE: u8 = 2;
+/// Cut the connection instead of passing on the next Produce request, then refuse.
+const DROP_NEXT_PRODUCE: u8 = 3;
 
 /// One Kafka frame (length prefix included), or `None` at the end of the stream.
 async fn read_frame(from: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
@@ -45,9 +47,15 @@ async fn proxy(listener: TcpListener, broker: u16, mode: Arc<AtomicU8>) {
         let (mut broker_read, mut broker_write) = upstream.into_split();
         let api_keys = Arc::new(Mutex::new(std::collections::VecDeque::new()));
         let keys = Arc::clone(&api_keys);
+        let mode_in = Arc::clone(&mode);
         tokio::spawn(async move {
             while let Some(frame) = read_frame(&mut client_read).await {
-                keys.lock().expect("lock").push_back(i16::from_be_bytes([frame[4], frame[5]]));
+                let key = i16::from_be_bytes([frame[4], frame[5]]);
+                if key == 0 && mode_in.load(Ordering::SeqCst) == DROP_NEXT_PRODUCE {
+                    mode_in.store(REFUSE, Ordering::SeqCst);
+                    return; // the request never reaches the broker
+                }
+                keys.lock().expect("lock").push_back(key);
                 if broker_write.write_all(&frame).await.is_err() {
                     return;
                 }
@@ -116,5 +124,48 @@ fn a_batch_of_unknown_outcome_does_not_give_its_sequence_numbers_to_the_next() {
             }
         }
         assert_eq!(values, vec![b"first".to_vec(), b"second".to_vec()]);
+    });
+}
+
+/// The other half: the batch never reached the broker (connections refused until
+/// delivery.timeout.ms), so the broker's sequence for the producer stops before it. The next
+/// batch must not carry the sequence after the failed one — the broker would answer
+/// OUT_OF_ORDER_SEQUENCE_NUMBER to it and to every batch after, for good. The producer takes a
+/// new producer id (sequences from 0), as Java's does, and carries on.
+#[test]
+fn a_batch_that_never_arrived_does_not_leave_a_sequence_gap_that_blocks_the_partition() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let proxy_port = listener.local_addr().expect("addr").port();
+    let broker = TestBroker::start(&[&format!("advertised.listeners=PLAINTEXT://127.0.0.1:{proxy_port}")]);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    runtime.block_on(async {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let listener = TcpListener::from_std(listener).expect("tokio listener");
+        let mode = Arc::new(AtomicU8::new(FORWARD));
+        tokio::spawn(proxy(listener, broker.port, Arc::clone(&mode)));
+        let props = Properties::new().set("bootstrap.servers", format!("127.0.0.1:{proxy_port}"));
+        broker.create_topic("gap", 1, &[]).await;
+        let producer = Producer::new(
+            &props
+                .clone()
+                .set("linger.ms", "0")
+                .set("request.timeout.ms", "500")
+                .set("delivery.timeout.ms", "1500")
+                .set("retry.backoff.ms", "50")
+                .set("reconnect.backoff.ms", "50"),
+        )
+        .await
+        .expect("idempotent producer");
+        let zero = producer.send_and_wait(ProducerRecord::new("gap").value("zero")).await.expect("written");
+        assert_eq!(zero.offset, 0);
+        mode.store(DROP_NEXT_PRODUCE, Ordering::SeqCst);
+        let lost = producer.send_and_wait(ProducerRecord::new("gap").value("never-arrived")).await;
+        assert!(lost.is_err(), "the broker could not be reached: {lost:?}");
+        mode.store(FORWARD, Ordering::SeqCst);
+        for (i, v) in ["one", "two", "three"].into_iter().enumerate() {
+            let m = producer.send_and_wait(ProducerRecord::new("gap").value(v)).await.expect("written after the gap");
+            assert_eq!(m.offset, 1 + i as i64);
+        }
+        producer.close().await.expect("close");
     });
 }

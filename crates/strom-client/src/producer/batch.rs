@@ -62,6 +62,8 @@ pub struct ProducerBatch {
     pub encoded: Option<Bytes>,
     /// No further record of the size just added fits: send it without waiting for linger.ms.
     pub full: bool,
+    /// The producer id the batch was encoded with (-1 before its first attempt).
+    pub producer_id: i64,
 }
 
 impl ProducerBatch {
@@ -77,6 +79,7 @@ impl ProducerBatch {
             retry_at: None,
             encoded: None,
             full: false,
+            producer_id: -1,
         }
     }
 

@@ -38,6 +38,7 @@ use batch::{Completion, PendingRecord, ProducerBatch};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -57,6 +58,12 @@ pub(crate) struct Inner {
     partitioner: Box<dyn Partitioner>,
     producer: Mutex<(i64, i16)>,
     in_flight: Mutex<HashMap<i32, usize>>,
+    /// A batch failed after its sequence numbers may have been used (or the broker reported a
+    /// gap): the sequences of its partition can no longer continue, so the idempotent producer
+    /// takes a new producer id, with every sequence starting again at 0, once nothing is in
+    /// flight (Java's producer resets the id the same way). New batches wait until then.
+    reset_needed: AtomicBool,
+    resetting: AtomicBool,
 }
 
 impl Inner {
@@ -70,6 +77,36 @@ impl Inner {
 
     fn in_flight(&self, node: i32) -> usize {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).get(&node).copied().unwrap_or(0)
+    }
+
+    fn total_in_flight(&self) -> usize {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+
+    /// Takes a new producer id (see `reset_needed`) and starts every partition's sequence at 0.
+    async fn reset_producer_id(self: Arc<Self>) {
+        loop {
+            match init_producer_id(&self.cluster, &self.config).await {
+                Ok(id) => {
+                    let old = std::mem::replace(&mut *self.producer.lock().unwrap_or_else(|p| p.into_inner()), id);
+                    self.lock_acc().queues.values_mut().for_each(|q| q.next_sequence = 0);
+                    tracing::warn!(
+                        old = old.0,
+                        new = id.0,
+                        "idempotent producer: a batch failed after its sequence numbers may have been used; \
+                         continuing with a new producer id"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("idempotent producer: a new producer id could not be had ({e}); trying again");
+                    tokio::time::sleep(self.config.retry_backoff.max(std::time::Duration::from_millis(100))).await;
+                }
+            }
+        }
+        self.reset_needed.store(false, Ordering::SeqCst);
+        self.resetting.store(false, Ordering::SeqCst);
+        self.wake.notify_one();
     }
 
     fn add_in_flight(&self, node: i32, delta: isize) {
@@ -92,6 +129,11 @@ impl Inner {
             Err(ClientError::Kafka { .. }) => true,
             Err(_) => batch.encoded.is_none(),
         };
+        // OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID: the broker lost track of this
+        // producer's sequence for the partition; only a new producer id gets past it.
+        let gap_reported = matches!(&result, Err(ClientError::Kafka { code: 45 | 59, .. }));
+        let current_id = batch.producer_id == self.producer_id().0;
+        let failed_result = result.is_err();
         match result {
             Ok((offset, append_time)) => batch.succeed(offset, append_time),
             Err(e) => batch.fail(e),
@@ -100,9 +142,13 @@ impl Inner {
             let mut acc = self.lock_acc();
             if let Some(q) = acc.queues.get_mut(&tp) {
                 q.in_flight = false;
-                if never_written && base_sequence >= 0 && q.next_sequence == base_sequence.wrapping_add(count as i32) {
+                let failed = base_sequence >= 0 && failed_result;
+                let last = q.next_sequence == base_sequence.wrapping_add(count as i32);
+                if failed && current_id && never_written && last && !gap_reported {
                     // Its sequence numbers were not used: the next batch takes them.
                     q.next_sequence = base_sequence;
+                } else if failed && current_id && self.config.idempotence {
+                    self.reset_needed.store(true, Ordering::SeqCst);
                 }
             }
         }
@@ -184,6 +230,8 @@ impl Producer {
             partitioner,
             producer: Mutex::new(producer_id),
             in_flight: Mutex::new(HashMap::new()),
+            reset_needed: AtomicBool::new(false),
+            resetting: AtomicBool::new(false),
         });
         tokio::spawn(sender::run(Arc::clone(&inner)));
         Ok(Producer { inner })

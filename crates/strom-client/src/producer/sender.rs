@@ -7,6 +7,7 @@ use super::Inner;
 use crate::error::ClientError;
 use crate::TopicPartition;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -18,6 +19,17 @@ const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
 
 pub async fn run(inner: Arc<Inner>) {
     loop {
+        if inner.reset_needed.load(Ordering::SeqCst) {
+            // No new batch goes out under the old id; the reset waits for what is in flight.
+            if inner.total_in_flight() == 0 && !inner.resetting.swap(true, Ordering::SeqCst) {
+                tokio::spawn(Arc::clone(&inner).reset_producer_id());
+            }
+            tokio::select! {
+                _ = inner.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            continue;
+        }
         let wakeup = {
             let now = Instant::now();
             let snapshot = inner.cluster.snapshot();
@@ -88,6 +100,9 @@ async fn send_batches(inner: Arc<Inner>, node: i32, mut batches: Vec<ProducerBat
     let mut encode_failures = Vec::new();
     let mut kept = Vec::new();
     for mut b in batches.drain(..) {
+        if b.encoded.is_none() {
+            b.producer_id = pid;
+        }
         match b.encode(pid, epoch, cfg.compression) {
             Ok(records) => {
                 let mut p = PartitionProduceData::default();
