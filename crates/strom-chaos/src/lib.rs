@@ -89,7 +89,7 @@ pub async fn run(opts: &Options) -> Result<Report, String> {
             worst = worst.max(workload.shared.since_last_ack());
         }
         let description = match applied {
-            Ok(a) => a.description,
+            Ok(d) => d,
             Err(e) => format!("{} could not be applied: {e}", kind.name()),
         };
         nemesis::heal(&mut cluster)?;

@@ -81,12 +81,6 @@ pub fn schedule(seed: u64, rounds: usize, kinds: &[Kind]) -> Vec<Kind> {
     (0..rounds).map(|_| kinds[rng.below(kinds.len() as u64) as usize]).collect()
 }
 
-/// A fault as applied.
-pub struct Applied {
-    pub kind: Kind,
-    pub description: String,
-}
-
 fn pick(rng: &mut SimRng, n: usize) -> usize {
     1 + rng.below(n as u64) as usize
 }
@@ -106,11 +100,11 @@ pub async fn apply(
     rng: &mut SimRng,
     topic: &str,
     partitions: i32,
-) -> Result<Applied, String> {
+) -> Result<String, String> {
+    // The description of what was done, for the round's history.
     let n = cluster.nodes.len();
-    let mut applied = Applied { kind, description: String::new() };
     let random = pick(rng, n);
-    applied.description = match kind {
+    let description = match kind {
         Kind::Kill | Kind::KillLeader | Kind::KillController => {
             let (target, role) = match kind {
                 Kind::KillLeader => {
@@ -187,7 +181,7 @@ pub async fn apply(
             format!("restart node {random} (SIGTERM, then start)")
         }
     };
-    Ok(applied)
+    Ok(description)
 }
 
 /// Undoes a fault, and whatever else is wrong: routes and queues removed, paused nodes

@@ -77,30 +77,42 @@ async fn proxy(listener: TcpListener, broker: u16, mode: Arc<AtomicU8>) {
     }
 }
 
-#[test]
-fn a_batch_of_unknown_outcome_does_not_give_its_sequence_numbers_to_the_next() {
+/// A broker advertising the proxy's port, the proxy's listener (to hand to `proxy`) and port,
+/// and a runtime to drive the test in.
+fn broker_behind_proxy() -> (TestBroker, TcpListener, u16, tokio::runtime::Runtime) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
     let proxy_port = listener.local_addr().expect("addr").port();
     let broker = TestBroker::start(&[&format!("advertised.listeners=PLAINTEXT://127.0.0.1:{proxy_port}")]);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let listener = runtime.block_on(async { TcpListener::from_std(listener).expect("tokio listener") });
+    (broker, listener, proxy_port, runtime)
+}
+
+/// An idempotent producer that gives up on a batch within 1.5 s.
+async fn quick_producer(props: &Properties) -> Producer {
+    Producer::new(
+        &props
+            .clone()
+            .set("linger.ms", "0")
+            .set("request.timeout.ms", "500")
+            .set("delivery.timeout.ms", "1500")
+            .set("retry.backoff.ms", "50")
+            .set("reconnect.backoff.ms", "50"),
+    )
+    .await
+    .expect("idempotent producer")
+}
+
+#[test]
+fn a_batch_of_unknown_outcome_does_not_give_its_sequence_numbers_to_the_next() {
+    let (broker, listener, proxy_port, runtime) = broker_behind_proxy();
     runtime.block_on(async {
-        listener.set_nonblocking(true).expect("nonblocking");
-        let listener = TcpListener::from_std(listener).expect("tokio listener");
         let mode = Arc::new(AtomicU8::new(FORWARD));
         tokio::spawn(proxy(listener, broker.port, Arc::clone(&mode)));
         let props = Properties::new().set("bootstrap.servers", format!("127.0.0.1:{proxy_port}"));
         broker.create_topic("lost-answer", 1, &[]).await;
-        let producer = Producer::new(
-            &props
-                .clone()
-                .set("linger.ms", "0")
-                .set("request.timeout.ms", "500")
-                .set("delivery.timeout.ms", "1500")
-                .set("retry.backoff.ms", "50")
-                .set("reconnect.backoff.ms", "50"),
-        )
-        .await
-        .expect("idempotent producer");
+        let producer = quick_producer(&props).await;
 
         mode.store(LOSE_NEXT_PRODUCE_ANSWER, Ordering::SeqCst);
         let first = producer.send_and_wait(ProducerRecord::new("lost-answer").value("first")).await;
@@ -134,28 +146,13 @@ fn a_batch_of_unknown_outcome_does_not_give_its_sequence_numbers_to_the_next() {
 /// new producer id (sequences from 0), as Java's does, and carries on.
 #[test]
 fn a_batch_that_never_arrived_does_not_leave_a_sequence_gap_that_blocks_the_partition() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
-    let proxy_port = listener.local_addr().expect("addr").port();
-    let broker = TestBroker::start(&[&format!("advertised.listeners=PLAINTEXT://127.0.0.1:{proxy_port}")]);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let (broker, listener, proxy_port, runtime) = broker_behind_proxy();
     runtime.block_on(async {
-        listener.set_nonblocking(true).expect("nonblocking");
-        let listener = TcpListener::from_std(listener).expect("tokio listener");
         let mode = Arc::new(AtomicU8::new(FORWARD));
         tokio::spawn(proxy(listener, broker.port, Arc::clone(&mode)));
         let props = Properties::new().set("bootstrap.servers", format!("127.0.0.1:{proxy_port}"));
         broker.create_topic("gap", 1, &[]).await;
-        let producer = Producer::new(
-            &props
-                .clone()
-                .set("linger.ms", "0")
-                .set("request.timeout.ms", "500")
-                .set("delivery.timeout.ms", "1500")
-                .set("retry.backoff.ms", "50")
-                .set("reconnect.backoff.ms", "50"),
-        )
-        .await
-        .expect("idempotent producer");
+        let producer = quick_producer(&props).await;
         let zero = producer.send_and_wait(ProducerRecord::new("gap").value("zero")).await.expect("written");
         assert_eq!(zero.offset, 0);
         mode.store(DROP_NEXT_PRODUCE, Ordering::SeqCst);

@@ -157,7 +157,7 @@ async fn run(broker: Weak<Broker>, leader: i32, shared: Weak<FetcherShared>) {
         let rate = broker.dynamic.current().follower_replication_throttled_rate;
         let positions: Vec<_> = if broker.replication_quotas.follower.exceeded(rate) {
             let node = broker.config.node_id;
-            positions.into_iter().filter(|(p, _)| !throttled(&broker, p) || p.isr().contains(&node)).collect()
+            positions.into_iter().filter(|(p, _)| !throttled(&broker, p, rate) || p.isr().contains(&node)).collect()
         } else {
             positions
         };
@@ -192,10 +192,10 @@ async fn run(broker: Weak<Broker>, leader: i32, shared: Weak<FetcherShared>) {
     }
 }
 
-/// Whether this broker's replica of `p` is named by its topic's follower throttle (and a
-/// follower rate is set at all).
-fn throttled(broker: &Broker, p: &Partition) -> bool {
-    broker.dynamic.current().follower_replication_throttled_rate < i64::MAX as u64
+/// Whether this broker's replica of `p` is named by its topic's follower throttle (and the
+/// follower `rate` is set at all).
+fn throttled(broker: &Broker, p: &Partition, rate: u64) -> bool {
+    rate < i64::MAX as u64
         && crate::replica::quota::is_throttled(
             &broker.metadata.image(),
             &p.topic,
@@ -267,6 +267,7 @@ async fn handle_response(
     let by_key: HashMap<(&str, i32), &(Arc<Partition>, FetchPosition)> =
         positions.iter().map(|e| ((e.0.topic.as_str(), e.0.index), e)).collect();
     let now = now_ms();
+    let rate = broker.dynamic.current().follower_replication_throttled_rate;
     for topic in &resp.responses {
         for pd in &topic.partitions {
             let Some((partition, at)) = by_key.get(&(topic.topic.0.as_str(), pd.partition_index)) else { continue };
@@ -278,7 +279,7 @@ async fn handle_response(
                     .map(|_| ()),
                 0 => {
                     let records = pd.records.as_deref().unwrap_or_default();
-                    if throttled(broker, partition) {
+                    if throttled(broker, partition, rate) {
                         broker.replication_quotas.follower.record(records.len());
                     }
                     let hw_before = partition.high_watermark();
