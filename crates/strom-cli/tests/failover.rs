@@ -122,8 +122,7 @@ async fn with_every_isr_member_gone_only_an_unclean_topic_elects_an_out_of_sync_
         let replicated: Vec<String> = (0..4).map(|i| format!("{name}-replicated-{i}")).collect();
         assert_eq!(cluster.produce_raw(leader, name, -1, &replicated), 0);
     }
-    let pid = cluster.nodes[follower].pid().expect("running").to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
+    cluster.nodes[follower].pause();
     for name in ["clean", "dirty"] {
         cluster.wait_for_partitions(controller, name, Duration::from_secs(15), "the ISR shrinks", |p| {
             p.isr == [leader_id]
@@ -138,7 +137,7 @@ async fn with_every_isr_member_gone_only_an_unclean_topic_elects_an_out_of_sync_
         .wait_for_partitions(controller, "dirty", Duration::from_secs(15), "unclean", |p| p.leader == follower_id);
     assert_eq!(dirty[0].isr, vec![follower_id], "the unclean leader is the whole ISR");
     assert!(cluster.nodes[controller].log().contains("unclean leader election"), "the data loss is reported");
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("SIGCONT");
+    cluster.nodes[follower].resume();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(cluster.partitions(controller, "clean")[0].leader, -1, "the clean topic stays offline");
     let read = cluster.nodes[follower].consume_all("dirty", 1, 4);

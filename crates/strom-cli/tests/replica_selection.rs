@@ -148,15 +148,14 @@ async fn consumers_read_from_an_in_sync_replica_in_their_rack() {
     // A follower never serves what is above its high watermark: with the third replica stopped
     // the leader's HW stays, while the follower copies new records (acks=1) past it.
     let third = (1..=3).find(|&id| id != leader && id != follower).expect("a third replica");
-    let pid = cluster.nodes[node_of(third)].pid().expect("running").to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
+    cluster.nodes[node_of(third)].pause();
     let late = vec!["late".to_string()];
     let acked = cluster.produce_raw_at(node_of(leader), TOPIC, 1, &late, 9, 1);
     assert_eq!(acked.responses[0].partition_responses[0].error_code, 0);
     std::thread::sleep(Duration::from_millis(500));
     let from_follower = fetch_at(&cluster, node_of(follower), 11, "", RECORDS as i64, 10);
     let from_leader = fetch_at(&cluster, node_of(leader), 11, "", RECORDS as i64, 10);
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("SIGCONT");
+    cluster.nodes[node_of(third)].resume();
     let p = &from_follower.responses[0].partitions[0];
     assert_eq!((p.error_code, p.high_watermark), (0, RECORDS as i64), "the HW waits for the stopped replica");
     assert_eq!(record_count(&from_follower), 0, "nothing above the follower's HW");

@@ -68,8 +68,7 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     let values: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
     assert_eq!(cluster.produce_raw(leader, "isr", -1, &values), 0, "acks=all with the full ISR");
 
-    let pid = cluster.nodes[follower].pid().expect("running").to_string();
-    std::process::Command::new("kill").args(["-STOP", &pid]).status().expect("SIGSTOP");
+    cluster.nodes[follower].pause();
     let stopped_at = Instant::now();
     // Written while the follower is stopped and still in the ISR: above the high watermark,
     // so a lookup by timestamp does not find it yet (Kafka's fetchOffsetByTimestamp).
@@ -90,7 +89,7 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     assert_eq!(cluster.produce_raw(leader, "isr", -1, &values), 19, "NOT_ENOUGH_REPLICAS below min.insync.replicas");
     assert_eq!(cluster.produce_raw(leader, "isr", 1, &values), 0, "acks=1 still works");
 
-    std::process::Command::new("kill").args(["-CONT", &pid]).status().expect("SIGCONT");
+    cluster.nodes[follower].resume();
     cluster.wait_for_partitions(leader, "isr", Duration::from_secs(20), "the follower rejoins", |p| {
         p.isr.contains(&follower_id)
     });
@@ -300,10 +299,9 @@ async fn an_offset_commit_is_visible_only_once_the_isr_has_it() {
     // The coordinator's followers stop: the next commit is appended but cannot be replicated
     // (the ISR does not shrink within replica.lag.time.max.ms), so it is neither answered nor
     // handed out by OffsetFetch: a new coordinator might never see it.
-    let others: Vec<String> =
-        (0..3).filter(|&i| i != coordinator).map(|i| cluster.nodes[i].pid().expect("running").to_string()).collect();
-    for pid in &others {
-        std::process::Command::new("kill").args(["-STOP", pid]).status().expect("SIGSTOP");
+    let others: Vec<usize> = (0..3).filter(|&i| i != coordinator).collect();
+    for &i in &others {
+        cluster.nodes[i].pause();
     }
     let pending = {
         let bootstrap = cluster.nodes[coordinator].bootstrap();
@@ -311,8 +309,8 @@ async fn an_offset_commit_is_visible_only_once_the_isr_has_it() {
     };
     std::thread::sleep(Duration::from_millis(500));
     let during = fetch_committed(&cluster, coordinator, "bookkeepers");
-    for pid in &others {
-        std::process::Command::new("kill").args(["-CONT", pid]).status().expect("SIGCONT");
+    for &i in &others {
+        cluster.nodes[i].resume();
     }
     assert_eq!(during, 5, "an unreplicated commit was handed out");
     assert_eq!(pending.join().expect("commit thread"), 0, "answered once replicated");

@@ -94,6 +94,35 @@ impl TestBroker {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// SIGSTOP, returning once every thread of the broker has stopped. `kill` returns as soon as
+    /// the signal is queued; the kernel wakes one thread to start the group stop and the others
+    /// keep running until it does, which on a loaded machine is milliseconds: long enough for a
+    /// follower to fetch what a test writes "while it is stopped".
+    pub fn pause(&self) {
+        let pid = self.pid().expect("running");
+        signal(pid, "-STOP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stopped = |stat: String| {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['T', 't', 'Z', 'X']))
+        };
+        loop {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the broker's threads");
+            let all_stopped = tasks
+                .filter_map(Result::ok)
+                .all(|t| std::fs::read_to_string(t.path().join("stat")).map(stopped).unwrap_or(true));
+            if all_stopped {
+                return;
+            }
+            assert!(Instant::now() < deadline, "broker {pid} did not stop within 10 s of SIGSTOP");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        signal(self.pid().expect("running"), "-CONT");
+    }
+
     /// Whether the broker process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
@@ -222,4 +251,9 @@ pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = Command::new("kill").args([which, &pid.to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill {which} {pid}: {status}");
 }
