@@ -1,11 +1,15 @@
 //! A full disk (ENOSPC, on a small tmpfs as log.dirs): a produce that does not fit fails with
 //! KAFKA_STORAGE_ERROR and leaves no partial batch behind, reads keep working, and writes resume
-//! once space is freed, without a restart. Needs root (mount); CI runs as root.
+//! once space is freed, without a restart; so do metadata writes (the metadata log is on the
+//! same disk). Needs root (mount); CI runs as root.
 
 mod support;
 
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::types::RDKafkaErrorCode;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 use strom_protocol::batch::testing::TestBatch;
 use strom_protocol::batch::BatchIter;
 use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -120,11 +124,55 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers() {
     let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("fill", 150_000));
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 56, "KAFKA_STORAGE_ERROR");
 
+    // To the last byte, so that the metadata log cannot take a record either.
+    let brim = disk.path.join("brim");
+    let mut file = std::fs::File::create(&brim).expect("brim");
+    while std::io::Write::write_all(&mut file, &[0u8; 4096]).and_then(|()| file.sync_data()).is_ok() {}
+    let admin = broker.admin();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(3)));
+    // A record may still fit in the last page of the metadata log: create topics until one
+    // does not.
+    let mut while_full = 0;
+    loop {
+        let name = format!("while-full-{while_full}");
+        let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1));
+        match admin.create_topics([&topic], &options).await {
+            Ok(r) if r[0].is_ok() => while_full += 1,
+            _ => break,
+        }
+        assert!(while_full < 200, "metadata writes never failed on a full disk");
+    }
+
     std::fs::remove_file(&ballast).expect("free space");
+    std::fs::remove_file(&brim).expect("free space");
     let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce("fill", 150_000));
     let p = &resp.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 0, "writes resume once space is free: {:?}", p.error_message);
     assert_eq!(p.base_offset, acknowledged.len() as i64, "offsets carry on with no hole");
     acknowledged.push(p.base_offset);
     assert_eq!(batch_offsets(&mut raw, "fill"), acknowledged);
+    // The metadata quorum paused and resumes too (it used to stop for good).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = admin.create_topics([&NewTopic::new("after", 1, TopicReplication::Fixed(1))], &options).await;
+        match r.as_ref().map(|r| r[0].clone()) {
+            Ok(Ok(_)) | Ok(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => break,
+            other => assert!(Instant::now() < deadline, "metadata writes did not resume: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    broker.create_topic("after-that", 1, &[]).await;
+    // Topics created while the disk was full get their partitions once it is not.
+    for i in 0..while_full {
+        let topic = format!("while-full-{i}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce(&topic, 100));
+            match resp.responses[0].partition_responses[0].error_code {
+                0 => break,
+                code => assert!(Instant::now() < deadline, "{topic} still refuses writes: error {code}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }

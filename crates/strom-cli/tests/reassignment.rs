@@ -1,8 +1,8 @@
 //! Partition reassignment (`strom reassign-partitions`, Kafka's kafka-reassign-partitions,
 //! KIP-455) on a 4-node cluster under an acks=all load: a partition moves from brokers {1,2,3}
 //! to {2,3,4} with a replication throttle, `--verify` reports completion and removes the
-//! throttles, the old replica's data is deleted, and every acknowledged record is read back
-//! exactly once in order.
+//! throttles, the old replica's data is deleted, a group consumer reads on through the move,
+//! and every acknowledged record is read back exactly once in order.
 
 mod support;
 
@@ -10,7 +10,7 @@ use rdkafka::admin::{AdminOptions, NewTopic, ResourceSpecifier, TopicReplication
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::cluster::TestCluster;
-use support::workload::{check_read_back, Writer};
+use support::workload::{check_read_back, GroupReader, Writer};
 
 /// `strom reassign-partitions --bootstrap-server B <args>`: (success, stdout, stderr).
 fn reassign(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
@@ -49,7 +49,12 @@ async fn a_partition_moves_to_other_brokers_under_load_with_a_throttle_and_nothi
     }
     cluster.wait_for_partitions(0, "moving", Duration::from_secs(30), "full ISR", |p| p.isr.len() == 3);
     let writer = Writer::start(&cluster, "moving", 1);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reader = GroupReader::start(&cluster, "moving");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reader.read_so_far() == 0 {
+        assert!(Instant::now() < deadline, "the group consumer read nothing before the move");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let dir = tempfile::tempdir().expect("temp dir");
     let plan = dir.path().join("plan.json");
@@ -63,6 +68,7 @@ async fn a_partition_moves_to_other_brokers_under_load_with_a_throttle_and_nothi
     assert!(out.contains("Save this to use as the --reassignment-json-file option during rollback"), "{out}");
     assert!(out.contains("The inter-broker throttle limit was set to 20000000 B/s"), "{out}");
     assert!(out.contains("Successfully started partition reassignment for moving-0"), "{out}");
+    let read_when_started = reader.read_so_far();
     assert_eq!(
         throttle_configs(&cluster, "moving").await,
         vec![
@@ -85,6 +91,7 @@ async fn a_partition_moves_to_other_brokers_under_load_with_a_throttle_and_nothi
         assert!(ok, "{out}{err}");
         verified = out;
     }
+    let read_during_move = reader.read_so_far() - read_when_started;
     assert!(
         verified.starts_with("Status of partition reassignment:\nReassignment of partition moving-0 is completed.\n"),
         "{verified}"
@@ -96,9 +103,12 @@ async fn a_partition_moves_to_other_brokers_under_load_with_a_throttle_and_nothi
     let p = cluster.wait_for_partitions(1, "moving", Duration::from_secs(30), "moved", |p| p.replicas == vec![2, 3, 4]);
     assert_ne!(p[0].leader, 1, "broker 1 leads nothing it no longer holds");
 
-    // The writer kept going through the move; everything acknowledged is there once, in order.
+    // The writer kept going through the move; everything acknowledged is there once, in order,
+    // and the group consumer read on while the replicas moved.
     let acked = writer.finish().await;
     check_read_back(&cluster, "moving", 1, &acked);
+    assert!(read_during_move > 0, "the group consumer read nothing while the partition moved");
+    reader.finish(&acked);
     // Broker 1 removed its copy.
     let old = cluster.nodes[0].data_dir().join("moving-0");
     let deadline = Instant::now() + Duration::from_secs(15);

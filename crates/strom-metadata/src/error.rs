@@ -40,3 +40,14 @@ pub enum MetadataError {
     #[error("metadata log {path} is corrupt at line {line}: {reason}")]
     Corrupt { path: PathBuf, line: usize, reason: String },
 }
+
+impl MetadataError {
+    /// A write of the metadata log that failed for want of space (ENOSPC, EDQUOT): the quorum
+    /// files are as they were before it, and the same write can be tried again once space is
+    /// freed.
+    pub fn is_disk_full(&self) -> bool {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        matches!(self, MetadataError::Io { source, .. } if matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT)))
+    }
+}

@@ -19,6 +19,7 @@
 pub mod forward;
 pub mod member;
 pub mod observer;
+mod pending_commands;
 pub mod publisher;
 pub mod quorum;
 pub mod transport;

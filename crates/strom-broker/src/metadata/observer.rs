@@ -9,6 +9,7 @@
 //! controller listener, over one kept-open connection: a request frame (header v1, null client
 //! id, then the fetch) and a response frame (correlation id, then the chunk).
 
+use super::pending_commands::PendingCommands;
 use super::quorum::{apply_entry, corrupt, restore_snapshot, SNAPSHOT_AFTER_BYTES};
 use super::transport::{
     private_answer_frame, private_request_body, private_request_frame, read_private_answer, MAX_RAFT_MESSAGE_BYTES,
@@ -54,7 +55,10 @@ struct Driver {
     bytes_since_snapshot: u64,
     publisher: Option<mpsc::UnboundedSender<CommittedRecords>>,
     status: Arc<Mutex<QuorumStatus>>,
-    /// Set when the quorum files could not be written: the observer stops following.
+    /// The core's commands not executed yet (a full disk holds them).
+    unfinished: PendingCommands,
+    /// Set when the quorum files could not be written (other than for want of space): the
+    /// observer stops following.
     failed: bool,
 }
 
@@ -76,6 +80,7 @@ pub fn start(
         bytes_since_snapshot: 0,
         publisher: None,
         status: Arc::clone(&status),
+        unfinished: PendingCommands::default(),
         failed: false,
     };
     driver.execute(commands).map_err(|e| corrupt(data_dir, e.to_string()))?;
@@ -106,45 +111,63 @@ impl ObserverNode {
 }
 
 impl Driver {
+    /// Executes the core's commands in order; a full disk leaves the rest for the next call.
     fn execute(&mut self, commands: Vec<QuorumCommand>) -> Result<(), MetadataError> {
-        for command in commands {
-            match command {
-                QuorumCommand::Persist(batch) => self.durable.persist(&batch)?,
-                QuorumCommand::RestoreSnapshot { index, data, .. } => {
-                    self.image = restore_snapshot(index, &data, self.publisher.as_ref())?;
-                    self.bytes_since_snapshot = 0;
-                }
-                QuorumCommand::Apply(entries) => {
-                    for entry in entries {
-                        apply_entry(&mut self.image, &entry, self.publisher.as_ref())?;
-                        self.bytes_since_snapshot += entry.data.len() as u64;
-                    }
-                }
-                QuorumCommand::Send(_) => {}
+        self.unfinished.push(commands);
+        loop {
+            let mut unfinished = std::mem::take(&mut self.unfinished);
+            let done = unfinished.run(|command| self.execute_one(command));
+            self.unfinished = unfinished;
+            done?;
+            if self.bytes_since_snapshot < SNAPSHOT_AFTER_BYTES || self.image.offset <= self.core.snapshot_index() {
+                return Ok(());
+            }
+            let compacted = self.core.compact(bytes::Bytes::from(self.image.encode_snapshot()));
+            self.bytes_since_snapshot = 0;
+            tracing::info!(offset = self.image.offset, "took a metadata snapshot");
+            if let QuorumCommand::Persist(_) = compacted {
+                self.unfinished.push([compacted]);
             }
         }
-        if self.bytes_since_snapshot >= SNAPSHOT_AFTER_BYTES && self.image.offset > self.core.snapshot_index() {
-            let compacted = self.core.compact(bytes::Bytes::from(self.image.encode_snapshot()));
-            if let QuorumCommand::Persist(batch) = compacted {
-                self.durable.persist(&batch)?;
+    }
+
+    fn execute_one(&mut self, command: &QuorumCommand) -> Result<(), MetadataError> {
+        match command {
+            QuorumCommand::Persist(batch) => self.durable.persist(batch)?,
+            QuorumCommand::RestoreSnapshot { index, data, .. } => {
+                self.image = restore_snapshot(*index, data, self.publisher.as_ref())?;
+                self.bytes_since_snapshot = 0;
             }
-            self.bytes_since_snapshot = 0;
-            tracing::info!(offset = self.image.offset, "wrote a metadata snapshot");
+            QuorumCommand::Apply(entries) => {
+                for entry in entries {
+                    apply_entry(&mut self.image, entry, self.publisher.as_ref())?;
+                    self.bytes_since_snapshot += entry.data.len() as u64;
+                }
+            }
+            QuorumCommand::Send(_) => {}
         }
         Ok(())
     }
 
-    /// Takes a voter's answer (on a blocking thread: it writes the quorum files).
+    /// Takes a voter's answer (on a blocking thread: it writes the quorum files). While a full
+    /// disk holds earlier commands the answer is dropped (the core fetches it again) and the
+    /// held write is tried again.
     fn receive(&mut self, chunk: ObserverChunk) {
         let leader_before = self.core.leader();
-        match self.core.receive(chunk) {
-            Ok(commands) => {
-                if let Err(e) = self.execute(commands) {
+        let commands = if self.unfinished.is_stalled() {
+            Ok(Vec::new())
+        } else {
+            self.core.receive(chunk).map_err(|why| tracing::debug!("metadata observer ignored an answer: {why}"))
+        };
+        if let Ok(commands) = commands {
+            match self.execute(commands) {
+                Ok(()) => {}
+                Err(e) if e.is_disk_full() => {}
+                Err(e) => {
                     tracing::error!("the metadata observer cannot write its log and stops following: {e}");
                     self.failed = true;
                 }
             }
-            Err(why) => tracing::debug!("metadata observer ignored an answer: {why}"),
         }
         self.publish_status(leader_before);
     }

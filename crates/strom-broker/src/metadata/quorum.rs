@@ -9,6 +9,7 @@
 //! directory written before the quorum existed (`__cluster_metadata/records.jsonl`) is migrated
 //! into a first snapshot.
 
+use super::pending_commands::PendingCommands;
 use super::transport::RaftTransport;
 use super::CommittedRecords;
 use std::collections::HashMap;
@@ -153,6 +154,8 @@ struct Driver {
     status: std::sync::Arc<std::sync::Mutex<QuorumStatus>>,
     commit: tokio::sync::watch::Sender<u64>,
     last_heard: std::sync::Arc<std::sync::Mutex<HashMap<u64, i64>>>,
+    /// The core's commands not executed yet (a full disk holds them).
+    unfinished: PendingCommands,
 }
 
 /// Opens the quorum's files (migrating a pre-quorum log), applies what this node knows to be
@@ -198,6 +201,7 @@ pub fn start(
         status: std::sync::Arc::clone(&status),
         commit,
         last_heard: std::sync::Arc::default(),
+        unfinished: PendingCommands::default(),
     };
     let last_heard = std::sync::Arc::clone(&driver.last_heard);
     if voters == [node_id as u64] {
@@ -287,7 +291,14 @@ impl Driver {
         let mut next_tick = Instant::now() + TICK;
         loop {
             let event = input.recv_timeout(next_tick.saturating_duration_since(Instant::now()));
+            // A full disk holds this node's commands: it takes no input, as if cut off (peers
+            // resend, proposals go to another leader), and tries the write again each tick.
+            let stalled = self.unfinished.is_stalled();
             match event {
+                Ok(Input::Propose { reply, .. }) if stalled => {
+                    let _ = reply.send(Err(ProposeError::NotController));
+                }
+                Ok(Input::Peer(_) | Input::ObserverFetch { .. }) if stalled => continue,
                 Ok(Input::Propose { data, reply }) => self.propose(data, reply),
                 Ok(Input::Peer(message)) => {
                     self.last_heard
@@ -303,26 +314,34 @@ impl Driver {
                 }
                 Ok(Input::Stop) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {
-                    self.core.tick();
+                    if !stalled {
+                        self.core.tick();
+                    }
                     next_tick += TICK;
                 }
             }
-            for peer in self.transport.gone_peers() {
-                if self.core.leader() == Some(peer) {
-                    tracing::info!(
-                        leader = peer,
-                        "the metadata quorum leader's process is gone: electing a new one now"
-                    );
+            if !stalled {
+                for peer in self.transport.gone_peers() {
+                    if self.core.leader() == Some(peer) {
+                        tracing::info!(
+                            leader = peer,
+                            "the metadata quorum leader's process is gone: electing a new one now"
+                        );
+                    }
+                    self.core.leader_gone(peer);
                 }
-                self.core.leader_gone(peer);
             }
-            if let Err(e) = self.drain() {
-                tracing::error!("the metadata quorum cannot write its log and stops: {e}");
-                for (_, (_, reply)) in self.pending.drain() {
-                    let _ = reply.send(Err(ProposeError::Stopped(e.to_string())));
+            match self.drain() {
+                Ok(()) => {}
+                Err(e) if e.is_disk_full() => {}
+                Err(e) => {
+                    tracing::error!("the metadata quorum cannot write its log and stops: {e}");
+                    for (_, (_, reply)) in self.pending.drain() {
+                        let _ = reply.send(Err(ProposeError::Stopped(e.to_string())));
+                    }
+                    // Further proposals fail when the channel closes with this thread.
+                    return;
                 }
-                // Further proposals fail when the channel closes with this thread.
-                return;
             }
         }
     }
@@ -339,9 +358,18 @@ impl Driver {
         }
     }
 
-    /// Executes commands until the core has none left.
+    /// Executes commands until the core has none left. A full disk leaves the rest of them
+    /// (and an error that `is_disk_full`) for the next call.
     fn drain(&mut self) -> Result<(), MetadataError> {
         loop {
+            let mut unfinished = std::mem::take(&mut self.unfinished);
+            let done = unfinished.run(|command| self.execute(command));
+            self.unfinished = unfinished;
+            done?;
+            if let Some(persist) = self.snapshot_due() {
+                self.unfinished.push([persist]);
+                continue;
+            }
             let commands = self.core.poll();
             if commands.is_empty() {
                 let status = self.core.status();
@@ -359,26 +387,28 @@ impl Driver {
                 *shared = status;
                 return Ok(());
             }
-            for command in commands {
-                match command {
-                    QuorumCommand::Persist(batch) => self.durable.persist(&batch)?,
-                    QuorumCommand::Send(messages) => messages.iter().for_each(|m| self.transport.send(m)),
-                    QuorumCommand::RestoreSnapshot { index, data, .. } => {
-                        self.image = restore_snapshot(index, &data, self.publisher.as_ref())?;
-                    }
-                    QuorumCommand::Apply(entries) => {
-                        for entry in entries {
-                            self.apply(entry)?;
-                        }
-                    }
-                }
-            }
-            self.maybe_snapshot()?;
+            self.unfinished.push(commands);
         }
     }
 
-    fn apply(&mut self, entry: Committed) -> Result<(), MetadataError> {
-        apply_entry(&mut self.image, &entry, self.publisher.as_ref())?;
+    fn execute(&mut self, command: &QuorumCommand) -> Result<(), MetadataError> {
+        match command {
+            QuorumCommand::Persist(batch) => self.durable.persist(batch)?,
+            QuorumCommand::Send(messages) => messages.iter().for_each(|m| self.transport.send(m)),
+            QuorumCommand::RestoreSnapshot { index, data, .. } => {
+                self.image = restore_snapshot(*index, data, self.publisher.as_ref())?;
+            }
+            QuorumCommand::Apply(entries) => {
+                for entry in entries {
+                    self.apply(entry)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, entry: &Committed) -> Result<(), MetadataError> {
+        apply_entry(&mut self.image, entry, self.publisher.as_ref())?;
         self.bytes_since_snapshot += entry.data.len() as u64;
         if let Some((term, reply)) = self.pending.remove(&entry.index) {
             let outcome = if term == entry.term { Ok(entry.index) } else { Err(ProposeError::NotController) };
@@ -387,17 +417,17 @@ impl Driver {
         Ok(())
     }
 
-    fn maybe_snapshot(&mut self) -> Result<(), MetadataError> {
+    /// A snapshot of the image once enough was applied since the last one: the core compacts
+    /// its log at once, and the returned command writes the snapshot.
+    fn snapshot_due(&mut self) -> Option<QuorumCommand> {
         if self.bytes_since_snapshot < SNAPSHOT_AFTER_BYTES || self.image.offset <= self.core.snapshot_index() {
-            return Ok(());
+            return None;
         }
         let data = bytes::Bytes::from(self.image.encode_snapshot());
-        if let QuorumCommand::Persist(batch) = self.core.compact(self.image.offset, data) {
-            self.durable.persist(&batch)?;
-        }
+        let command = self.core.compact(self.image.offset, data);
         self.bytes_since_snapshot = 0;
-        tracing::info!(offset = self.image.offset, "wrote a metadata snapshot");
-        Ok(())
+        tracing::info!(offset = self.image.offset, "took a metadata snapshot");
+        matches!(command, QuorumCommand::Persist(_)).then_some(command)
     }
 }
 

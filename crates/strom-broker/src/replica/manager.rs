@@ -80,7 +80,7 @@ impl ReplicaManager {
         manager.reconcile(image)?;
         manager.log_recovery_summary();
         if image_is_complete {
-            remove_stray(found, image);
+            remove_stray(found, image, manager.config.node_id);
         } else {
             *manager.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()) = found;
         }
@@ -115,7 +115,7 @@ impl ReplicaManager {
         if !self.roles_active.swap(true, Ordering::SeqCst) {
             tracing::info!("caught up with the metadata quorum: partitions take their roles");
             let unknown = std::mem::take(&mut *self.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()));
-            remove_stray(unknown, image);
+            remove_stray(unknown, image, self.config.node_id);
         }
     }
 
@@ -366,14 +366,17 @@ impl ReplicaManager {
     }
 }
 
-fn knows(image: &MetadataImage, tp: &TopicPartition) -> bool {
-    image.topic(&tp.topic).is_some_and(|t| t.partitions.contains_key(&tp.partition))
+/// Whether `image` places a replica of `tp` on broker `node_id`.
+fn hosts(image: &MetadataImage, tp: &TopicPartition, node_id: i32) -> bool {
+    image.topic(&tp.topic).and_then(|t| t.partitions.get(&tp.partition)).is_some_and(|p| p.replicas.contains(&node_id))
 }
 
-/// Removes the directories of partitions `image` does not know (topics deleted meanwhile).
-fn remove_stray(found: Vec<(TopicPartition, PathBuf)>, image: &MetadataImage) {
-    for (tp, path) in found.into_iter().filter(|(tp, _)| !knows(image, tp)) {
-        tracing::info!(partition = %tp, "removing data of a partition that no longer exists");
+/// Removes the directories of partitions the caught-up `image` places nowhere on this broker:
+/// topics deleted meanwhile, and replicas moved to other brokers while this one was down (as
+/// Kafka removes stray logs at start-up).
+fn remove_stray(found: Vec<(TopicPartition, PathBuf)>, image: &MetadataImage, node_id: i32) {
+    for (tp, path) in found.into_iter().filter(|(tp, _)| !hosts(image, tp, node_id)) {
+        tracing::info!(partition = %tp, "removing data of a partition this broker no longer holds");
         if let Err(e) = std::fs::remove_dir_all(&path) {
             tracing::warn!(path = %path.display(), "could not remove stray partition directory: {e}");
         }
@@ -389,8 +392,9 @@ mod tests {
     #[test]
     fn a_cluster_node_removes_unknown_partition_data_only_once_caught_up() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let (deleted, created) = (tmp.path().join("deleted-0"), tmp.path().join("created-0"));
-        for d in [&deleted, &created] {
+        let (deleted, created, moved) =
+            (tmp.path().join("deleted-0"), tmp.path().join("created-0"), tmp.path().join("created-1"));
+        for d in [&deleted, &created, &moved] {
             std::fs::create_dir_all(d).expect("mkdir");
         }
         let config = BrokerConfig { log_dirs: vec![tmp.path().to_path_buf()], ..Default::default() };
@@ -398,23 +402,27 @@ mod tests {
         let config = Arc::new(config);
         let dynamic = Arc::new(DynamicConfig::new(Arc::clone(&config)));
         let manager = ReplicaManager::open(config, dynamic, &MetadataImage::default(), false).expect("open");
-        assert!(deleted.exists() && created.exists(), "nothing removed on a stale image");
+        assert!(deleted.exists() && created.exists() && moved.exists(), "nothing removed on a stale image");
         let mut caught_up = MetadataImage::default();
         let topic_id = Uuid::new_v4();
         caught_up.apply(&MetadataRecord::Topic { name: "created".into(), topic_id });
-        caught_up.apply(&MetadataRecord::Partition {
-            topic_id,
-            partition: 0,
-            replicas: vec![2, 3],
-            isr: vec![2, 3],
-            leader: 2,
-            leader_epoch: 0,
-            partition_epoch: 0,
-            adding_replicas: vec![],
-            removing_replicas: vec![],
-        });
+        let me = manager.config.node_id;
+        for (partition, replicas) in [(0, vec![me, me + 1]), (1, vec![me + 1, me + 2])] {
+            caught_up.apply(&MetadataRecord::Partition {
+                topic_id,
+                partition,
+                isr: replicas.clone(),
+                leader: replicas[0],
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            });
+        }
         manager.activate_roles(&caught_up);
         assert!(!deleted.exists(), "a partition the caught-up image does not know is removed");
-        assert!(created.exists(), "a known partition is kept");
+        assert!(created.exists(), "a partition with a replica here is kept");
+        assert!(!moved.exists(), "a partition moved to other brokers while this one was down is removed");
     }
 }

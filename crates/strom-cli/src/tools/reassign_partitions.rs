@@ -91,6 +91,21 @@ fn parse_plan(text: &str) -> Result<Plan, String> {
         if replicas.iter().collect::<BTreeSet<_>>().len() != replicas.len() {
             return Err(format!("Duplicate replica assignment found for {topic}-{partition}: {replicas:?}"));
         }
+        if let Some(dirs) = p.get("log_dirs") {
+            let dirs = dirs.as_array().ok_or("\"log_dirs\" is not a list")?;
+            if dirs.len() != replicas.len() {
+                return Err(format!(
+                    "Size of replicas list {replicas:?} is different from size of log dirs list {dirs:?} for \
+                     partition {topic}-{partition}"
+                ));
+            }
+            if let Some(dir) = dirs.iter().find(|d| d.as_str() != Some("any")) {
+                return Err(format!(
+                    "{topic}-{partition}: log directory {dir} requested; Strom does not move replicas between \
+                     log directories (AlterReplicaLogDirs) yet, so every entry of \"log_dirs\" must be \"any\""
+                ));
+            }
+        }
         if plan.insert((topic.clone(), partition), replicas).is_some() {
             return Err(format!("Duplicate reassignment of partition {topic}-{partition}"));
         }
@@ -250,6 +265,8 @@ pub(super) async fn start(admin: &Admin, plan: &Plan) -> Result<(), String> {
 
 /// Kafka's throttles for a move: on the leader side every replica the data comes from, on the
 /// follower side every replica it goes to, as topic configs; the rates on every broker involved.
+/// Reassignments already in progress keep theirs (with --additional): as Kafka's tool, the
+/// lists cover them and the new plan together.
 pub(super) async fn set_throttles(
     admin: &Admin,
     plan: &Plan,
@@ -260,14 +277,17 @@ pub(super) async fn set_throttles(
     let mut leader: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut follower: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut brokers = BTreeSet::new();
-    for ((topic, partition), target) in plan {
-        let (sources, destinations): (Vec<i32>, Vec<i32>) = match ongoing.get(&(topic.clone(), *partition)) {
-            Some(o) => (o.replicas.iter().copied().filter(|r| !o.adding.contains(r)).collect(), o.adding.clone()),
-            None => {
+    let moves = plan.iter().map(|(key, target)| (key, Some(target)));
+    let others = ongoing.keys().filter(|key| !plan.contains_key(*key)).map(|key| (key, None));
+    for ((topic, partition), target) in moves.chain(others) {
+        let (sources, destinations): (Vec<i32>, Vec<i32>) = match (ongoing.get(&(topic.clone(), *partition)), target) {
+            (Some(o), _) => (o.replicas.iter().copied().filter(|r| !o.adding.contains(r)).collect(), o.adding.clone()),
+            (None, Some(target)) => {
                 let sources = current[&(topic.clone(), *partition)].clone();
                 let destinations = target.iter().copied().filter(|r| !sources.contains(r)).collect();
                 (sources, destinations)
             }
+            (None, None) => unreachable!("every key comes from the plan or from the ongoing reassignments"),
         };
         for s in &sources {
             leader.entry(topic).or_default().insert(format!("{partition}:{s}"));
@@ -402,4 +422,31 @@ async fn list(admin: &Admin) -> Result<(), String> {
         out!("{t}-{p}: replicas: {}. adding: {}. removing: {}.", ids(&o.replicas), ids(&o.adding), ids(&o.removing));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_plan;
+
+    #[test]
+    fn plans_are_read_as_kafka_writes_them_and_bad_ones_are_refused_with_the_reason() {
+        let plan = parse_plan(
+            r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3,4],"log_dirs":["any","any","any"]}]}"#,
+        )
+        .expect("a valid plan");
+        assert_eq!(plan[&("t".to_string(), 0)], vec![2, 3, 4]);
+        let refused = |text: &str| parse_plan(text).expect_err("refused");
+        assert!(refused(r#"{"version":2,"partitions":[]}"#).contains("Not supported version"));
+        assert!(refused(r#"{"partitions":[]}"#).contains("cannot be empty"));
+        assert!(
+            refused(r#"{"partitions":[{"topic":"t","partition":0,"replicas":[1,1]}]}"#).contains("Duplicate replica")
+        );
+        let twice =
+            r#"{"partitions":[{"topic":"t","partition":0,"replicas":[1]},{"topic":"t","partition":0,"replicas":[2]}]}"#;
+        assert!(refused(twice).contains("Duplicate reassignment of partition t-0"));
+        let short = r#"{"partitions":[{"topic":"t","partition":0,"replicas":[1,2],"log_dirs":["any"]}]}"#;
+        assert!(refused(short).contains("different from size of log dirs"));
+        let dir = r#"{"partitions":[{"topic":"t","partition":0,"replicas":[1],"log_dirs":["/data/2"]}]}"#;
+        assert!(refused(dir).contains("must be \"any\""));
+    }
 }
