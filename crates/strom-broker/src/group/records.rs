@@ -235,12 +235,14 @@ fn decode_group_value(bytes: &[u8]) -> Result<StoredGroup, String> {
     Ok(StoredGroup { protocol_type, generation, protocol, leader, state_timestamp_ms, members })
 }
 
-/// Kafka's partition for a group: `Utils.abs(groupId.hashCode) % offsets.topic.num.partitions`,
-/// where `hashCode` is Java's `String.hashCode` over UTF-16 code units and `Utils.abs` masks the
-/// sign bit (it is not `Math.abs`).
+/// Kafka's partition for a group (and for a transactional id):
+/// `Utils.abs(id.hashCode) % partitions`, where `hashCode` is Java's `String.hashCode` over UTF-16
+/// code units and `Utils.abs` is `Math.abs` except that `Integer.MIN_VALUE` gives 0. (Not the
+/// partitioner's `toPositive`, which masks the sign bit: for a negative hash the two differ.)
 pub fn partition_for_group(group: &str, partitions: i32) -> i32 {
     let hash = group.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
-    (hash & 0x7fff_ffff) % partitions.max(1)
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
 }
 
 #[cfg(test)]
@@ -294,8 +296,12 @@ mod tests {
     fn group_partition_matches_java_string_hash_code() {
         // Java: "hello".hashCode() == 99162322 (the JDK documentation's example value).
         assert_eq!(partition_for_group("hello", 1_000_000_000), 99_162_322);
-        // "testGroup".hashCode() == -1202336499; & 0x7fffffff == 945147149; % 50 == 49.
+        // "testGroup".hashCode() == -1202336499; Utils.abs gives 1202336499; % 50 == 49.
         assert_eq!(partition_for_group("testGroup", 50), 49);
+        // -787547453: 3 of 50 (masking the sign bit would give 45).
+        assert_eq!(partition_for_group("chaos-readers", 50), 3);
+        // Java's hashCode of this one is Integer.MIN_VALUE: Utils.abs gives 0.
+        assert_eq!(partition_for_group("polygenelubricants", 50), 0);
         assert_eq!(partition_for_group("test-group", 50), 12);
         assert_eq!(partition_for_group("", 50), 0);
     }

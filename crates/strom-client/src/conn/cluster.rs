@@ -71,6 +71,35 @@ impl TopicInfo {
     pub fn leader(&self, partition: i32) -> Option<i32> {
         self.partitions.iter().find(|p| p.partition == partition).map(|p| p.leader).filter(|l| *l >= 0)
     }
+
+    /// The partition's leader and its leader epoch (-1: unknown), when it has a leader.
+    pub fn leader_and_epoch(&self, partition: i32) -> Option<(i32, i32)> {
+        self.partitions.iter().find(|p| p.partition == partition && p.leader >= 0).map(|p| (p.leader, p.leader_epoch))
+    }
+}
+
+/// Keeps what `previous` knew of a partition when `topics` (a newer answer) names an older
+/// leader epoch for it, as Java's client does (KIP-320): a broker that is behind (cut off from
+/// the quorum, or its metadata held up) still names the leaders it knew, and a client that took
+/// them would follow a deposed leader, which may answer OFFSET_OUT_OF_RANGE and reset positions.
+fn keep_newer_leader_epochs(previous: &Snapshot, topics: &mut HashMap<String, TopicInfo>) {
+    for (name, topic) in topics.iter_mut() {
+        let Some(old) = previous.topics.get(name).filter(|old| old.topic_id == topic.topic_id) else { continue };
+        let mut kept = false;
+        for p in topic.partitions.iter_mut() {
+            if let Some(o) = old.partitions.iter().find(|o| o.partition == p.partition) {
+                if p.leader_epoch >= 0 && o.leader_epoch > p.leader_epoch {
+                    tracing::debug!(topic = %name, partition = p.partition, epoch = p.leader_epoch,
+                        current = o.leader_epoch, "metadata names an older leader epoch; keeping the newer");
+                    *p = o.clone();
+                    kept = true;
+                }
+            }
+        }
+        if kept {
+            topic.available = topic.available_partitions();
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -174,8 +203,10 @@ impl Cluster {
                 TopicInfo { name, topic_id: *t.topic_id.as_bytes(), is_internal: t.is_internal, partitions, available },
             );
         }
+        let mut stored = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        keep_newer_leader_epochs(&stored.0, &mut snap.topics);
         let snap = Arc::new(snap);
-        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = (Arc::clone(&snap), Instant::now());
+        *stored = (Arc::clone(&snap), Instant::now());
         Ok(snap)
     }
 
@@ -333,5 +364,48 @@ impl Cluster {
         req: &Req,
     ) -> Result<(i16, Resp)> {
         self.broker(node_id).await?.send(api, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(id: u8, partitions: &[(i32, i32, i32)]) -> TopicInfo {
+        let partitions: Vec<PartitionInfo> = partitions
+            .iter()
+            .map(|&(partition, leader, leader_epoch)| PartitionInfo {
+                partition,
+                leader,
+                leader_epoch,
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2, 3],
+                error_code: 0,
+            })
+            .collect();
+        let mut t =
+            TopicInfo { name: "t".into(), topic_id: [id; 16], is_internal: false, partitions, available: Vec::new() };
+        t.available = t.available_partitions();
+        t
+    }
+
+    #[test]
+    fn an_answer_with_an_older_leader_epoch_does_not_replace_a_newer_one() {
+        let mut previous = Snapshot::default();
+        previous.topics.insert("t".into(), topic(1, &[(0, 2, 7), (1, 3, 4)]));
+        // A broker cut off since epoch 5 of partition 0 still names broker 1 as its leader.
+        let mut answer = HashMap::from([("t".to_string(), topic(1, &[(0, 1, 5), (1, -1, 5)]))]);
+        keep_newer_leader_epochs(&previous, &mut answer);
+        let t = &answer["t"];
+        assert_eq!((t.partitions[0].leader, t.partitions[0].leader_epoch), (2, 7), "the newer leader stays");
+        assert_eq!((t.partitions[1].leader, t.partitions[1].leader_epoch), (-1, 5), "a newer epoch is taken");
+        assert_eq!(t.available, vec![0]);
+        // A topic created again (another id) starts over, and an answer without epochs is taken.
+        let mut recreated = HashMap::from([("t".to_string(), topic(2, &[(0, 1, 0)]))]);
+        keep_newer_leader_epochs(&previous, &mut recreated);
+        assert_eq!(recreated["t"].partitions[0].leader, 1);
+        let mut no_epoch = HashMap::from([("t".to_string(), topic(1, &[(0, 1, -1)]))]);
+        keep_newer_leader_epochs(&previous, &mut no_epoch);
+        assert_eq!(no_epoch["t"].partitions[0].leader, 1);
     }
 }

@@ -64,11 +64,11 @@ pub async fn fetch(
     sessions: &mut HashMap<i32, FetchSessionClient>,
 ) -> Result<Vec<(TopicPartition, FetchOutcome)>> {
     let snapshot = cluster.snapshot();
-    let mut by_leader: HashMap<i32, Vec<(&TopicPartition, i64)>> = HashMap::new();
+    let mut by_leader: HashMap<i32, Vec<(&TopicPartition, i64, i32)>> = HashMap::new();
     let mut out = Vec::new();
     for (tp, pos) in positions {
-        match snapshot.topics.get(&tp.topic).and_then(|t| t.leader(tp.partition)) {
-            Some(leader) => by_leader.entry(leader).or_default().push((tp, *pos)),
+        match snapshot.topics.get(&tp.topic).and_then(|t| t.leader_and_epoch(tp.partition)) {
+            Some((leader, epoch)) => by_leader.entry(leader).or_default().push((tp, *pos, epoch)),
             None => {
                 out.push((tp.clone(), FetchOutcome::Retry(ClientError::kafka(5, Some(format!("no leader for {tp}"))))))
             }
@@ -81,7 +81,7 @@ pub async fn fetch(
         let mut session = sessions.get(&leader).cloned().unwrap_or_default();
         async move {
             let req = session.prepare(fetch_request(cfg, &parts));
-            let asked: Vec<(TopicPartition, i64)> = parts.iter().map(|(tp, p)| ((*tp).clone(), *p)).collect();
+            let asked: Vec<(TopicPartition, i64)> = parts.iter().map(|(tp, p, _)| ((*tp).clone(), *p)).collect();
             let result = cluster.send_to::<_, FetchResponse>(leader, ApiKey::Fetch, &req).await;
             match &result {
                 Ok((_, resp)) if resp.error_code == 0 => session.answered(resp),
@@ -133,13 +133,16 @@ pub async fn fetch(
     Ok(out)
 }
 
-fn fetch_request(cfg: &ConsumerConfig, parts: &[(&TopicPartition, i64)]) -> FetchRequest {
+/// The request for `parts` (partition, position, leader epoch from the metadata): the epoch lets
+/// a deposed leader refuse with FENCED_LEADER_EPOCH instead of answering from its old log
+/// (KIP-320), and a leader the client knows of too early answer UNKNOWN_LEADER_EPOCH.
+fn fetch_request(cfg: &ConsumerConfig, parts: &[(&TopicPartition, i64, i32)]) -> FetchRequest {
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-    for (tp, pos) in parts {
+    for (tp, pos, epoch) in parts {
         let mut p = FetchPartition::default();
         p.partition = tp.partition;
         p.fetch_offset = *pos;
-        p.current_leader_epoch = -1;
+        p.current_leader_epoch = *epoch;
         p.log_start_offset = -1;
         p.partition_max_bytes = cfg.max_partition_fetch_bytes;
         topics.entry(&tp.topic).or_default().push(p);

@@ -162,23 +162,24 @@ pub async fn list_offsets(
     isolation_level: i8,
 ) -> Result<HashMap<TopicPartition, (i64, i64)>> {
     let snapshot = cluster.snapshot();
-    let mut by_leader: HashMap<i32, Vec<(&TopicPartition, i64)>> = HashMap::new();
+    let mut by_leader: HashMap<i32, Vec<(&TopicPartition, i64, i32)>> = HashMap::new();
     for (tp, ts) in query {
-        let leader = snapshot
+        let (leader, epoch) = snapshot
             .topics
             .get(&tp.topic)
-            .and_then(|t| t.leader(tp.partition))
+            .and_then(|t| t.leader_and_epoch(tp.partition))
             .ok_or_else(|| ClientError::kafka(3, Some(format!("no leader known for {tp}"))))?;
-        by_leader.entry(leader).or_default().push((tp, *ts));
+        by_leader.entry(leader).or_default().push((tp, *ts, epoch));
     }
     let mut out = HashMap::new();
     for (leader, parts) in by_leader {
         let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-        for (tp, ts) in parts {
+        for (tp, ts, epoch) in parts {
             let mut p = ListOffsetsPartition::default();
             p.partition_index = tp.partition;
             p.timestamp = ts;
-            p.current_leader_epoch = -1;
+            // A deposed leader refuses (FENCED_LEADER_EPOCH) instead of answering from its log.
+            p.current_leader_epoch = epoch;
             topics.entry(&tp.topic).or_default().push(p);
         }
         let mut req = ListOffsetsRequest::default();
