@@ -142,6 +142,7 @@ pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMa
         return (offsets, groups);
     };
     let mut records_read = 0u64;
+    let count = topic.partitions.len() as i32;
     let wanted: Vec<i32> = match partitions {
         Some(ps) => ps.to_vec(),
         None => topic.partitions.keys().copied().collect(),
@@ -174,7 +175,16 @@ pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMa
                     let Ok(record) = record else { break };
                     let Some(key) = record.key else { continue };
                     records_read += 1;
-                    match records::decode(key, record.value) {
+                    let decoded = records::decode(key, record.value);
+                    // A group lives in one partition; a record elsewhere is from before the
+                    // mapping was Kafka's (Strom masked the sign bit of negative hashes): taking
+                    // it could bring back old offsets or a deleted group.
+                    if let Ok(OffsetsRecord::Offset { group, .. } | OffsetsRecord::Group { group, .. }) = &decoded {
+                        if records::partition_for_group(group, count) != *p {
+                            continue;
+                        }
+                    }
+                    match decoded {
                         Ok(OffsetsRecord::Offset { group, topic, partition, value }) => {
                             offsets.apply(&group, &topic, partition, value, header.last_offset())
                         }

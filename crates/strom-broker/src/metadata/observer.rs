@@ -83,7 +83,7 @@ pub fn start(
         unfinished: PendingCommands::default(),
         failed: false,
     };
-    driver.execute(commands).map_err(|e| corrupt(data_dir, e.to_string()))?;
+    driver.execute(commands).map_err(|e| if e.is_disk_full() { e } else { corrupt(data_dir, e.to_string()) })?;
     tracing::info!(offset = driver.image.offset, voters = ?voters.iter().map(|v| v.0).collect::<Vec<_>>(),
         "following the metadata quorum as an observer");
     let image = driver.image.clone();
@@ -155,6 +155,9 @@ impl Driver {
     fn receive(&mut self, chunk: ObserverChunk) {
         let leader_before = self.core.leader();
         let commands = if self.unfinished.is_stalled() {
+            if !self.unfinished.retry_due() {
+                return;
+            }
             Ok(Vec::new())
         } else {
             self.core.receive(chunk).map_err(|why| tracing::debug!("metadata observer ignored an answer: {why}"))

@@ -6,7 +6,7 @@
 //! to the quorum member (the directory cannot be trusted).
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use strom_metadata::quorum::QuorumCommand;
 use strom_metadata::MetadataError;
 
@@ -15,7 +15,13 @@ pub(super) struct PendingCommands {
     queue: VecDeque<QuorumCommand>,
     /// Since when a full disk holds the queue (logged once when it starts and when it ends).
     stalled_since: Option<Instant>,
+    /// The last time the held write was tried.
+    last_try: Option<Instant>,
 }
+
+/// How often a write held by a full disk is tried again: often enough to resume soon after
+/// space is freed, rarely enough not to fill what was freed with half-written retries.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 impl PendingCommands {
     pub(super) fn push(&mut self, commands: impl IntoIterator<Item = QuorumCommand>) {
@@ -25,6 +31,11 @@ impl PendingCommands {
     /// Whether a full disk holds the queue: new input must wait until `run` empties it.
     pub(super) fn is_stalled(&self) -> bool {
         self.stalled_since.is_some()
+    }
+
+    /// Whether it is time to try the held write again.
+    pub(super) fn retry_due(&self) -> bool {
+        self.last_try.is_none_or(|t| t.elapsed() >= RETRY_EVERY)
     }
 
     /// Executes the commands in order, each removed once `execute` succeeded. An error stops
@@ -39,6 +50,7 @@ impl PendingCommands {
                     self.queue.pop_front();
                 }
                 Err(e) if e.is_disk_full() => {
+                    self.last_try = Some(Instant::now());
                     if self.stalled_since.is_none() {
                         tracing::error!(
                             "the metadata log's disk is full: this node's part in the metadata quorum pauses \
@@ -51,6 +63,7 @@ impl PendingCommands {
                 Err(e) => return Err(e),
             }
         }
+        self.last_try = None;
         if let Some(since) = self.stalled_since.take() {
             tracing::info!(
                 paused_ms = since.elapsed().as_millis() as u64,

@@ -331,9 +331,16 @@ impl Driver {
                     self.core.leader_gone(peer);
                 }
             }
+            if stalled && !self.unfinished.retry_due() {
+                continue;
+            }
             match self.drain() {
                 Ok(()) => {}
-                Err(e) if e.is_disk_full() => {}
+                Err(e) if e.is_disk_full() => {
+                    if !stalled {
+                        self.step_aside();
+                    }
+                }
                 Err(e) => {
                     tracing::error!("the metadata quorum cannot write its log and stops: {e}");
                     for (_, (_, reply)) in self.pending.drain() {
@@ -343,6 +350,19 @@ impl Driver {
                     return;
                 }
             }
+        }
+    }
+
+    /// A full disk paused this node: it says so (no leader known here, so writes are forwarded
+    /// or retried instead of waiting on it) and answers its waiting proposals NOT_CONTROLLER.
+    /// Once the write goes through, the next drain publishes the core's status again.
+    fn step_aside(&mut self) {
+        let mut shared = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        shared.is_leader = false;
+        shared.leader = None;
+        shared.committed_in_current_term = false;
+        for (_, (_, reply)) in self.pending.drain() {
+            let _ = reply.send(Err(ProposeError::NotController));
         }
     }
 

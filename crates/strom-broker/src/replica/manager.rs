@@ -114,7 +114,11 @@ impl ReplicaManager {
     pub fn activate_roles(&self, image: &MetadataImage) {
         if !self.roles_active.swap(true, Ordering::SeqCst) {
             tracing::info!("caught up with the metadata quorum: partitions take their roles");
-            let unknown = std::mem::take(&mut *self.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut unknown = std::mem::take(&mut *self.unknown_at_start.lock().unwrap_or_else(|p| p.into_inner()));
+            // Open partitions are the reconcile's to delete (it stops their roles first).
+            let open = self.read_map();
+            unknown.retain(|(tp, _)| !open.contains_key(&(tp.topic.clone(), tp.partition)));
+            drop(open);
             remove_stray(unknown, image, self.config.node_id);
         }
     }

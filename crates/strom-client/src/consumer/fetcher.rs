@@ -133,9 +133,10 @@ pub async fn fetch(
     Ok(out)
 }
 
-/// The request for `parts` (partition, position, leader epoch from the metadata): the epoch lets
-/// a deposed leader refuse with FENCED_LEADER_EPOCH instead of answering from its old log
-/// (KIP-320), and a leader the client knows of too early answer UNKNOWN_LEADER_EPOCH.
+/// The request for `parts` (partition, position, leader epoch from the metadata): with the epoch
+/// a deposed leader that has not heard of its successor refuses with UNKNOWN_LEADER_EPOCH
+/// instead of answering from its old log (KIP-320), and a client that is behind is told
+/// FENCED_LEADER_EPOCH; both refresh metadata and retry.
 fn fetch_request(cfg: &ConsumerConfig, parts: &[(&TopicPartition, i64, i32)]) -> FetchRequest {
     let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
     for (tp, pos, epoch) in parts {

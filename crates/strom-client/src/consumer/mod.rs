@@ -333,22 +333,7 @@ impl Consumer {
         if self.cluster.snapshot().topics.keys().filter(|t| partitions.iter().any(|p| &p.topic == *t)).count() == 0 {
             self.cluster.refresh().await?;
         }
-        // A leader that moved (or a deposed one refusing with FENCED_LEADER_EPOCH) is retried
-        // with fresh metadata, as Java's consumer retries its offset resets.
-        let deadline = Instant::now() + self.cluster.config.request_timeout;
-        let found = loop {
-            match offsets::list_offsets(&self.cluster, &query, self.cfg.isolation_level).await {
-                Ok(found) => break found,
-                Err(e) if e.is_retriable() && Instant::now() < deadline => {
-                    tracing::debug!("looking up offsets to reset to will be retried: {e}");
-                    if e.needs_metadata_refresh() {
-                        self.cluster.refresh().await?;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let found = offsets::list_offsets(&self.cluster, &query, self.cfg.isolation_level).await?;
         for (tp, (offset, _)) in found {
             // As Java's consumer logs it: a reset is where reprocessing (or skipping) starts.
             tracing::info!(%tp, offset, "resetting offset for partition");

@@ -156,7 +156,30 @@ pub async fn fetch_committed(
 
 /// ListOffsets for each partition at a timestamp (or [`EARLIEST`] / [`LATEST`]), asked of each
 /// partition's leader. The answer is (offset, timestamp); offset -1 when no record is that late.
+/// A leader that moved (or one that is behind or deposed: UNKNOWN_ / FENCED_LEADER_EPOCH) is
+/// asked again with fresh metadata for up to request.timeout.ms, as Java's clients retry.
 pub async fn list_offsets(
+    cluster: &Cluster,
+    query: &BTreeMap<TopicPartition, i64>,
+    isolation_level: i8,
+) -> Result<HashMap<TopicPartition, (i64, i64)>> {
+    let deadline = std::time::Instant::now() + cluster.config.request_timeout;
+    loop {
+        match list_offsets_once(cluster, query, isolation_level).await {
+            Err(e) if e.is_retriable() && std::time::Instant::now() < deadline => {
+                tracing::debug!("listing offsets will be retried: {e}");
+                if e.needs_metadata_refresh() {
+                    // A failed refresh is one more reason to try again, not the end.
+                    let _ = cluster.refresh().await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn list_offsets_once(
     cluster: &Cluster,
     query: &BTreeMap<TopicPartition, i64>,
     isolation_level: i8,
@@ -178,7 +201,7 @@ pub async fn list_offsets(
             let mut p = ListOffsetsPartition::default();
             p.partition_index = tp.partition;
             p.timestamp = ts;
-            // A deposed leader refuses (FENCED_LEADER_EPOCH) instead of answering from its log.
+            // A deposed leader refuses (UNKNOWN_LEADER_EPOCH) instead of answering from its log.
             p.current_leader_epoch = epoch;
             topics.entry(&tp.topic).or_default().push(p);
         }

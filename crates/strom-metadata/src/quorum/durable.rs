@@ -261,9 +261,12 @@ fn load_latest_snapshot(dir: &Path) -> Result<Snapshot, MetadataError> {
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), MetadataError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
+    let written = File::create(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        // A half-written file would keep the space a full disk needs for the next try.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(&tmp)(e));
+    }
     std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
