@@ -62,6 +62,8 @@ impl From<StorageError> for KafkaError {
             StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
             StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+            StorageError::TransactionCoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
             StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             StorageError::InvalidBatch(_) => ResponseError::CorruptMessage,
             // Logged once, when the directory failed.

@@ -41,6 +41,13 @@ pub enum StorageError {
     /// A producer with an older epoch was fenced by a newer instance.
     #[error("producer {producer_id} has epoch {received}, older than the current epoch {current}")]
     InvalidProducerEpoch { producer_id: i64, current: i16, received: i16 },
+    /// A producer wrote outside its transaction: a non-transactional batch while one is open
+    /// (Kafka's "Expected transactional write").
+    #[error("producer {producer_id}: {why}")]
+    InvalidTxnState { producer_id: i64, why: String },
+    /// An end-of-transaction marker from a coordinator older than the last one seen.
+    #[error("marker for producer {producer_id} from coordinator epoch {received}, older than {current}")]
+    TransactionCoordinatorFenced { producer_id: i64, current: i32, received: i32 },
     /// The requested offset lies outside `[log_start, log_end]`.
     #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange { requested: i64, log_start: i64, log_end: i64 },

@@ -13,6 +13,7 @@ use strom_protocol::batch::{BatchError, BatchHeader, BatchIter};
 use crate::error::{Result, StorageError};
 use crate::log::Log;
 use crate::outcome::AppendInfo;
+use crate::transactions::EndTxnMarker;
 
 impl Log {
     /// Appends the batches of one fetch response from the leader. Every batch's CRC is checked;
@@ -61,6 +62,11 @@ impl Log {
             }
         }
         let base_offset = parsed[0].0.base_offset;
+        // Markers are read before anything is written, so that a bad one changes nothing.
+        let mut markers = Vec::with_capacity(parsed.len());
+        for (header, start) in &parsed {
+            markers.push(EndTxnMarker::parse(header, &batches[*start..*start + header.total_size()])?);
+        }
         for (header, _) in &parsed {
             // Before the bytes, as for the leader's own appends: a crash in between leaves an
             // entry past the log end, which loading trims.
@@ -69,8 +75,8 @@ impl Log {
         self.maybe_roll(at as u64, last.last_offset(), now_ms)?;
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(&batches[..at], &parsed, interval, now_ms)?;
-        for (header, _) in &parsed {
-            self.producers.apply(header);
+        for ((header, _), marker) in parsed.iter().zip(markers) {
+            self.producers.apply(header, marker);
         }
         self.log_end_offset = next;
         // No fsync here (this runs on the caller's thread, an async worker in the broker): the

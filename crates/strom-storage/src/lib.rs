@@ -53,6 +53,7 @@ mod retention;
 mod segment;
 mod snapshot;
 mod time_index;
+pub mod transactions;
 
 #[cfg(test)]
 mod tests;

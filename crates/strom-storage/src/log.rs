@@ -23,6 +23,7 @@ use crate::outcome::{AppendInfo, AppendOutcome, LoadSummary, ReadOutcome, Region
 use crate::producer_state::{ProducerStateManager, Verdict};
 use crate::segment::Segment;
 use crate::snapshot;
+use crate::transactions::{CompletedTxn, EndTxnMarker, TransactionTracker};
 
 /// One partition's log. Not thread-safe by itself: the broker wraps each in its own lock, so that
 /// appends to one partition are serialised and different partitions never contend.
@@ -85,6 +86,48 @@ impl Log {
     /// on the way). Idempotent producers' sequences are checked first; a retried batch is answered
     /// from the producer state without writing.
     pub fn append(&mut self, batches: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendOutcome> {
+        Ok(self.append_batches(batches, leader_epoch, now_ms)?.0)
+    }
+
+    /// Appends an end-of-transaction marker for `producer_id` (a partition leader, on the
+    /// transaction coordinator's WriteTxnMarkers), after Kafka's checks: the producer's epoch
+    /// has not moved past `producer_epoch` (INVALID_PRODUCER_EPOCH), and no newer coordinator
+    /// wrote a marker for it (TRANSACTION_COORDINATOR_FENCED). Returns where it went and the
+    /// transaction it ended (none for a producer without an open transaction here).
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<CompletedTxn>)> {
+        self.producers.validate_marker(producer_id, producer_epoch, marker.coordinator_epoch)?;
+        let batch = marker.encode_batch(producer_id, producer_epoch, now_ms);
+        match self.append_batches(&batch, leader_epoch, now_ms)? {
+            (AppendOutcome::Appended(info), mut completed) => Ok((info, completed.pop())),
+            (AppendOutcome::Duplicate(_), _) => unreachable!("a marker is never taken for a retried batch"),
+        }
+    }
+
+    /// The open transactions and the last stable offset they allow.
+    pub fn transactions(&self) -> &TransactionTracker {
+        self.producers.transactions()
+    }
+
+    /// The partition's high watermark moved (the replica state knows it, not the log): ended
+    /// transactions whose marker is below it no longer hold the last stable offset back.
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        self.producers.on_high_watermark(high_watermark);
+    }
+
+    /// Appends, returning the transactions that the batches' markers (if any) ended.
+    fn append_batches(
+        &mut self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(AppendOutcome, Vec<CompletedTxn>)> {
         let mut parsed: Vec<(BatchHeader, usize)> = Vec::new();
         for item in BatchIter::new(batches) {
             let (header, _) = item?;
@@ -108,7 +151,7 @@ impl Log {
         }
         let headers: Vec<BatchHeader> = parsed.iter().map(|(h, _)| *h).collect();
         if let Verdict::Duplicate(meta) = self.producers.validate(&headers)? {
-            return Ok(AppendOutcome::Duplicate(AppendInfo {
+            let duplicate = AppendOutcome::Duplicate(AppendInfo {
                 base_offset: meta.first_offset,
                 last_offset: meta.last_offset,
                 max_timestamp: meta.timestamp,
@@ -116,7 +159,13 @@ impl Log {
                 log_append_time_ms: -1,
                 log_start_offset: self.log_start_offset,
                 record_count: 0,
-            }));
+            });
+            return Ok((duplicate, Vec::new()));
+        }
+        // Markers are read before anything is written, so that a bad one changes nothing.
+        let mut markers = Vec::with_capacity(parsed.len());
+        for (header, start) in &parsed {
+            markers.push(EndTxnMarker::parse(header, &batches[*start..*start + header.total_size()])?);
         }
 
         let mut next = self.log_end_offset;
@@ -143,14 +192,15 @@ impl Log {
         self.maybe_roll(at as u64, last_offset, now_ms)?;
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(&batches[..at], &parsed, interval, now_ms)?;
-        for (header, _) in &parsed {
-            self.producers.apply(header);
+        let mut completed = Vec::new();
+        for ((header, _), marker) in parsed.iter().zip(markers) {
+            completed.extend(self.producers.apply(header, marker));
         }
         self.log_end_offset = next;
         // No fsync here (this runs on the caller's thread, an async worker in the broker): the
         // flush is asked for and run by the caller on a blocking thread.
         self.note_appended(record_count, now_ms);
-        Ok(AppendOutcome::Appended(AppendInfo {
+        let info = AppendInfo {
             base_offset,
             last_offset,
             max_timestamp: max_timestamp.0,
@@ -158,7 +208,8 @@ impl Log {
             log_append_time_ms: if self.config.log_append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
             record_count,
-        }))
+        };
+        Ok((AppendOutcome::Appended(info), completed))
     }
 
     /// Reads whole batches starting with the one that holds `offset`: at most `max_bytes`, except
@@ -336,7 +387,11 @@ impl Log {
     pub fn delete(self) -> Result<()> {
         let dir = self.dir.clone();
         drop(self);
-        std::fs::remove_dir_all(&dir).ctx(|| format!("delete log directory {}", dir.display()))
+        match std::fs::remove_dir_all(&dir) {
+            // Already gone (removed as a stray directory at start-up): nothing is left to do.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other.ctx(|| format!("delete log directory {}", dir.display())),
+        }
     }
 
     pub(crate) fn active(&self) -> &Segment {

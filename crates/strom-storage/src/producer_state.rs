@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use strom_protocol::batch::{increment_sequence, BatchHeader};
 
 use crate::error::{Result, StorageError};
+use crate::transactions::{CompletedTxn, EndTxnMarker, TransactionTracker};
 
 /// How many recent batches per producer are remembered for duplicate detection; the same as
 /// Kafka and as the client's `max.in.flight.requests.per.connection` limit for idempotence.
@@ -49,11 +50,23 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// Max timestamp of the producer's last batch.
     pub last_timestamp: i64,
+    /// The coordinator epoch of the producer's last end-of-transaction marker (-1: none yet);
+    /// a marker from an older coordinator is fenced.
+    pub coordinator_epoch: i32,
+    /// Where the producer's open transaction begins in this partition, if one is open.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
-    fn new(producer_id: i64, epoch: i16) -> ProducerEntry {
-        ProducerEntry { producer_id, epoch, batches: VecDeque::new(), last_timestamp: -1 }
+    pub(crate) fn new(producer_id: i64, epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            producer_id,
+            epoch,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
     }
 
     fn last_seq(&self) -> Option<i32> {
@@ -76,6 +89,9 @@ impl ProducerEntry {
         }
         if header.is_control() {
             return;
+        }
+        if header.is_transactional() && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(header.base_offset);
         }
         if self.batches.len() == MAX_CACHED_BATCHES {
             self.batches.pop_front();
@@ -104,6 +120,22 @@ pub(crate) enum Verdict {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// The open transactions (and the ended ones not yet replicated), for the LSO.
+    transactions: TransactionTracker,
+}
+
+/// Kafka's `ProducerAppendInfo.checkProducerEpoch` for transactions: once a producer has a
+/// transaction open here, everything it writes must belong to it until the marker.
+fn check_transactional(entry: Option<&ProducerEntry>, header: &BatchHeader) -> Result<()> {
+    match entry {
+        Some(e) if e.current_txn_first_offset.is_some() && !header.is_transactional() => {
+            Err(StorageError::InvalidTxnState {
+                producer_id: header.producer_id,
+                why: "Expected transactional write from producer with an open transaction".into(),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Kafka's sequence check: the first sequence of a new batch must follow the last one, wrapping
@@ -151,23 +183,87 @@ impl ProducerStateManager {
                 return Ok(Verdict::Duplicate(dup));
             }
             check_sequence(entry.as_ref(), header)?;
+            check_transactional(entry.as_ref(), header)?;
             entry.get_or_insert_with(|| ProducerEntry::new(pid, header.producer_epoch)).push(header);
         }
         Ok(Verdict::Append)
     }
 
-    /// Records a batch that was written to the log (appends and replay after a restart).
-    pub(crate) fn apply(&mut self, header: &BatchHeader) {
+    /// Records a batch that was written to the log (appends and replay after a restart); for a
+    /// control batch, `marker` is what it holds. Returns the transaction a marker ended.
+    pub(crate) fn apply(&mut self, header: &BatchHeader, marker: Option<EndTxnMarker>) -> Option<CompletedTxn> {
         if !header.has_producer_id() {
-            return;
+            return None;
         }
         let pid = header.producer_id;
         let entry = self.producers.entry(pid).or_insert_with(|| ProducerEntry::new(pid, header.producer_epoch));
+        if let Some(marker) = marker {
+            return Self::end_transaction(&mut self.transactions, entry, header, marker);
+        }
         if header.producer_epoch < entry.epoch {
             // Cannot come from our own appends; a replayed log with a fenced epoch keeps the newer.
-            return;
+            return None;
         }
+        let was_open = entry.current_txn_first_offset.is_some();
         entry.push(header);
+        if let (false, Some(first)) = (was_open, entry.current_txn_first_offset) {
+            self.transactions.begin(pid, first);
+        }
+        None
+    }
+
+    /// Kafka's `appendEndTxnMarker` once the marker is in the log: the producer's epoch and
+    /// coordinator epoch move on (a new epoch starts its sequences afresh) and its open
+    /// transaction, if any, ends. A marker for no open transaction (an empty one) ends nothing.
+    fn end_transaction(
+        transactions: &mut TransactionTracker,
+        entry: &mut ProducerEntry,
+        header: &BatchHeader,
+        marker: EndTxnMarker,
+    ) -> Option<CompletedTxn> {
+        if header.producer_epoch > entry.epoch {
+            entry.epoch = header.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = entry.coordinator_epoch.max(marker.coordinator_epoch);
+        entry.last_timestamp = header.max_timestamp;
+        let first_offset = entry.current_txn_first_offset.take()?;
+        let completed = CompletedTxn {
+            producer_id: entry.producer_id,
+            first_offset,
+            last_offset: header.base_offset,
+            aborted: !marker.commit,
+        };
+        transactions.complete(&completed);
+        Some(completed)
+    }
+
+    /// Before a partition leader appends a marker: refused if the producer has moved on to a
+    /// newer epoch (INVALID_PRODUCER_EPOCH) or a newer coordinator wrote its last marker
+    /// (TRANSACTION_COORDINATOR_FENCED). An equal or newer epoch is accepted, as in Kafka.
+    pub(crate) fn validate_marker(&self, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32) -> Result<()> {
+        let Some(e) = self.producers.get(&producer_id) else { return Ok(()) };
+        if producer_epoch < e.epoch {
+            return Err(StorageError::InvalidProducerEpoch { producer_id, current: e.epoch, received: producer_epoch });
+        }
+        if e.coordinator_epoch > coordinator_epoch {
+            return Err(StorageError::TransactionCoordinatorFenced {
+                producer_id,
+                current: e.coordinator_epoch,
+                received: coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// The partition's open transactions and the LSO they allow.
+    pub fn transactions(&self) -> &TransactionTracker {
+        &self.transactions
+    }
+
+    /// The high watermark moved: ended transactions whose marker is below it stop bounding the LSO.
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        self.transactions.on_high_watermark(high_watermark);
     }
 
     /// The state of one producer, for the broker (e.g. to answer DescribeProducers).
@@ -193,14 +289,29 @@ impl ProducerStateManager {
     /// Forgets producers whose last batch is `expiration_ms` or more older than `now_ms`
     /// (`producer.id.expiration.ms`, Kafka's `removeExpiredProducers`; its timestamps are the
     /// batches' max timestamps). Returns how many went.
+    /// Producers with an open transaction never expire (Kafka's `isProducerExpired`).
     pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
-    pub(crate) fn insert(&mut self, entry: ProducerEntry) {
+    /// A producer restored from a snapshot, with its open transaction if it had one. A snapshot
+    /// naming a producer twice, or two transactions at one offset, is unusable.
+    pub(crate) fn insert(&mut self, entry: ProducerEntry) -> std::result::Result<(), String> {
+        if self.producers.contains_key(&entry.producer_id) {
+            return Err(format!("producer {} twice", entry.producer_id));
+        }
+        if let Some(first) = entry.current_txn_first_offset {
+            if self.transactions.ongoing().any(|(_, f)| f == first) {
+                return Err(format!("two transactions start at offset {first}"));
+            }
+            self.transactions.begin(entry.producer_id, first);
+        }
         self.producers.insert(entry.producer_id, entry);
+        Ok(())
     }
 }
 
@@ -220,14 +331,14 @@ mod tests {
         let mut state = ProducerStateManager::new();
         let b0 = header(7, 0, 0, 3, 0);
         assert_eq!(state.validate(&[b0]).expect("first"), Verdict::Append);
-        state.apply(&b0);
+        state.apply(&b0, None);
         let b1 = header(7, 0, 3, 2, 3);
         assert!(matches!(
             state.validate(&[header(7, 0, 6, 1, 0)]),
             Err(StorageError::OutOfOrderSequence { expected: 3, received: 6, .. })
         ));
         state.validate(&[b1]).expect("in sequence");
-        state.apply(&b1);
+        state.apply(&b1, None);
         match state.validate(&[header(7, 0, 0, 3, 999)]).expect("dup") {
             Verdict::Duplicate(m) => assert_eq!((m.first_offset, m.last_offset), (0, 2)),
             other => panic!("expected duplicate, got {other:?}"),
@@ -238,7 +349,7 @@ mod tests {
         ));
         let bumped = header(7, 1, 0, 1, 5);
         state.validate(&[bumped]).expect("new epoch from 0");
-        state.apply(&bumped);
+        state.apply(&bumped, None);
         assert!(matches!(
             state.validate(&[header(7, 0, 5, 1, 0)]),
             Err(StorageError::InvalidProducerEpoch { current: 1, .. })
@@ -253,7 +364,7 @@ mod tests {
         for i in 0..7 {
             let h = header(1, 0, i, 1, i64::from(i));
             state.validate(&[h]).expect("in sequence");
-            state.apply(&h);
+            state.apply(&h, None);
         }
         assert_eq!(state.get(1).map(|e| e.batches.len()), Some(MAX_CACHED_BATCHES));
         // seq 1 fell out of the cache: it is neither a duplicate nor in sequence.
@@ -269,7 +380,7 @@ mod tests {
             last_offset: 1,
             timestamp: 0,
         });
-        state.insert(e);
+        state.insert(e).expect("inserted");
         assert_eq!(state.validate(&[header(2, 0, 0, 1, 2)]).expect("wraps"), Verdict::Append);
     }
 

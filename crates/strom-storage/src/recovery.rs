@@ -206,6 +206,13 @@ impl Log {
         self.recovery_point = self.recovery_point.min(offset);
         self.epochs.truncate_from_end(offset)?;
         self.epochs.truncate_from_start(offset)?;
+        // The producers' state described the records that are gone (Kafka's
+        // `truncateFullyAndStartAt` deletes its snapshots): a reload must not bring back their
+        // open transactions, which would hold the last stable offset below the log start.
+        for snapshot_offset in snapshot::list_snapshots(&self.dir)? {
+            snapshot::remove(&self.dir, snapshot_offset)?;
+        }
+        self.producers = ProducerStateManager::new();
         Ok(())
     }
 
@@ -252,7 +259,8 @@ impl Log {
                 if header.base_offset < from {
                     continue;
                 }
-                self.producers.apply(&header);
+                let marker = segment.marker_at(pos - header.total_size() as u64, &header)?;
+                self.producers.apply(&header, marker);
                 replayed += 1;
             }
         }

@@ -21,6 +21,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::index::OffsetIndex;
 use crate::outcome::FileRegion;
 use crate::time_index::TimeIndex;
+use crate::transactions::EndTxnMarker;
 
 /// Suffix of segment data files.
 pub const LOG_SUFFIX: &str = ".log";
@@ -367,7 +368,22 @@ impl Segment {
         let _ = self.time_index.truncate_to_offset(self.next_offset);
     }
 
-    /// Reads `len` bytes at `pos`.
+    /// The end-of-transaction marker of the control batch `header` (read at `pos`); `None` for
+    /// a data batch. Reads the batch only for control batches, which are a few dozen bytes.
+    pub(crate) fn marker_at(&self, pos: u64, header: &BatchHeader) -> Result<Option<EndTxnMarker>> {
+        const MAX_CONTROL_BATCH: usize = 4096;
+        if !header.is_control() {
+            return Ok(None);
+        }
+        if header.total_size() > MAX_CONTROL_BATCH {
+            let why = format!("a control batch of {} bytes", header.total_size());
+            return Err(self.corrupt(pos, BatchError::Malformed(why)));
+        }
+        let mut buf = vec![0u8; header.total_size()];
+        read_exact_at(&self.file, &mut buf, pos, &self.log_path)?;
+        EndTxnMarker::parse(header, &buf)
+    }
+
     /// `len` bytes at `pos`, to be read later (by a fetch, outside the log's lock).
     pub(crate) fn region(&self, pos: u64, len: usize) -> FileRegion {
         FileRegion { file: Arc::clone(&self.file), position: pos, len, path: self.log_path.clone() }

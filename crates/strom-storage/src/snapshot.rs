@@ -6,11 +6,14 @@
 //!
 //! Strom's own format (Kafka's differs), big-endian:
 //! ```text
-//!  magic "STPS" | version u16 = 1 | crc u32 (CRC-32C of all bytes after this field)
+//!  magic "STPS" | version u16 = 2 | crc u32 (CRC-32C of all bytes after this field)
 //!  offset i64 | producer count u32
-//!  per producer: producer_id i64 | epoch i16 | last_timestamp i64 | batch count u8
+//!  per producer: producer_id i64 | epoch i16 | last_timestamp i64
+//!     | coordinator_epoch i32 | current_txn_first_offset i64 (-1: none)   (version 2 only)
+//!     | batch count u8
 //!     per batch: first_seq i32 | last_seq i32 | first_offset i64 | last_offset i64 | timestamp i64
 //! ```
+//! Version 1 (before transactions) is still read: its producers have no open transaction.
 //! A file that fails its CRC or does not parse is ignored (and deleted): the state is then
 //! rebuilt from an older snapshot or from the start of the log.
 
@@ -28,7 +31,7 @@ pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
 pub const SNAPSHOTS_TO_KEEP: usize = 3;
 
 const MAGIC: &[u8; 4] = b"STPS";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 const PREFIX_LEN: usize = 4 + 2 + 4;
 
 /// Path of the snapshot at `offset`.
@@ -64,6 +67,8 @@ pub(crate) fn encode(state: &ProducerStateManager, offset: i64) -> Vec<u8> {
         body.extend_from_slice(&e.producer_id.to_be_bytes());
         body.extend_from_slice(&e.epoch.to_be_bytes());
         body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+        body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+        body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
         body.push(e.batches.len() as u8);
         for b in &e.batches {
             body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -111,7 +116,7 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<(i64, ProducerStateMan
         return Err("not a Strom producer snapshot".into());
     }
     let version = u16::from_be_bytes([bytes[4], bytes[5]]);
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(format!("unsupported snapshot version {version}"));
     }
     let crc = u32::from_be_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]);
@@ -128,6 +133,10 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<(i64, ProducerStateMan
         let producer_id = r.i64()?;
         let epoch = r.i16()?;
         let last_timestamp = r.i64()?;
+        let (coordinator_epoch, current_txn_first_offset) = match version {
+            1 => (-1, None),
+            _ => (r.i32()?, Some(r.i64()?).filter(|o| *o >= 0)),
+        };
         let [n] = r.take::<1>()?;
         if usize::from(n) > MAX_CACHED_BATCHES {
             return Err(format!("{n} cached batches for producer {producer_id}"));
@@ -142,7 +151,14 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<(i64, ProducerStateMan
                 timestamp: r.i64()?,
             });
         }
-        state.insert(ProducerEntry { producer_id, epoch, batches, last_timestamp });
+        state.insert(ProducerEntry {
+            producer_id,
+            epoch,
+            batches,
+            last_timestamp,
+            coordinator_epoch,
+            current_txn_first_offset,
+        })?;
     }
     if r.at != body.len() {
         return Err("trailing bytes after snapshot".into());
@@ -224,7 +240,7 @@ mod tests {
         let mut state = ProducerStateManager::new();
         for (pid, seq, off) in [(1, 0, 0), (1, 1, 1), (9, 0, 2)] {
             let bytes = encode_test_batch(off, pid, 3, seq, &[77], &[(None, Some(b"v"))]);
-            state.apply(&BatchHeader::parse(&bytes).expect("valid"));
+            state.apply(&BatchHeader::parse(&bytes).expect("valid"), None);
         }
         write(dir.path(), &state, 3).expect("write");
         let (offset, loaded) = load_latest(dir.path(), 10).expect("load").expect("present");
@@ -238,6 +254,39 @@ mod tests {
         fs::write(&path, &bytes).expect("write");
         assert!(load_latest(dir.path(), 10).expect("load").is_none());
         assert!(!path.exists(), "corrupt snapshot is removed");
+    }
+
+    #[test]
+    fn an_open_transaction_survives_a_snapshot_and_version_1_files_still_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = ProducerStateManager::new();
+        let mut bytes = encode_test_batch(40, 5, 2, 0, &[77], &[(None, Some(b"v"))]);
+        bytes[22] |= 0x10; // transactional: the attributes' low byte (the CRC is not checked here)
+        let header = BatchHeader::parse(&bytes).expect("valid");
+        assert!(header.is_transactional());
+        state.apply(&header, None);
+        assert_eq!(state.transactions().last_stable_offset(100), 40);
+        write(dir.path(), &state, 41).expect("write");
+        let (_, loaded) = load_latest(dir.path(), 41).expect("load").expect("present");
+        assert_eq!(loaded.get(5).and_then(|e| e.current_txn_first_offset), Some(40));
+        assert_eq!(loaded.transactions().last_stable_offset(100), 40, "the LSO holds after a restart");
+        assert_eq!(loaded, state);
+
+        // Version 1: the same fields but the transaction's.
+        let mut body = 41i64.to_be_bytes().to_vec();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&5i64.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.extend_from_slice(&77i64.to_be_bytes());
+        body.push(0);
+        let mut v1 = MAGIC.to_vec();
+        v1.extend_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        v1.extend_from_slice(&body);
+        let (offset, old) = decode(&v1).expect("version 1 reads");
+        assert_eq!(offset, 41);
+        let e = old.get(5).expect("producer 5");
+        assert_eq!((e.epoch, e.coordinator_epoch, e.current_txn_first_offset), (2, -1, None));
     }
 
     #[test]

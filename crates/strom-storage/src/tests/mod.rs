@@ -11,6 +11,7 @@ mod model;
 mod recovery;
 mod retention;
 mod timestamps;
+mod transactions;
 
 use std::path::{Path, PathBuf};
 
