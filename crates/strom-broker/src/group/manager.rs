@@ -15,7 +15,7 @@ use crate::server::{now_ms, Broker};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use strom_protocol::ResponseError;
 use tokio::sync::{oneshot, Notify};
@@ -131,7 +131,7 @@ impl GroupManager {
 
     /// Rebuilds groups and offsets from the `__consumer_offsets` partitions this broker leads
     /// (at start-up, before clients connect).
-    pub fn load(&self, broker: &Broker) {
+    pub fn load(&self, broker: &Arc<Broker>) {
         let led: Vec<i32> = broker
             .replicas
             .all()
@@ -139,20 +139,22 @@ impl GroupManager {
             .filter(|p| p.topic == store::OFFSETS_TOPIC && p.is_leader())
             .map(|p| p.index)
             .collect();
-        let (offsets, groups) = store::load(broker, Some(&led));
+        let (offsets, groups, held) = store::load(broker, Some(&led));
         let now = now_ms();
         let mut inner = self.lock();
         inner.offsets = offsets;
         for (group_id, stored) in groups {
             inner.coordinator.restore(group_id, stored, now);
         }
+        drop(inner);
+        release_when_replicated(broker, held);
     }
 
     /// This broker started or stopped leading `__consumer_offsets` partitions: it loads their
     /// groups from the log (everything the old coordinator wrote that reached this replica) or
     /// forgets them, as Kafka's coordinator does on election and resignation. Requests of a
     /// forgotten group that were waiting get COORDINATOR_NOT_AVAILABLE and find the new one.
-    pub fn leadership_moved(&self, broker: &Broker, changes: &[(i32, RoleChange)]) {
+    pub fn leadership_moved(&self, broker: &Arc<Broker>, changes: &[(i32, RoleChange)]) {
         let Some(topic) = broker.metadata.image().topic(store::OFFSETS_TOPIC).cloned() else { return };
         let count = topic.partitions.len() as i32;
         let of = |partitions: &[i32]| {
@@ -162,8 +164,8 @@ impl GroupManager {
         let moved: Vec<i32> = changes.iter().map(|(p, _)| *p).collect();
         let gained: Vec<i32> =
             changes.iter().filter(|(_, c)| *c == RoleChange::BecameLeader).map(|(p, _)| *p).collect();
-        let (offsets, groups) = if gained.is_empty() {
-            (OffsetStore::default(), HashMap::new())
+        let (offsets, groups, held) = if gained.is_empty() {
+            (OffsetStore::default(), HashMap::new(), Vec::new())
         } else {
             store::load(broker, Some(&gained))
         };
@@ -179,8 +181,18 @@ impl GroupManager {
             inner.coordinator.restore(group_id, stored, now);
         }
         drop(inner);
+        release_when_replicated(broker, held);
         self.deadlines_changed();
         tracing::info!(gained = ?gained, moved = ?moved, "group coordinator partitions changed");
+    }
+
+    /// Loaded commits that were above the high watermark reached the ISR (`replicated`) or
+    /// the leadership moved first: they become visible, or the new coordinator reads the log.
+    fn loaded_offsets_replicated(&self, held: store::HeldOffsets, replicated: bool) {
+        let mut inner = self.lock();
+        for (group, topic, partition, value, record_offset) in held.values.into_iter().rev() {
+            inner.offsets.complete(&group, &topic, partition, replicated.then_some(value), record_offset);
+        }
     }
 
     /// Hands deferred replies to their waiters and writes changed groups to the log.
@@ -570,4 +582,23 @@ fn subscribed_topics(d: &GroupDescription) -> Vec<String> {
         }
     }
     topics
+}
+
+/// Waits, per partition, until the high watermark passes what a load held back, then makes it
+/// visible (on a task: loads run on blocking threads).
+fn release_when_replicated(broker: &Arc<Broker>, held: Vec<store::HeldOffsets>) {
+    for h in held {
+        let b = Arc::clone(broker);
+        tokio::runtime::Handle::current().spawn(async move {
+            let replicated = loop {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                match h.partition.wait_for_high_watermark(h.end_offset, h.leader_epoch, deadline).await {
+                    Ok(_) => break true,
+                    Err(ResponseError::RequestTimedOut) => continue,
+                    Err(_) => break false,
+                }
+            };
+            b.groups.loaded_offsets_replicated(h, replicated);
+        });
+    }
 }

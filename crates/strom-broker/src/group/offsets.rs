@@ -130,6 +130,7 @@ impl OffsetStore {
     /// Takes over every group of `other` (loaded from a partition this broker now leads).
     pub fn absorb(&mut self, other: OffsetStore) {
         self.by_group.extend(other.by_group);
+        self.pending.extend(other.pending);
     }
 
     /// Offsets of `group` committed before `cutoff_ms` (offsets.retention.minutes).
@@ -206,5 +207,24 @@ mod tests {
         s.remove_groups(|g| g == "g");
         s.complete("g", "t", 0, off(8, 3), 40);
         assert_eq!(committed(&s), None, "unloaded: the new coordinator reads the log");
+    }
+
+    #[test]
+    fn offsets_loaded_above_the_high_watermark_stay_hidden_until_replicated() {
+        // A new coordinator's load: 9 below the HW, 12 above it (staged), then absorbed.
+        let mut loaded = OffsetStore::default();
+        loaded.apply("g", "t", 0, off(9, 1), 30);
+        loaded.stage("g", "t", 0, 31);
+        let mut s = OffsetStore::default();
+        s.absorb(loaded);
+        assert_eq!(committed(&s), Some(9), "only what the ISR has");
+        s.complete("g", "t", 0, off(12, 1), 31);
+        assert_eq!(committed(&s), Some(12), "visible once the HW passed it");
+        // Leadership moved before the HW did: the held commit never shows.
+        let mut loaded = OffsetStore::default();
+        loaded.stage("g", "t", 1, 40);
+        s.absorb(loaded);
+        s.complete("g", "t", 1, None, 40);
+        assert_eq!(s.get("g", "t", 1), None);
     }
 }

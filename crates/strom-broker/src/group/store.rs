@@ -132,14 +132,30 @@ pub fn append(
     Ok(Some(Appended { partition: log, end_offset: outcome.info().last_offset + 1, leader_epoch }))
 }
 
+/// Commits a load found above a partition's high watermark: the log may still lose them (this
+/// leader fails before its followers have them), so they are staged, and visible once the high
+/// watermark passes `end_offset` under `leader_epoch`, as Kafka's coordinator runtime exposes
+/// its state only up to the last committed offset.
+pub struct HeldOffsets {
+    pub partition: Arc<Partition>,
+    pub end_offset: i64,
+    pub leader_epoch: i32,
+    /// (group, topic, partition, value, record offset), in log order.
+    pub values: Vec<(String, String, i32, records::CommittedOffset, i64)>,
+}
+
+/// What a load rebuilt.
+pub type Loaded = (OffsetStore, HashMap<String, StoredGroup>, Vec<HeldOffsets>);
+
 /// Replays the `__consumer_offsets` partitions `partitions` this broker hosts (all when `None`):
 /// the latest committed offsets and the latest metadata of each group. Records that cannot be
 /// decoded are skipped with a warning.
-pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMap<String, StoredGroup>) {
+pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> Loaded {
     let mut offsets = OffsetStore::default();
     let mut groups: HashMap<String, StoredGroup> = HashMap::new();
+    let mut held_all = Vec::new();
     let Some(topic) = broker.metadata.image().topic(OFFSETS_TOPIC).cloned() else {
-        return (offsets, groups);
+        return (offsets, groups, held_all);
     };
     let mut records_read = 0u64;
     let count = topic.partitions.len() as i32;
@@ -151,6 +167,13 @@ pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMa
         let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, *p) else { continue };
         // As Kafka's group loading: up to the log end, not only what is replicated yet.
         let Ok((mut position, end)) = partition.log_bounds() else { continue };
+        let high_watermark = partition.high_watermark();
+        let mut held = HeldOffsets {
+            partition: Arc::clone(&partition),
+            end_offset: end,
+            leader_epoch: partition.leader_epoch(),
+            values: Vec::new(),
+        };
         while position < end {
             let read = match partition.read(position, 1 << 20, crate::replica::ReadLimit::LogEnd) {
                 Ok(r) if !r.records.is_empty() => r,
@@ -185,6 +208,12 @@ pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMa
                         }
                     }
                     match decoded {
+                        Ok(OffsetsRecord::Offset { group, topic, partition, value: Some(value) })
+                            if header.last_offset() >= high_watermark =>
+                        {
+                            offsets.stage(&group, &topic, partition, header.last_offset());
+                            held.values.push((group, topic, partition, value, header.last_offset()));
+                        }
                         Ok(OffsetsRecord::Offset { group, topic, partition, value }) => {
                             offsets.apply(&group, &topic, partition, value, header.last_offset())
                         }
@@ -199,9 +228,13 @@ pub fn load(broker: &Broker, partitions: Option<&[i32]>) -> (OffsetStore, HashMa
                 }
             }
         }
+        if !held.values.is_empty() {
+            held_all.push(held);
+        }
     }
     tracing::info!(
-        partitions = ?wanted, records = records_read, groups = groups.len(), "loaded consumer groups and offsets"
+        partitions = ?wanted, records = records_read, groups = groups.len(),
+        held = held_all.iter().map(|h| h.values.len()).sum::<usize>(), "loaded consumer groups and offsets"
     );
-    (offsets, groups)
+    (offsets, groups, held_all)
 }

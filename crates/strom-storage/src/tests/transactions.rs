@@ -1,4 +1,4 @@
-use strom_protocol::batch::{BatchFields, BatchSpec};
+use strom_protocol::batch::{BatchFields, BatchRecord, BatchSpec};
 
 use super::*;
 use crate::transactions::{CompletedTxn, EndTxnMarker};
@@ -7,7 +7,7 @@ use crate::StorageError;
 /// A batch of `n` records from producer `pid` (epoch 0) at sequence `seq`, transactional or not.
 fn from_producer(pid: i64, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
     let values: Vec<Vec<u8>> = (0..n).map(|i| format!("{pid}-{}", seq as usize + i).into_bytes()).collect();
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
+    let records: Vec<BatchRecord<'_>> = values.iter().map(|v| (None, Some(v.as_slice()))).collect();
     let attributes = if transactional { 0x10 } else { 0 };
     let fields =
         BatchFields { producer_id: pid, producer_epoch: 0, base_sequence: seq, attributes, ..BatchFields::default() };
