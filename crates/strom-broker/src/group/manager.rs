@@ -147,7 +147,7 @@ impl GroupManager {
             inner.coordinator.restore(group_id, stored, now);
         }
         drop(inner);
-        release_when_replicated(broker, held);
+        store::release_when_replicated(broker, held);
     }
 
     /// This broker started or stopped leading `__consumer_offsets` partitions: it loads their
@@ -181,14 +181,14 @@ impl GroupManager {
             inner.coordinator.restore(group_id, stored, now);
         }
         drop(inner);
-        release_when_replicated(broker, held);
+        store::release_when_replicated(broker, held);
         self.deadlines_changed();
         tracing::info!(gained = ?gained, moved = ?moved, "group coordinator partitions changed");
     }
 
     /// Loaded commits that were above the high watermark reached the ISR (`replicated`) or
     /// the leadership moved first: they become visible, or the new coordinator reads the log.
-    fn loaded_offsets_replicated(&self, held: store::HeldOffsets, replicated: bool) {
+    pub(super) fn loaded_offsets_replicated(&self, held: store::HeldOffsets, replicated: bool) {
         let mut inner = self.lock();
         for (group, topic, partition, value, record_offset) in held.values.into_iter().rev() {
             inner.offsets.complete(&group, &topic, partition, replicated.then_some(value), record_offset);
@@ -582,23 +582,4 @@ fn subscribed_topics(d: &GroupDescription) -> Vec<String> {
         }
     }
     topics
-}
-
-/// Waits, per partition, until the high watermark passes what a load held back, then makes it
-/// visible (on a task: loads run on blocking threads).
-fn release_when_replicated(broker: &Arc<Broker>, held: Vec<store::HeldOffsets>) {
-    for h in held {
-        let b = Arc::clone(broker);
-        tokio::runtime::Handle::current().spawn(async move {
-            let replicated = loop {
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                match h.partition.wait_for_high_watermark(h.end_offset, h.leader_epoch, deadline).await {
-                    Ok(_) => break true,
-                    Err(ResponseError::RequestTimedOut) => continue,
-                    Err(_) => break false,
-                }
-            };
-            b.groups.loaded_offsets_replicated(h, replicated);
-        });
-    }
 }

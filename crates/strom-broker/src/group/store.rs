@@ -144,6 +144,25 @@ pub struct HeldOffsets {
     pub values: Vec<(String, String, i32, records::CommittedOffset, i64)>,
 }
 
+/// Waits, per partition, until the high watermark passes what a load held back, then makes it
+/// visible (on a task: loads run on blocking threads).
+pub(super) fn release_when_replicated(broker: &Arc<Broker>, held: Vec<HeldOffsets>) {
+    for h in held {
+        let b = Arc::clone(broker);
+        tokio::runtime::Handle::current().spawn(async move {
+            let replicated = loop {
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+                match h.partition.wait_for_high_watermark(h.end_offset, h.leader_epoch, deadline).await {
+                    Ok(_) => break true,
+                    Err(ResponseError::RequestTimedOut) => continue,
+                    Err(_) => break false,
+                }
+            };
+            b.groups.loaded_offsets_replicated(h, replicated);
+        });
+    }
+}
+
 /// What a load rebuilt.
 pub type Loaded = (OffsetStore, HashMap<String, StoredGroup>, Vec<HeldOffsets>);
 
