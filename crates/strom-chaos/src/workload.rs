@@ -286,19 +286,31 @@ async fn sample_commits(bootstrap: String, shared: Arc<Shared>) {
     let Some(admin) = admin_client(&bootstrap, &shared).await else { return };
     while !shared.stop_readers.load(Ordering::Relaxed) {
         if let Ok(offsets) = admin.list_consumer_group_offsets(GROUP).await {
-            let mut seen = shared.seen();
-            for (tp, o) in offsets {
-                let before = seen.committed.get(&tp.partition).copied().unwrap_or(-1);
-                if o.offset < before {
-                    let at = shared.start.elapsed().as_secs_f64();
-                    let what = format!(
-                        "{tp}: committed offset went back from {before} to {} ({at:.1} s into the run)",
-                        o.offset
-                    );
-                    seen.committed_went_back.push(what);
-                } else {
-                    seen.committed.insert(tp.partition, o.offset);
+            let mut went_back = Vec::new();
+            {
+                let mut seen = shared.seen();
+                for (tp, o) in offsets {
+                    let before = seen.committed.get(&tp.partition).copied().unwrap_or(-1);
+                    if o.offset < before {
+                        let at = shared.start.elapsed().as_secs_f64();
+                        let what = format!(
+                            "{tp}: committed offset went back from {before} to {} ({at:.1} s into the run)",
+                            o.offset
+                        );
+                        went_back.push(what);
+                    } else {
+                        seen.committed.insert(tp.partition, o.offset);
+                    }
                 }
+            }
+            if !went_back.is_empty() {
+                // Which broker answered: asked again at once, so a moved coordinator shows.
+                let by = match admin.describe_group(GROUP).await {
+                    Ok(d) => format!("coordinator {}", d.coordinator),
+                    Err(e) => format!("coordinator unknown: {e}"),
+                };
+                let mut seen = shared.seen();
+                seen.committed_went_back.extend(went_back.into_iter().map(|w| format!("{w}; {by}")));
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

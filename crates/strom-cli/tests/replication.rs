@@ -316,3 +316,61 @@ async fn an_offset_commit_is_visible_only_once_the_isr_has_it() {
     assert_eq!(pending.join().expect("commit thread"), 0, "answered once replicated");
     assert_eq!(fetch_committed(&cluster, coordinator, "bookkeepers"), 9);
 }
+
+/// OffsetFetch v8 of `group` at `node`: the committed offset of its only partition (-1: none),
+/// or the group's error code.
+fn fetch_committed_answer(cluster: &TestCluster, node: usize, group: &str) -> Result<i64, i16> {
+    use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    use strom_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
+    let mut g = OffsetFetchRequestGroup::default();
+    g.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    g.topics = None;
+    let mut req = OffsetFetchRequest::default();
+    req.groups = vec![g];
+    let resp: OffsetFetchResponse =
+        RawClient::connect(&cluster.nodes[node].bootstrap()).call(ApiKey::OffsetFetch, 8, &req);
+    match resp.groups[0].error_code {
+        0 => Ok(resp.groups[0].topics.first().map_or(-1, |t| t.partitions[0].committed_offset)),
+        code => Err(code),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_coordinator_never_answers_an_offset_older_than_its_predecessor_did() {
+    // Followers learn the high watermark late (their fetches wait up to 3 s for data), so the
+    // replica that takes over has the last commit above its HW when it loads the group.
+    let mut cluster = TestCluster::start(
+        3,
+        &["group.initial.rebalance.delay.ms=0", "replica.fetch.wait.max.ms=3000", "broker.heartbeat.interval.ms=300"],
+    );
+    cluster.create_replicated(0, "ledger", 1, &[]).await;
+    let old = support::cluster::node_of(coordinator(&cluster, 0, "auditors"));
+    cluster.wait_for_full_isr("__consumer_offsets", Duration::from_secs(30));
+    assert_eq!(commit_raw(&cluster.nodes[old].bootstrap(), "auditors", 5), 0);
+    let partition = strom_broker::group::records::partition_for_group("auditors", 50);
+    cluster.wait_for_identical_replicas("__consumer_offsets", partition, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(commit_raw(&cluster.nodes[old].bootstrap(), "auditors", 9), 0);
+    assert_eq!(fetch_committed(&cluster, old, "auditors"), 9, "answered by the old coordinator");
+    cluster.nodes[old].kill();
+
+    // Every answer of the survivors from now on is an error the client retries, or 9.
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut retriable = 0;
+    'outer: loop {
+        for &node in &survivors {
+            match fetch_committed_answer(&cluster, node, "auditors") {
+                Ok(9) => break 'outer,
+                Ok(other) => panic!("node {} answered committed offset {other} after 9", node + 1),
+                Err(code @ 14..=16) => retriable += usize::from(code == 14),
+                Err(code) => panic!("OffsetFetch failed with {code}"),
+            }
+        }
+        assert!(Instant::now() < deadline, "no survivor answered 9");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let loaded_held = survivors.iter().any(|&n| cluster.nodes[n].log().contains("held=1"));
+    eprintln!("COORDINATOR_LOAD_IN_PROGRESS answers: {retriable}; a load held the commit back: {loaded_held}");
+    assert!(loaded_held, "the new coordinator loaded the last commit above its high watermark");
+}

@@ -10,15 +10,16 @@ use super::offsets::{OffsetStore, TopicPartitionKey};
 use super::records::{self, CommittedOffset};
 use super::store;
 use crate::config::BrokerConfig;
-use crate::replica::RoleChange;
 use crate::server::{now_ms, Broker};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use strom_protocol::ResponseError;
 use tokio::sync::{oneshot, Notify};
+
+mod loading;
 
 /// Who commits: a group member (generation ≥ 0) or a standalone consumer (generation -1).
 pub struct CommitIdentity {
@@ -73,6 +74,11 @@ struct Inner {
     offsets: OffsetStore,
     joins: HashMap<RequestId, oneshot::Sender<JoinResponse>>,
     syncs: HashMap<RequestId, oneshot::Sender<SyncResponse>>,
+    /// `__consumer_offsets` partitions whose load found commits above the high watermark, with
+    /// the leader epoch of that load: until the HW passes them their groups' offsets are not
+    /// answered (COORDINATOR_LOAD_IN_PROGRESS), or a reader would see an older offset than the
+    /// one the previous coordinator answered.
+    settling: HashMap<i32, i32>,
 }
 
 pub struct GroupManager {
@@ -117,6 +123,7 @@ impl GroupManager {
                 offsets: OffsetStore::default(),
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
+                settling: HashMap::new(),
             }),
             next_request: AtomicU64::new(1),
             timers: Notify::new(),
@@ -127,72 +134,6 @@ impl GroupManager {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Rebuilds groups and offsets from the `__consumer_offsets` partitions this broker leads
-    /// (at start-up, before clients connect).
-    pub fn load(&self, broker: &Arc<Broker>) {
-        let led: Vec<i32> = broker
-            .replicas
-            .all()
-            .into_iter()
-            .filter(|p| p.topic == store::OFFSETS_TOPIC && p.is_leader())
-            .map(|p| p.index)
-            .collect();
-        let (offsets, groups, held) = store::load(broker, Some(&led));
-        let now = now_ms();
-        let mut inner = self.lock();
-        inner.offsets = offsets;
-        for (group_id, stored) in groups {
-            inner.coordinator.restore(group_id, stored, now);
-        }
-        drop(inner);
-        store::release_when_replicated(broker, held);
-    }
-
-    /// This broker started or stopped leading `__consumer_offsets` partitions: it loads their
-    /// groups from the log (everything the old coordinator wrote that reached this replica) or
-    /// forgets them, as Kafka's coordinator does on election and resignation. Requests of a
-    /// forgotten group that were waiting get COORDINATOR_NOT_AVAILABLE and find the new one.
-    pub fn leadership_moved(&self, broker: &Arc<Broker>, changes: &[(i32, RoleChange)]) {
-        let Some(topic) = broker.metadata.image().topic(store::OFFSETS_TOPIC).cloned() else { return };
-        let count = topic.partitions.len() as i32;
-        let of = |partitions: &[i32]| {
-            let partitions = partitions.to_vec();
-            move |group: &str| partitions.contains(&records::partition_for_group(group, count))
-        };
-        let moved: Vec<i32> = changes.iter().map(|(p, _)| *p).collect();
-        let gained: Vec<i32> =
-            changes.iter().filter(|(_, c)| *c == RoleChange::BecameLeader).map(|(p, _)| *p).collect();
-        let (offsets, groups, held) = if gained.is_empty() {
-            (OffsetStore::default(), HashMap::new(), Vec::new())
-        } else {
-            store::load(broker, Some(&gained))
-        };
-        let now = now_ms();
-        let mut inner = self.lock();
-        for id in inner.coordinator.remove_groups(of(&moved)) {
-            inner.joins.remove(&id);
-            inner.syncs.remove(&id);
-        }
-        inner.offsets.remove_groups(of(&moved));
-        inner.offsets.absorb(offsets);
-        for (group_id, stored) in groups {
-            inner.coordinator.restore(group_id, stored, now);
-        }
-        drop(inner);
-        store::release_when_replicated(broker, held);
-        self.deadlines_changed();
-        tracing::info!(gained = ?gained, moved = ?moved, "group coordinator partitions changed");
-    }
-
-    /// Loaded commits that were above the high watermark reached the ISR (`replicated`) or
-    /// the leadership moved first: they become visible, or the new coordinator reads the log.
-    pub(super) fn loaded_offsets_replicated(&self, held: store::HeldOffsets, replicated: bool) {
-        let mut inner = self.lock();
-        for (group, topic, partition, value, record_offset) in held.values.into_iter().rev() {
-            inner.offsets.complete(&group, &topic, partition, replicated.then_some(value), record_offset);
-        }
     }
 
     /// Hands deferred replies to their waiters and writes changed groups to the log.

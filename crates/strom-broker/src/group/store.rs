@@ -56,6 +56,15 @@ pub fn not_coordinator(broker: &Broker, group: &str) -> Option<i16> {
     (leader != broker.config.node_id).then_some(ResponseError::NotCoordinator.code())
 }
 
+/// What OffsetFetch answers instead of the group's offsets: NOT_COORDINATOR (above), or
+/// COORDINATOR_LOAD_IN_PROGRESS while this new coordinator's load waits for commits above the
+/// high watermark (the client retries, as it does while Kafka's coordinator loads).
+pub fn offsets_unavailable(broker: &Broker, group: &str) -> Option<i16> {
+    not_coordinator(broker, group).or_else(|| {
+        broker.groups.settling(partition_of(broker, group)).then_some(ResponseError::CoordinatorLoadInProgress.code())
+    })
+}
+
 /// The broker leading the group's `__consumer_offsets` partition (its coordinator), if the topic
 /// exists.
 pub fn coordinator_of(broker: &Broker, group: &str) -> Option<i32> {

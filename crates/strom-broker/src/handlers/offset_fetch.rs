@@ -49,9 +49,29 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetFetchReque
     let v = ctx.api_version;
     let mut resp = OffsetFetchResponse::default();
     if v < 8 {
-        if let Some(code) = crate::group::store::not_coordinator(broker, req.group_id.as_str()) {
-            // v2+ has a top-level error code; older versions only per partition (none listed).
-            resp.error_code = if v >= 2 { code } else { 0 };
+        if let Some(code) = crate::group::store::offsets_unavailable(broker, req.group_id.as_str()) {
+            if v >= 2 {
+                resp.error_code = code;
+            } else {
+                // v1 has errors only per partition, as Kafka answers it: each one asked for.
+                for t in req.topics.unwrap_or_default() {
+                    let mut out = OffsetFetchResponseTopic::default();
+                    out.name = t.name;
+                    out.partitions = t
+                        .partition_indexes
+                        .into_iter()
+                        .map(|p| {
+                            let mut part = OffsetFetchResponsePartition::default();
+                            part.partition_index = p;
+                            part.committed_offset = -1;
+                            part.metadata = Some(StrBytes::from_static_str(""));
+                            part.error_code = code;
+                            part
+                        })
+                        .collect();
+                    resp.topics.push(out);
+                }
+            }
             return resp;
         }
         let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
@@ -78,7 +98,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: OffsetFetchReque
     for g in req.groups {
         let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
         let mut group = OffsetFetchResponseGroup::default();
-        if let Some(code) = crate::group::store::not_coordinator(broker, g.group_id.as_str()) {
+        if let Some(code) = crate::group::store::offsets_unavailable(broker, g.group_id.as_str()) {
             group.error_code = code;
             group.group_id = g.group_id;
             resp.groups.push(group);

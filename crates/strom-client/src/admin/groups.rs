@@ -164,8 +164,7 @@ impl Admin {
         &self,
         group: &str,
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
-        let coordinator = offsets::find_coordinator(&self.cluster, group).await?;
-        offsets::fetch_committed(&self.cluster, coordinator, group, &[]).await
+        Ok(offsets::fetch_committed_retrying(&self.cluster, None, group, &[]).await?.1)
     }
 
     /// Sets committed offsets (as kafka-consumer-groups --reset-offsets does). The coordinator

@@ -431,8 +431,13 @@ impl Consumer {
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>> {
         let group = self.group_id()?.to_string();
-        let coordinator = self.coordinator().await?;
-        offsets::fetch_committed(&self.cluster, coordinator, &group, partitions).await
+        let known = group::lock(&self.state).coordinator;
+        let (coordinator, offsets) =
+            offsets::fetch_committed_retrying(&self.cluster, known, &group, partitions).await?;
+        if known != Some(coordinator) {
+            group::lock(&self.state).coordinator = Some(coordinator);
+        }
+        Ok(offsets)
     }
 
     /// The offset of the next record poll() returns for `tp`.

@@ -9,7 +9,7 @@ use strom_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use strom_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use strom_protocol::messages::*;
-use strom_protocol::StrBytes;
+use strom_protocol::{ResponseError, StrBytes};
 
 /// ListOffsets timestamps with special meaning.
 pub const LATEST: i64 = -1;
@@ -106,6 +106,39 @@ pub async fn commit(
 
 /// Committed offsets of `group` for `partitions` (all of the group's when empty). Partitions
 /// without a commit are absent.
+/// [`fetch_committed`] asked again for up to request.timeout.ms while the answer is retriable, as
+/// Java's consumer and admin client retry: a coordinator still loading
+/// (COORDINATOR_LOAD_IN_PROGRESS) is asked again, a moved one (NOT_COORDINATOR,
+/// COORDINATOR_NOT_AVAILABLE) is found again. `coordinator` is the one to ask first, if known;
+/// the answer names the one that answered.
+pub async fn fetch_committed_retrying(
+    cluster: &Cluster,
+    mut coordinator: Option<i32>,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<(i32, BTreeMap<TopicPartition, OffsetAndMetadata>)> {
+    let deadline = std::time::Instant::now() + cluster.config.request_timeout;
+    loop {
+        let attempt = async {
+            let c = match coordinator {
+                Some(c) => c,
+                None => find_coordinator(cluster, group).await?,
+            };
+            fetch_committed(cluster, c, group, partitions).await.map(|offsets| (c, offsets))
+        };
+        match attempt.await {
+            Err(e) if e.is_retriable() && std::time::Instant::now() < deadline => {
+                tracing::debug!(group, "fetching committed offsets will be retried: {e}");
+                if e.code() != Some(ResponseError::CoordinatorLoadInProgress.code()) {
+                    coordinator = None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 pub async fn fetch_committed(
     cluster: &Cluster,
     coordinator: i32,
