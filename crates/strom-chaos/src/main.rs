@@ -119,7 +119,13 @@ fn run(args: Args) -> Result<bool, String> {
         .with_ansi(false)
         .init();
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let report = runtime.block_on(strom_chaos::run(&opts))?;
+    // An interrupted run drops the cluster, whose nodes, mounts and namespaces go with it.
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = strom_chaos::run(&opts) => report,
+            signal = interrupted() => Err(format!("{signal}: the nodes were stopped and their namespaces removed; their logs are in {}", work.display())),
+        }
+    })?;
     let keep = args.keep;
     print!("{report}");
     if report.passed() && !keep {
@@ -128,4 +134,16 @@ fn run(args: Args) -> Result<bool, String> {
         println!("the nodes' logs are in {}", work.display());
     }
     Ok(report.passed())
+}
+
+/// Resolves on SIGINT or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "interrupted (SIGINT)",
+        _ = term.recv() => "terminated (SIGTERM)",
+    }
 }
