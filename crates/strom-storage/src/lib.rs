@@ -54,6 +54,7 @@ mod segment;
 mod snapshot;
 mod time_index;
 pub mod transactions;
+mod txn_index;
 
 #[cfg(test)]
 mod tests;
@@ -77,3 +78,4 @@ pub use outcome::{AppendInfo, AppendOutcome, FileRegion, LoadSummary, ReadOutcom
 pub use producer_state::{BatchMetadata, ProducerEntry, ProducerStateManager, MAX_CACHED_BATCHES};
 pub use segment::{file_stem, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 pub use snapshot::{SNAPSHOTS_TO_KEEP, SNAPSHOT_SUFFIX};
+pub use txn_index::TXN_INDEX_SUFFIX;

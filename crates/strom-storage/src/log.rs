@@ -115,6 +115,29 @@ impl Log {
         self.producers.transactions()
     }
 
+    /// What a `read_committed` consumer may read up to (exclusive), given the partition's high
+    /// watermark: the first offset of the earliest transaction still open or not yet replicated,
+    /// never past the HW nor below the log start (Kafka's `lastStableOffset`).
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.transactions().last_stable_offset(high_watermark).max(self.log_start_offset.min(high_watermark))
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `[fetch_offset, upper_bound)` must
+    /// name, oldest marker first (Kafka's `collectAbortedTransactions`): from the segment holding
+    /// `fetch_offset` on, until an entry's last stable offset reaches the bound.
+    pub fn aborted_transactions(&self, fetch_offset: i64, upper_bound: i64) -> Vec<crate::transactions::AbortedTxn> {
+        let first_base = self.segments.range(..=fetch_offset).next_back().map_or(i64::MIN, |(b, _)| *b);
+        let mut found = Vec::new();
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            let (entries, complete) = segment.txn_index().collect(fetch_offset, upper_bound);
+            found.extend(entries);
+            if complete {
+                break;
+            }
+        }
+        found
+    }
+
     /// The partition's high watermark moved (the replica state knows it, not the log): ended
     /// transactions whose marker is below it no longer hold the last stable offset back.
     pub fn on_high_watermark(&mut self, high_watermark: i64) {
@@ -194,7 +217,15 @@ impl Log {
         self.active_mut().append(&batches[..at], &parsed, interval, now_ms)?;
         let mut completed = Vec::new();
         for ((header, _), marker) in parsed.iter().zip(markers) {
-            completed.extend(self.producers.apply(header, marker));
+            let Some(done) = self.producers.apply(header, marker) else { continue };
+            if done.aborted {
+                let lso = self.producers.transactions().stable_offset_after(&done);
+                let index = self.active_mut().txn_index_mut();
+                let new_file = index.file_handle().is_none();
+                index.append(crate::recovery::aborted_entry(&done, lso))?;
+                self.dir_dirty |= new_file;
+            }
+            completed.push(done);
         }
         self.log_end_offset = next;
         // No fsync here (this runs on the caller's thread, an async worker in the broker): the

@@ -7,7 +7,9 @@
 //!                    from it to the end: validate every batch (header, CRC, offsets), rebuild
 //!                    indexes, cut a torn tail; a corrupt segment that is not the last one drops
 //!                    all later segments (they would follow a hole)
-//!  then:             producer state = latest snapshot ≤ LEO + replay of the batches after it
+//!  then:             producer state = latest snapshot ≤ LEO + replay of the batches after it;
+//!                    the replay starts no later than the first recovered segment (or one whose
+//!                    `.txnindex` was not believed), so every abort there is indexed again
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +24,8 @@ use crate::outcome::LoadSummary;
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{segment_path, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::snapshot;
+use crate::transactions::{AbortedTxn, CompletedTxn};
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 /// Leftovers of interrupted operations that are removed at open.
 /// (A `.log.swap` file is not one: it is a committed clean, completed at open first.)
@@ -37,7 +41,7 @@ fn remove_if_exists(path: &Path) -> Result<()> {
 
 /// Removes the files of the segment at `base` without opening it.
 pub(crate) fn delete_segment_files(dir: &Path, base: i64) -> Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
         remove_if_exists(&segment_path(dir, base, suffix))?;
     }
     Ok(())
@@ -59,7 +63,9 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>> {
         let parsed = |suffix: &str| name.strip_suffix(suffix).and_then(|stem| stem.parse::<i64>().ok());
         if let Some(base) = parsed(LOG_SUFFIX) {
             logs.push((base, entry.path()));
-        } else if let Some(base) = parsed(INDEX_SUFFIX).or_else(|| parsed(TIME_INDEX_SUFFIX)) {
+        } else if let Some(base) =
+            parsed(INDEX_SUFFIX).or_else(|| parsed(TIME_INDEX_SUFFIX)).or_else(|| parsed(TXN_INDEX_SUFFIX))
+        {
             indexes.push((base, entry.path()));
         }
     }
@@ -93,6 +99,8 @@ pub(crate) fn load(
     };
     let mut segments = BTreeMap::new();
     let mut corrupt_at: Option<i64> = None;
+    // The first segment whose aborts the producer-state replay must index again.
+    let mut replay_from = i64::MAX;
     for (i, &base) in bases.iter().enumerate() {
         if let Some(bad) = corrupt_at {
             tracing::warn!(partition = %tp, segment = base, after = bad, "deleting segment that follows a corrupt one");
@@ -102,6 +110,10 @@ pub(crate) fn load(
         }
         let (mut segment, problem) = Segment::open(&dir, base)?;
         let must_recover = recover_from.is_some_and(|from| base >= from);
+        if let Some(why) = segment.take_txn_index_problem() {
+            tracing::warn!(partition = %tp, segment = base, %why, "rebuilding the aborted-transaction index");
+            replay_from = replay_from.min(base);
+        }
         let reason = if must_recover {
             Some("unclean shutdown".to_string())
         } else if problem.is_some() {
@@ -114,6 +126,7 @@ pub(crate) fn load(
                 tracing::warn!(partition = %tp, segment = base, %reason, "rebuilding segment indexes");
             }
             let result = segment.recover(config.index_interval_bytes)?;
+            replay_from = replay_from.min(base);
             summary.segments_recovered += 1;
             summary.bytes_scanned += result.scanned_bytes;
             summary.bytes_truncated += result.truncated_bytes;
@@ -164,7 +177,8 @@ pub(crate) fn load(
     }
     log.recovery_point = if clean_shutdown { log.log_end_offset } else { recovery_point.min(log.log_end_offset) };
     log.active_mut().load_rolling_base()?;
-    log.reload_producer_state()?;
+    let replay_from = replay_from.min(log.log_end_offset);
+    log.reload_producer_state_from(replay_from)?;
     // The checkpoint is rewritten without an fsync (synced by the next flush): after a crash it
     // may be missing or torn. Then every epoch is recorded again from the batches.
     let had_checkpoint = log.dir.join(crate::leader_epoch::LEADER_EPOCH_CHECKPOINT).exists();
@@ -244,7 +258,14 @@ impl Log {
 
     /// Restores producer state: the latest snapshot at or below the LEO, then every batch after it.
     pub(crate) fn reload_producer_state(&mut self) -> Result<()> {
-        let (from, state) = match snapshot::load_latest(&self.dir, self.log_end_offset)? {
+        let end = self.log_end_offset;
+        self.reload_producer_state_from(end)
+    }
+
+    /// Restores producer state from the latest snapshot at or below `at_most`, replaying every
+    /// batch after it; the aborts the replay meets are made sure of in the segments' indexes.
+    pub(crate) fn reload_producer_state_from(&mut self, at_most: i64) -> Result<()> {
+        let (from, state) = match snapshot::load_latest(&self.dir, at_most.min(self.log_end_offset))? {
             Some((offset, state)) => (offset, state),
             None => (i64::MIN, ProducerStateManager::new()),
         };
@@ -252,7 +273,7 @@ impl Log {
         self.load_summary.producer_snapshot_offset = (from != i64::MIN).then_some(from);
         let first_base = self.segments.range(..=from).next_back().map_or(i64::MIN, |(b, _)| *b);
         let mut replayed = 0u64;
-        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+        for segment in self.segments.range_mut(first_base..).map(|(_, s)| s) {
             let mut pos = if from == i64::MIN { 0 } else { segment.lookup_position(from) };
             while let Some(header) = segment.header_at(pos)? {
                 pos += header.total_size() as u64;
@@ -260,7 +281,10 @@ impl Log {
                     continue;
                 }
                 let marker = segment.marker_at(pos - header.total_size() as u64, &header)?;
-                self.producers.apply(&header, marker);
+                if let Some(done) = self.producers.apply(&header, marker).filter(|c| c.aborted) {
+                    let entry = aborted_entry(&done, self.producers.transactions().stable_offset_after(&done));
+                    segment.txn_index_mut().ensure(entry)?;
+                }
                 replayed += 1;
             }
         }
@@ -301,5 +325,15 @@ impl Log {
         self.reload_producer_state()?;
         tracing::info!(partition = %self.tp, log_end = self.log_end_offset, "truncated log");
         Ok(())
+    }
+}
+
+/// The index entry of an abort, with the last stable offset right after its marker.
+pub(crate) fn aborted_entry(done: &CompletedTxn, last_stable_offset: i64) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset,
     }
 }

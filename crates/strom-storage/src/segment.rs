@@ -22,6 +22,7 @@ use crate::index::OffsetIndex;
 use crate::outcome::FileRegion;
 use crate::time_index::TimeIndex;
 use crate::transactions::EndTxnMarker;
+use crate::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 
 /// Suffix of segment data files.
 pub const LOG_SUFFIX: &str = ".log";
@@ -60,6 +61,9 @@ pub(crate) struct Segment {
     size: u64,
     index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TxnIndex,
+    /// Why the `.txnindex` read at open was not believed (taken by the log's loading).
+    txn_index_problem: Option<String>,
     bytes_since_last_index_entry: u64,
     /// Largest batch max timestamp in the segment and the last offset of that batch.
     max_timestamp: i64,
@@ -127,6 +131,8 @@ impl Segment {
             size: 0,
             index,
             time_index,
+            txn_index: TxnIndex::empty(segment_path(dir, base_offset, TXN_INDEX_SUFFIX)),
+            txn_index_problem: None,
             bytes_since_last_index_entry: 0,
             max_timestamp: NO_TIMESTAMP,
             offset_of_max_timestamp: base_offset,
@@ -158,6 +164,8 @@ impl Segment {
                 .map(|p| format!("{}: {p}", index_path.display()))
                 .or(time_problem.map(|p| format!("{}: {p}", time_path.display())))
         };
+        let (txn_index, txn_index_problem) =
+            TxnIndex::open(segment_path(dir, base_offset, TXN_INDEX_SUFFIX), base_offset, size)?;
         let segment = Segment {
             base_offset,
             log_path: log_path.into(),
@@ -165,6 +173,8 @@ impl Segment {
             size,
             index,
             time_index,
+            txn_index,
+            txn_index_problem,
             bytes_since_last_index_entry: 0,
             max_timestamp: NO_TIMESTAMP,
             offset_of_max_timestamp: base_offset,
@@ -246,6 +256,7 @@ impl Segment {
             self.file.set_len(pos).ctx(|| format!("truncate {}", self.log_path.display()))?;
             self.size = pos;
         }
+        self.txn_index.truncate_to(self.next_offset)?;
         Ok(RecoveryResult { truncated_bytes: truncated, scanned_bytes: pos })
     }
 
@@ -444,6 +455,7 @@ impl Segment {
         self.size = pos;
         self.index.truncate_to_position(pos)?;
         self.time_index.truncate_to_offset(new_next)?;
+        self.txn_index.truncate_to(new_next)?;
         self.next_offset = new_next;
         (self.max_timestamp, self.offset_of_max_timestamp) = max_ts;
         self.bytes_since_last_index_entry = self.size - self.index.last_position();
@@ -456,23 +468,44 @@ impl Segment {
     /// fsyncs the log and both indexes.
     /// Handles on the segment's files, to fsync them without holding the log.
     pub(crate) fn file_handles(&self) -> Vec<(Arc<File>, PathBuf)> {
-        vec![
+        let mut handles = vec![
             (Arc::clone(&self.file), self.log_path.to_path_buf()),
             self.index.file_handle(),
             self.time_index.file_handle(),
-        ]
+        ];
+        handles.extend(self.txn_index.file_handle());
+        handles
     }
 
     pub(crate) fn flush(&self) -> Result<()> {
         crate::fsync::sync_data(&self.file, &self.log_path)?;
         self.index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
+    }
+
+    /// The segment's aborted transactions.
+    pub(crate) fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+
+    pub(crate) fn txn_index_mut(&mut self) -> &mut TxnIndex {
+        &mut self.txn_index
+    }
+
+    /// Why the aborted-transaction index read at open was not believed, once.
+    pub(crate) fn take_txn_index_problem(&mut self) -> Option<String> {
+        self.txn_index_problem.take()
     }
 
     /// Removes the segment's files.
     pub(crate) fn delete(self) -> Result<()> {
-        let paths =
-            [self.log_path.to_path_buf(), self.index.path().to_path_buf(), self.time_index.path().to_path_buf()];
+        let paths = [
+            self.log_path.to_path_buf(),
+            self.index.path().to_path_buf(),
+            self.time_index.path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
+        ];
         drop(self);
         for path in paths {
             match fs::remove_file(&path) {

@@ -4,10 +4,13 @@
 //!  <base>.log.cleaned   written and fsynced by the build; a crash here: deleted at open
 //!  <base>.<end>.log.swap  renamed from .cleaned, directory fsynced: the commit point (its
 //!                       name says which offsets it replaces)
-//!  old segments         deleted (their .log, .index, .timeindex)
+//!  old segments         deleted (their .log, .index, .timeindex, .txnindex)
 //!  <base>.log           renamed from .swap (replacing the first old segment), directory fsynced
-//!  indexes              rebuilt from the new .log
+//!  indexes              rebuilt from the new .log; the old segments' aborted transactions
+//!                       go to its .txnindex
 //! ```
+//! (A crash between deleting the old `.txnindex` files and writing the new one loses their
+//! entries: the cleaner does not yet know transactions, see docs/transactions-reference.md.)
 //! A crash at any point leaves either the old segments (no .swap yet) or a .swap that the next
 //! open completes: every segment whose base offset lies in [base, end) is deleted, then the
 //! .swap takes its name. Never a mix, never a loss.
@@ -19,6 +22,7 @@ use crate::checkpoint::sync_dir;
 use crate::error::{IoContext, Result};
 use crate::recovery::delete_segment_files;
 use crate::segment::{segment_path, Segment, LOG_SUFFIX};
+use crate::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 
 use super::{CleanedGroup, CleanedLog};
 
@@ -72,6 +76,11 @@ pub(super) fn finish_group(
 /// From the commit point on: deletes the old segments, gives the swap file the group's name,
 /// rebuilds its indexes.
 fn finish_swap(dir: &Path, swap: &Path, base: i64, old: Vec<i64>, index_interval: u32) -> Result<Segment> {
+    let mut aborted = Vec::new();
+    for &b in &old {
+        let (index, _) = TxnIndex::open(segment_path(dir, b, TXN_INDEX_SUFFIX), b, u64::MAX)?;
+        aborted.extend_from_slice(index.entries());
+    }
     for b in old {
         delete_segment_files(dir, b)?;
     }
@@ -81,6 +90,9 @@ fn finish_swap(dir: &Path, swap: &Path, base: i64, old: Vec<i64>, index_interval
     let (mut segment, _) = Segment::open(dir, base)?;
     segment.recover(index_interval)?;
     segment.on_become_inactive()?;
+    for entry in aborted {
+        segment.txn_index_mut().ensure(entry)?;
+    }
     Ok(segment)
 }
 

@@ -124,8 +124,15 @@ fn producer_state_survives_crash_by_replaying_the_log() {
     }
     assert!(log.segment_count() > 1);
     drop(log);
-    let mut log = open_log(root.path(), small_config(), 0, false);
-    assert!(log.load_summary().producer_snapshot_offset.is_some());
+    // The recovery point a flush after the last roll leaves: the segments below are trusted, and
+    // the producer state comes from the snapshot taken at that roll.
+    let last_roll = files_with_suffix(&log_dir(root.path()), ".snapshot")
+        .iter()
+        .filter_map(|n| n.strip_suffix(".snapshot")?.parse::<i64>().ok())
+        .max()
+        .expect("a snapshot");
+    let mut log = open_log(root.path(), small_config(), last_roll, false);
+    assert_eq!(log.load_summary().producer_snapshot_offset, Some(last_roll));
     assert!(log.load_summary().producer_batches_replayed > 0);
     match try_append(&mut log, idem(0, 22, 2)).expect("dup") {
         AppendOutcome::Duplicate(info) => {

@@ -81,3 +81,84 @@ fn open_transactions_survive_a_clean_restart_and_a_recovery() {
         assert_eq!(log.transactions().last_stable_offset(3), 1);
     }
 }
+
+fn aborted(log: &Log, from: i64, to: i64) -> Vec<(i64, i64, i64, i64)> {
+    log.aborted_transactions(from, to)
+        .iter()
+        .map(|e| (e.producer_id, e.first_offset, e.last_offset, e.last_stable_offset))
+        .collect()
+}
+
+/// A log with two aborts and a commit: A aborted 0-1 (marker 3) while B was open, B committed
+/// (marker 4), C aborted 5 (marker 6).
+fn log_with_aborts(root: &std::path::Path, config: LogConfig) -> Log {
+    let mut log = open_log(root, config, 0, true);
+    append(&mut log, from_producer(1, 0, 2, true), 50); // 0..1: A
+    append(&mut log, from_producer(2, 0, 1, true), 50); // 2: B
+    log.append_marker(1, 0, marker(false, 0), 0, 60).expect("abort A"); // 3
+    log.append_marker(2, 0, marker(true, 0), 0, 60).expect("commit B"); // 4
+    append(&mut log, from_producer(3, 0, 1, true), 50); // 5: C
+    log.append_marker(3, 0, marker(false, 0), 0, 60).expect("abort C"); // 6
+    log
+}
+
+#[test]
+fn aborts_are_indexed_with_the_stable_offset_after_them_and_found_by_range() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut log = log_with_aborts(root.path(), LogConfig::default());
+    let all = vec![(1, 0, 3, 2), (3, 5, 6, 7)];
+    assert_eq!(aborted(&log, 0, 7), all, "A's entry: B was still open at offset 2");
+    assert_eq!(aborted(&log, 4, 7), vec![(3, 5, 6, 7)], "A ended before the fetch");
+    assert_eq!(aborted(&log, 0, 3), vec![(1, 0, 3, 2)], "C starts at the bound");
+    assert_eq!(files_with_suffix(&log_dir(root.path()), crate::TXN_INDEX_SUFFIX).len(), 1);
+    assert_eq!(log.last_stable_offset(7), 0, "A's abort is not replicated yet");
+    log.on_high_watermark(7);
+    assert_eq!(log.last_stable_offset(7), 7);
+}
+
+#[test]
+fn the_index_survives_restarts_and_is_rebuilt_when_lost_in_a_crash() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let log = log_with_aborts(root.path(), LogConfig::default());
+    let expected = aborted(&log, 0, 7);
+    log.close().expect("close");
+    let log = open_log(root.path(), LogConfig::default(), 0, true);
+    assert_eq!(aborted(&log, 0, 7), expected, "read back after a clean restart");
+    drop(log);
+
+    // A crash before the index reached the disk: gone, torn, or garbage.
+    let index = log_dir(root.path()).join(format!("{}{}", crate::file_stem(0), crate::TXN_INDEX_SUFFIX));
+    let whole = std::fs::read(&index).expect("index");
+    for damaged in [Vec::new(), whole[..40].to_vec(), vec![7u8; 34]] {
+        std::fs::write(&index, &damaged).expect("damage");
+        let log = open_log(root.path(), LogConfig::default(), 0, false);
+        assert_eq!(aborted(&log, 0, 7), expected, "rebuilt from {} damaged bytes", damaged.len());
+        drop(log);
+        assert_eq!(std::fs::read(&index).expect("index"), whole, "written whole again");
+    }
+    // Below the recovery point, after a clean shutdown, a bad file is rebuilt as well.
+    std::fs::write(&index, [1u8; 35]).expect("damage");
+    let log = open_log(root.path(), LogConfig::default(), 7, true);
+    assert_eq!(aborted(&log, 0, 7), expected);
+}
+
+#[test]
+fn truncation_and_segment_deletion_take_the_entries_of_what_they_remove() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig { segment_bytes: 1, ..LogConfig::default() };
+    let mut log = log_with_aborts(root.path(), config.clone());
+    log.truncate_to(6).expect("truncate before C's marker");
+    assert_eq!(aborted(&log, 0, 7), vec![(1, 0, 3, 2)]);
+    assert_eq!(log.transactions().ongoing().collect::<Vec<_>>(), vec![(3, 5)], "C is open again");
+    drop(log);
+    let mut log = open_log(root.path(), config, 0, false);
+    assert_eq!(aborted(&log, 0, 7), vec![(1, 0, 3, 2)], "not brought back by a recovery");
+
+    // One segment per batch: A's marker is in the segment at 3.
+    let index = log_dir(root.path()).join(format!("{}{}", crate::file_stem(3), crate::TXN_INDEX_SUFFIX));
+    assert!(index.exists());
+    log.delete_records_before(5).expect("delete records");
+    log.apply_retention(100).expect("retention");
+    assert!(!index.exists(), "deleted with its segment");
+    assert!(aborted(&log, 0, 7).is_empty());
+}
