@@ -137,6 +137,7 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
         ApiKey::UnregisterBroker => call!(UnregisterBrokerRequest, handlers::unregister_broker::handle),
         ApiKey::InitProducerId => call!(InitProducerIdRequest, handlers::init_producer_id::handle),
         ApiKey::DeleteRecords => call!(DeleteRecordsRequest, handlers::delete_records::handle),
+        ApiKey::WriteTxnMarkers => call!(WriteTxnMarkersRequest, handlers::write_txn_markers::handle),
         ApiKey::FindCoordinator => call!(FindCoordinatorRequest, handlers::find_coordinator::handle),
         ApiKey::JoinGroup => call!(JoinGroupRequest, handlers::join_group::handle),
         ApiKey::SyncGroup => call!(SyncGroupRequest, handlers::sync_group::handle),

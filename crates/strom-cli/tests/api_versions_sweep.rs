@@ -156,6 +156,19 @@ fn every_advertised_version_of_every_api_answers() {
                     let r: DeleteRecordsResponse = c.call(key, v, &req);
                     assert_eq!(r.topics[0].partitions[0].error_code, 0, "{label}");
                 }
+                ApiKey::WriteTxnMarkers => {
+                    // An abort for a producer with nothing open: a marker that ends nothing.
+                    let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+                    t.name = name("sweep");
+                    t.partition_indexes = vec![0];
+                    let mut m = write_txn_markers_request::WritableTxnMarker::default();
+                    m.producer_id = ProducerId(1_000_000 + i64::from(v));
+                    m.topics = vec![t];
+                    let mut req = WriteTxnMarkersRequest::default();
+                    req.markers = vec![m];
+                    let r: WriteTxnMarkersResponse = c.call(key, v, &req);
+                    assert_eq!(r.markers[0].topics[0].partitions[0].error_code, 0, "{label}");
+                }
                 ApiKey::InitProducerId => {
                     let mut req = InitProducerIdRequest::default();
                     req.transactional_id = None;

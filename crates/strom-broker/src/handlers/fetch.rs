@@ -26,8 +26,10 @@ use crate::server::{now_ms, Broker};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
-use strom_protocol::messages::fetch_response::{FetchableTopicResponse, NodeEndpoint, PartitionData};
-use strom_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use strom_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, NodeEndpoint, PartitionData,
+};
+use strom_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
 use strom_storage::FileRegion;
@@ -124,7 +126,11 @@ fn finish_session(
 fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_id: i32) -> (FetchAnswer, usize, bool) {
     let from_follower = replica_id >= 0;
     let from_consumer_v11 = !from_follower && ctx.api_version >= 11;
-    let limit_to = if from_follower { ReadLimit::LogEnd } else { ReadLimit::HighWatermark };
+    let limit_to = match (from_follower, req.isolation_level) {
+        (true, _) => ReadLimit::LogEnd,
+        (false, 1) => ReadLimit::LastStable,
+        (false, _) => ReadLimit::HighWatermark,
+    };
     let use_ids = ctx.api_version >= 13;
     let image = broker.metadata.image();
     let mut resp = FetchResponse::default();
@@ -149,9 +155,8 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
             pd.high_watermark = -1;
             pd.last_stable_offset = -1;
             pd.log_start_offset = -1;
-            if req.isolation_level == 1 {
-                pd.aborted_transactions = Some(Vec::new());
-            }
+            // As Kafka: a list (maybe empty) for read_committed, null for read_uncommitted.
+            pd.aborted_transactions = (req.isolation_level == 1).then(Vec::new);
             let result: Result<(), KafkaError> = (|| {
                 let t = topic.ok_or(if use_ids {
                     ResponseError::UnknownTopicId
@@ -169,9 +174,9 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                 // only the first partition with data may exceed that, by its first batch, so that
                 // a consumer always makes progress (KIP-74).
                 let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
-                let (start, hw) = partition.offsets()?;
+                let (start, hw, lso) = partition.stable_offsets()?;
                 pd.high_watermark = hw;
-                pd.last_stable_offset = hw;
+                pd.last_stable_offset = lso;
                 if ctx.api_version >= 5 {
                     pd.log_start_offset = start;
                 }
@@ -206,7 +211,6 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                         partition.follower_fetched(replica_id, fp.fetch_offset, fp.log_start_offset, now_ms())?;
                     crate::replica::isr::apply(broker, &partition, commands);
                     pd.high_watermark = partition.high_watermark();
-                    pd.last_stable_offset = pd.high_watermark;
                 }
                 let throttled = throttle_checked
                     && is_throttled(
@@ -229,7 +233,10 @@ fn read_once(broker: &Broker, ctx: &RequestContext, req: &FetchRequest, replica_
                 }
                 let read = partition.read_region(fp.fetch_offset, limit.max(1), limit_to)?;
                 pd.high_watermark = read.high_watermark;
-                pd.last_stable_offset = read.high_watermark;
+                pd.last_stable_offset = read.last_stable_offset;
+                if req.isolation_level == 1 {
+                    pd.aborted_transactions = Some(read.aborted.iter().map(aborted_transaction).collect());
+                }
                 if ctx.api_version >= 5 {
                     pd.log_start_offset = read.log_start_offset;
                 }
@@ -328,4 +335,11 @@ pub fn check_leader_epoch(requested: i32, current: i32) -> Result<(), KafkaError
         e if e < current => Err(ResponseError::FencedLeaderEpoch.into()),
         _ => Ok(()),
     }
+}
+
+fn aborted_transaction(a: &strom_storage::transactions::AbortedTxn) -> AbortedTransaction {
+    let mut out = AbortedTransaction::default();
+    out.producer_id = ProducerId(a.producer_id);
+    out.first_offset = a.first_offset;
+    out
 }

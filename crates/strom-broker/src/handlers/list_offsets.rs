@@ -35,9 +35,14 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ListOffsetsReque
                 if ctx.api_version >= 4 {
                     pr.leader_epoch = partition.leader_epoch();
                 }
-                // A replica (another broker) asking is told the log end, as Kafka does.
-                let (start, fetchable) =
-                    if req.replica_id.0 >= 0 { partition.log_bounds()? } else { partition.offsets()? };
+                // A replica (another broker) asking is told the log end, as Kafka does; a
+                // read_committed consumer what it may fetch, up to the last stable offset.
+                let (start, fetchable) = if req.replica_id.0 >= 0 {
+                    partition.log_bounds()?
+                } else {
+                    let (start, hw, lso) = partition.stable_offsets()?;
+                    (start, if req.isolation_level == 1 { lso } else { hw })
+                };
                 // As Kafka: a lookup by timestamp finds only what a consumer could fetch.
                 let below_fetchable =
                     |found: Option<(i64, i64)>| found.filter(|&(offset, _)| offset < fetchable).unwrap_or((-1, -1));

@@ -37,5 +37,6 @@ mod record_checks;
 pub mod sync_group;
 mod topics;
 pub mod unregister_broker;
+pub mod write_txn_markers;
 
 pub use topics::{ensure_topic, unknown_topic, TopicLookup};

@@ -14,9 +14,10 @@ use bytes::Bytes;
 use std::sync::{Arc, Mutex, MutexGuard};
 use strom_metadata::PartitionImage;
 use strom_protocol::ResponseError;
+use strom_storage::transactions::{AbortedTxn, EndTxnMarker};
 use strom_storage::{
-    AppendOutcome, CleanOutcome, CleanPlan, CleanSettings, CleanedLog, DirHealth, FileRegion, LoadSummary, Log,
-    LogConfig, StorageError,
+    AppendInfo, AppendOutcome, CleanOutcome, CleanPlan, CleanSettings, CleanedLog, DirHealth, FileRegion, LoadSummary,
+    Log, LogConfig, StorageError,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -45,11 +46,25 @@ pub struct Progress {
     pub leading: bool,
 }
 
-/// How far a read may go: consumers see only committed data, followers everything.
+/// How far a read may go: consumers see only committed data (`read_committed` ones only what
+/// no open transaction holds back), followers everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadLimit {
     HighWatermark,
+    LastStable,
     LogEnd,
+}
+
+/// (end of the readable range, last stable offset) of `log` for `limit` at high watermark `hw`.
+fn read_end(log: &mut Log, limit: ReadLimit, hw: i64) -> (i64, i64) {
+    log.on_high_watermark(hw);
+    let lso = log.last_stable_offset(hw);
+    let end = match limit {
+        ReadLimit::HighWatermark => hw,
+        ReadLimit::LastStable => lso,
+        ReadLimit::LogEnd => log.log_end_offset(),
+    };
+    (end, lso)
 }
 
 /// What a fetch read from one partition.
@@ -64,7 +79,10 @@ pub struct PartitionRead {
 pub struct PartitionRegion {
     pub regions: Vec<FileRegion>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For a [`ReadLimit::LastStable`] read: the aborted transactions its range overlaps.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl From<ReplicaError> for KafkaError {
@@ -251,6 +269,33 @@ impl Partition {
         Ok((outcome, commands))
     }
 
+    /// Appends a transaction marker (WriteTxnMarkers), with the checks of [`Partition::append`]
+    /// and the log's marker checks (producer epoch, coordinator epoch).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+        now_ms: i64,
+        min_insync_replicas: usize,
+    ) -> Result<(AppendInfo, Vec<ReplicaCommand>), KafkaError> {
+        if self.dir.is_offline() {
+            return Err(self.dir.offline_error().into());
+        }
+        let mut guard = self.log();
+        let log = guard.as_mut().ok_or(ResponseError::NotLeaderOrFollower)?;
+        let epoch = {
+            let state = self.state();
+            state.check_min_isr(min_insync_replicas)?;
+            state.leader_epoch
+        };
+        let (info, _) = self.check_locked(log.append_marker(producer_id, producer_epoch, marker, epoch, now_ms))?;
+        let mut state = self.state();
+        let commands = state.local_append(log.log_end_offset());
+        self.publish(&state);
+        Ok((info, commands))
+    }
+
     /// Waits until the high watermark reaches `offset` (the end of an appended batch) under the
     /// leadership of `leader_epoch`; REQUEST_TIMED_OUT at `deadline`, NOT_LEADER_OR_FOLLOWER if
     /// the leadership moved meanwhile. Returns the ISR size when it did.
@@ -331,7 +376,7 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: usize, limit: ReadLimit) -> Result<PartitionRead, StorageError> {
         self.with_log(|log| {
             let hw = self.state().high_watermark;
-            let end = if limit == ReadLimit::LogEnd { log.log_end_offset() } else { hw };
+            let (end, _) = read_end(log, limit, hw);
             let out = log.read(offset, max_bytes, end)?;
             Ok(PartitionRead { records: out.records, high_watermark: hw, log_start_offset: log.log_start_offset() })
         })
@@ -347,9 +392,22 @@ impl Partition {
     ) -> Result<PartitionRegion, StorageError> {
         self.with_log(|log| {
             let hw = self.state().high_watermark;
-            let end = if limit == ReadLimit::LogEnd { log.log_end_offset() } else { hw };
+            let (end, lso) = read_end(log, limit, hw);
             let out = log.read_region(offset, max_bytes, end)?;
-            Ok(PartitionRegion { regions: out.regions, high_watermark: hw, log_start_offset: log.log_start_offset() })
+            // Named up to the stable offset, a superset of what the read holds (as Kafka does
+            // when it does not know where the read ends): the consumer skips what it lacks.
+            let aborted = if limit == ReadLimit::LastStable && !out.regions.is_empty() {
+                log.aborted_transactions(offset, lso)
+            } else {
+                Vec::new()
+            };
+            Ok(PartitionRegion {
+                regions: out.regions,
+                high_watermark: hw,
+                last_stable_offset: lso,
+                log_start_offset: log.log_start_offset(),
+                aborted,
+            })
         })
     }
 
@@ -384,6 +442,15 @@ impl Partition {
     /// (log start offset, high watermark).
     pub fn offsets(&self) -> Result<(i64, i64), StorageError> {
         self.with_log(|log| Ok((log.log_start_offset(), self.state().high_watermark)))
+    }
+
+    /// (log start offset, high watermark, last stable offset).
+    pub fn stable_offsets(&self) -> Result<(i64, i64, i64), StorageError> {
+        self.with_log(|log| {
+            let hw = self.state().high_watermark;
+            let (_, lso) = read_end(log, ReadLimit::HighWatermark, hw);
+            Ok((log.log_start_offset(), hw, lso))
+        })
     }
 
     /// (log start offset, log end offset).
