@@ -148,6 +148,29 @@ fn read(b: &TestBroker, isolation: &str, end: i64) -> Vec<String> {
     values
 }
 
+/// The same with strom-client's consumer.
+async fn read_with_strom_client(b: &TestBroker, isolation: &str, end: i64) -> Vec<String> {
+    use strom_client::consumer::Consumer;
+    use strom_client::{Properties, TopicPartition};
+    let props = Properties::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("isolation.level", isolation)
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.wait.ms", "100");
+    let mut consumer = Consumer::new(&props).await.expect("strom-client consumer");
+    let tp = TopicPartition::new(TOPIC, 0);
+    consumer.assign(std::slice::from_ref(&tp)).expect("assign");
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumer.position(&tp).is_none_or(|p| p < end) {
+        assert!(Instant::now() < deadline, "{isolation}: at {:?} of {end} after {values:?}", consumer.position(&tp));
+        for r in consumer.poll(Duration::from_millis(200)).await.expect("poll") {
+            values.push(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned());
+        }
+    }
+    values
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_committed_consumers_see_only_committed_records_and_stop_at_open_transactions() {
     let mut b = TestBroker::start(&[]);
@@ -175,6 +198,9 @@ async fn read_committed_consumers_see_only_committed_records_and_stop_at_open_tr
     assert_eq!(end_txn(&b, pid, epoch, true, 0), 0, "commit");
     assert_eq!(latest(&b, 1), 8);
     assert_eq!(read(&b, "read_committed", 8), vec!["plain-0", "b0", "b1"]);
+    assert_eq!(read_with_strom_client(&b, "read_committed", 8).await, vec!["plain-0", "b0", "b1"]);
+    let everything = vec!["a0", "a1", "a2", "plain-0", "b0", "b1"];
+    assert_eq!(read_with_strom_client(&b, "read_uncommitted", 8).await, everything);
 
     // Markers from an older coordinator or for an older producer epoch are refused.
     assert_eq!(end_txn(&b, pid, epoch, false, 5), 0, "an empty abort from coordinator epoch 5");

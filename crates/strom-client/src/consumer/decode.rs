@@ -8,17 +8,42 @@ use super::fetcher::{ConsumerRecord, TimestampType};
 use crate::error::{ClientError, Result};
 use crate::TopicPartition;
 use bytes::Bytes;
+use std::collections::HashSet;
 use strom_protocol::batch::{self, BatchIter, RecordIter, BATCH_HEADER_LEN};
 
 /// The records at or after `position` in `data`, and the offset after the last whole batch.
-pub fn decode(tp: &TopicPartition, position: i64, data: Bytes) -> Result<(Vec<ConsumerRecord>, i64)> {
+/// `aborted` (read_committed only) are the fetch's aborted transactions as (producer id, first
+/// offset): their batches are dropped as Java's consumer drops them (`CompletedFetch`): a
+/// producer's batches are aborted from the first offset of an aborted transaction of it that the
+/// batch reaches, until its ABORT marker.
+pub fn decode(
+    tp: &TopicPartition,
+    position: i64,
+    data: Bytes,
+    mut aborted: Vec<(i64, i64)>,
+) -> Result<(Vec<ConsumerRecord>, i64)> {
     let corrupt = |e: String| ClientError::Protocol(format!("corrupt record batch from {tp}: {e}"));
     let data = data.slice(..complete_batches_len(&data));
     let mut records = Vec::new();
     let mut next_position = position;
+    aborted.sort_unstable_by_key(|&(_, first)| first);
+    let mut pending_aborts = aborted.into_iter().peekable();
+    let mut aborted_producers: HashSet<i64> = HashSet::new();
     for item in BatchIter::new(&data).with_crc_check() {
         let (header, batch) = item.map_err(|e| corrupt(e.to_string()))?;
         next_position = next_position.max(header.last_offset() + 1);
+        if header.has_producer_id() {
+            while let Some((pid, _)) = pending_aborts.next_if(|&(_, first)| first <= header.last_offset()) {
+                aborted_producers.insert(pid);
+            }
+            if header.is_control() {
+                if is_abort_marker(&batch[BATCH_HEADER_LEN..]) {
+                    aborted_producers.remove(&header.producer_id);
+                }
+            } else if header.is_transactional() && aborted_producers.contains(&header.producer_id) {
+                continue;
+            }
+        }
         if header.is_control() || header.last_offset() < position {
             continue;
         }
@@ -62,6 +87,15 @@ pub fn decode(tp: &TopicPartition, position: i64, data: Bytes) -> Result<(Vec<Co
     Ok((records, next_position))
 }
 
+/// Whether a control batch's body (uncompressed, one record) is an ABORT marker: its key is
+/// version i16, type i16 with ABORT = 0 (COMMIT = 1).
+fn is_abort_marker(body: &[u8]) -> bool {
+    match RecordIter::new(body).next() {
+        Some(Ok(r)) => r.key.is_some_and(|k| k.len() >= 4 && i16::from_be_bytes([k[2], k[3]]) == 0),
+        _ => false,
+    }
+}
+
 /// The length of the prefix of `data` made of whole batches (baseOffset:8, batchLength:4, ...).
 fn complete_batches_len(data: &[u8]) -> usize {
     let mut at = 0;
@@ -103,7 +137,7 @@ mod tests {
         }
         let batch = w.finish(&BatchFields { base_offset: 40, ..BatchFields::default() });
         let tp = TopicPartition::new("t", 0);
-        let (records, next) = decode(&tp, 41, batch).expect("decoded");
+        let (records, next) = decode(&tp, 41, batch, Vec::new()).expect("decoded");
         assert_eq!(next, 43);
         assert_eq!(records.iter().map(|r| (r.offset, r.timestamp)).collect::<Vec<_>>(), vec![(41, 11), (42, 12)]);
         let keys: Vec<(&str, Option<&[u8]>)> =
@@ -119,7 +153,49 @@ mod tests {
         let mut bytes = w.finish(&BatchFields::default()).to_vec();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        let err = decode(&TopicPartition::new("t", 0), 0, Bytes::from(bytes)).expect_err("corrupt");
+        let err = decode(&TopicPartition::new("t", 0), 0, Bytes::from(bytes), Vec::new()).expect_err("corrupt");
         assert!(err.to_string().contains("corrupt record batch from t-0"), "{err}");
+    }
+
+    /// A batch of `values` at `base` from producer `pid`, transactional; or its marker.
+    fn txn_batch(pid: i64, base: i64, values: &[&str]) -> Vec<u8> {
+        let mut w = BatchWriter::new(0);
+        let none: [(&str, Option<&[u8]>); 0] = [];
+        for v in values {
+            w.append(1, None, Some(v.as_bytes()), &none);
+        }
+        let fields = BatchFields { base_offset: base, producer_id: pid, attributes: 0x10, ..BatchFields::default() };
+        w.finish(&fields).to_vec()
+    }
+
+    fn marker(pid: i64, at: i64, commit: bool) -> Vec<u8> {
+        let mut w = BatchWriter::new(0);
+        let none: [(&str, Option<&[u8]>); 0] = [];
+        w.append(1, Some(&[0, 0, 0, u8::from(commit)]), Some(&[0, 0, 0, 0, 0, 0]), &none);
+        let fields = BatchFields { base_offset: at, producer_id: pid, attributes: 0x30, ..BatchFields::default() };
+        w.finish(&fields).to_vec()
+    }
+
+    #[test]
+    fn read_committed_drops_aborted_batches_up_to_their_marker_and_keeps_the_rest() {
+        // A (pid 1) aborts 0-1, B (pid 2) commits 2, A writes again at 5 and commits.
+        let mut data = Vec::new();
+        data.extend(txn_batch(1, 0, &["a0", "a1"]));
+        data.extend(txn_batch(2, 2, &["b0"]));
+        data.extend(marker(1, 3, false));
+        data.extend(marker(2, 4, true));
+        data.extend(txn_batch(1, 5, &["a5"]));
+        data.extend(marker(1, 6, true));
+        let tp = TopicPartition::new("t", 0);
+        let values = |aborted: Vec<(i64, i64)>| {
+            let (records, next) = decode(&tp, 0, Bytes::from(data.clone()), aborted).expect("decoded");
+            assert_eq!(next, 7);
+            records
+                .iter()
+                .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(values(vec![(1, 0)]), vec!["b0", "a5"], "read_committed");
+        assert_eq!(values(Vec::new()), vec!["a0", "a1", "b0", "a5"], "read_uncommitted");
     }
 }

@@ -112,7 +112,13 @@ pub async fn fetch(
                         let Some(position) = position_of.get(&tp).copied() else { continue };
                         let outcome = match p.error_code {
                             0 => {
-                                let (records, next_position) = decode(&tp, position, p.records.unwrap_or_default())?;
+                                // read_committed: drop the batches of the aborted transactions.
+                                let aborted: Vec<(i64, i64)> = match (cfg.isolation_level, &p.aborted_transactions) {
+                                    (1, Some(list)) => list.iter().map(|a| (a.producer_id.0, a.first_offset)).collect(),
+                                    _ => Vec::new(),
+                                };
+                                let data = p.records.unwrap_or_default();
+                                let (records, next_position) = decode(&tp, position, data, aborted)?;
                                 FetchOutcome::Records { records, next_position, high_watermark: p.high_watermark }
                             }
                             1 => FetchOutcome::OutOfRange,
