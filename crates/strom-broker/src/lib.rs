@@ -29,6 +29,7 @@ pub mod net;
 pub mod purgatory;
 pub mod replica;
 pub mod server;
+pub mod txn;
 
 pub use config::BrokerConfig;
 pub use server::{start, Broker, BrokerHandle, StartError};

@@ -1,0 +1,6 @@
+//! The transaction coordinator (issue 16, being built): the state of each transactional id and
+//! its records in `__transaction_state`. The coordinator core and its APIs come next; see
+//! docs/transactions-reference.md for the Kafka behaviour they follow.
+
+pub mod records;
+pub mod state;
