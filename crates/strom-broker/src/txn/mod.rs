@@ -2,5 +2,6 @@
 //! its records in `__transaction_state`. The coordinator core and its APIs come next; see
 //! docs/transactions-reference.md for the Kafka behaviour they follow.
 
+pub mod coordinator;
 pub mod records;
 pub mod state;
