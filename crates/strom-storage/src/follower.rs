@@ -76,7 +76,9 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(&batches[..at], &parsed, interval, now_ms)?;
         for ((header, _), marker) in parsed.iter().zip(markers) {
-            self.producers.apply(header, marker);
+            if let Some(done) = self.producers.apply(header, marker) {
+                self.index_if_aborted(&done)?;
+            }
         }
         self.log_end_offset = next;
         // No fsync here (this runs on the caller's thread, an async worker in the broker): the

@@ -115,6 +115,20 @@ impl Log {
         self.producers.transactions()
     }
 
+    /// Records `done` in the active segment's aborted-transaction index if it was aborted (its
+    /// marker was just appended there, by this leader or as a follower).
+    pub(crate) fn index_if_aborted(&mut self, done: &CompletedTxn) -> Result<()> {
+        if !done.aborted {
+            return Ok(());
+        }
+        let lso = self.producers.transactions().stable_offset_after(done);
+        let index = self.active_mut().txn_index_mut();
+        let new_file = index.file_handle().is_none();
+        index.append(crate::recovery::aborted_entry(done, lso))?;
+        self.dir_dirty |= new_file;
+        Ok(())
+    }
+
     /// What a `read_committed` consumer may read up to (exclusive), given the partition's high
     /// watermark: the first offset of the earliest transaction still open or not yet replicated,
     /// never past the HW nor below the log start (Kafka's `lastStableOffset`).
@@ -217,15 +231,10 @@ impl Log {
         self.active_mut().append(&batches[..at], &parsed, interval, now_ms)?;
         let mut completed = Vec::new();
         for ((header, _), marker) in parsed.iter().zip(markers) {
-            let Some(done) = self.producers.apply(header, marker) else { continue };
-            if done.aborted {
-                let lso = self.producers.transactions().stable_offset_after(&done);
-                let index = self.active_mut().txn_index_mut();
-                let new_file = index.file_handle().is_none();
-                index.append(crate::recovery::aborted_entry(&done, lso))?;
-                self.dir_dirty |= new_file;
+            if let Some(done) = self.producers.apply(header, marker) {
+                self.index_if_aborted(&done)?;
+                completed.push(done);
             }
-            completed.push(done);
         }
         self.log_end_offset = next;
         // No fsync here (this runs on the caller's thread, an async worker in the broker): the
@@ -281,6 +290,7 @@ impl Log {
             regions: Vec::new(),
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
+            next_offset: offset,
         };
         if offset == self.log_end_offset || offset >= max_offset_exclusive {
             return Ok(outcome);
@@ -308,6 +318,7 @@ impl Log {
                     break;
                 }
                 total += size as usize;
+                outcome.next_offset = header.next_offset();
                 match &mut range {
                     None => range = Some((pos, pos + size)),
                     Some((_, end)) => *end += size,

@@ -77,6 +77,8 @@ pub struct RegionRead {
     pub regions: Vec<FileRegion>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// The offset after the last batch in the regions (the read's offset when there are none).
+    pub next_offset: i64,
 }
 
 impl RegionRead {

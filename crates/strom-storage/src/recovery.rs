@@ -121,6 +121,13 @@ pub(crate) fn load(
         } else {
             segment.load_tail()?
         };
+        // Entries past the segment's end are from a file that cannot be believed.
+        let end = segment.next_offset();
+        if reason.is_none() && segment.txn_index_mut().truncate_to(end)? {
+            tracing::warn!(partition = %tp, segment = base, "aborted-transaction index past its segment; rebuilding");
+            segment.txn_index_mut().reset()?;
+            replay_from = replay_from.min(base);
+        }
         if let Some(reason) = reason {
             if !must_recover {
                 tracing::warn!(partition = %tp, segment = base, %reason, "rebuilding segment indexes");
@@ -283,7 +290,9 @@ impl Log {
                 let marker = segment.marker_at(pos - header.total_size() as u64, &header)?;
                 if let Some(done) = self.producers.apply(&header, marker).filter(|c| c.aborted) {
                     let entry = aborted_entry(&done, self.producers.transactions().stable_offset_after(&done));
+                    let new_file = segment.txn_index().file_handle().is_none();
                     segment.txn_index_mut().ensure(entry)?;
+                    self.dir_dirty |= new_file;
                 }
                 replayed += 1;
             }

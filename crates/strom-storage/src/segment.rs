@@ -124,6 +124,9 @@ impl Segment {
         }
         let (index, _) = OffsetIndex::open(&segment_path(dir, base_offset, INDEX_SUFFIX), base_offset, 0)?;
         let (time_index, _) = TimeIndex::open(&segment_path(dir, base_offset, TIME_INDEX_SUFFIX), base_offset)?;
+        let mut txn_index = TxnIndex::empty(segment_path(dir, base_offset, TXN_INDEX_SUFFIX));
+        // One left by an earlier segment at this offset would be appended to.
+        txn_index.reset()?;
         Ok(Segment {
             base_offset,
             log_path: log_path.into(),
@@ -131,7 +134,7 @@ impl Segment {
             size: 0,
             index,
             time_index,
-            txn_index: TxnIndex::empty(segment_path(dir, base_offset, TXN_INDEX_SUFFIX)),
+            txn_index,
             txn_index_problem: None,
             bytes_since_last_index_entry: 0,
             max_timestamp: NO_TIMESTAMP,
@@ -231,6 +234,8 @@ impl Segment {
     pub(crate) fn recover(&mut self, index_interval_bytes: u32) -> Result<RecoveryResult> {
         self.index.reset()?;
         self.time_index.reset()?;
+        // Rebuilt by the producer-state replay, which starts at or before this segment.
+        self.txn_index.reset()?;
         self.bytes_since_last_index_entry = 0;
         self.max_timestamp = NO_TIMESTAMP;
         self.offset_of_max_timestamp = self.base_offset;
@@ -256,7 +261,6 @@ impl Segment {
             self.file.set_len(pos).ctx(|| format!("truncate {}", self.log_path.display()))?;
             self.size = pos;
         }
-        self.txn_index.truncate_to(self.next_offset)?;
         Ok(RecoveryResult { truncated_bytes: truncated, scanned_bytes: pos })
     }
 

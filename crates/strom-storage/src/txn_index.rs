@@ -92,12 +92,15 @@ impl TxnIndex {
         Ok(self.file.as_deref().expect("just opened"))
     }
 
-    /// Records an abort whose marker follows every entry so far.
+    /// Records an abort whose marker follows every entry so far (an entry at or past it is
+    /// from a file that cannot be believed: refused, never a panic).
     pub(crate) fn append(&mut self, entry: AbortedTxn) -> Result<()> {
-        assert!(
-            self.entries.last().is_none_or(|l| entry.last_offset > l.last_offset),
-            "aborted transactions are indexed in marker order"
-        );
+        if let Some(last) = self.entries.last().filter(|l| entry.last_offset <= l.last_offset) {
+            return Err(StorageError::Corrupt {
+                path: self.path.clone(),
+                reason: format!("an abort at offset {} after one at {}", entry.last_offset, last.last_offset),
+            });
+        }
         let mut bytes = Vec::with_capacity(AbortedTxn::SIZE);
         entry.encode(&mut bytes);
         let whole = (self.entries.len() * AbortedTxn::SIZE) as u64;
@@ -130,18 +133,31 @@ impl TxnIndex {
         }
     }
 
-    /// Drops the entries of markers at or after `offset` (the segment is cut there).
-    pub(crate) fn truncate_to(&mut self, offset: i64) -> Result<()> {
+    /// Drops the entries of markers at or after `offset` (the segment is cut there); says
+    /// whether there were any.
+    pub(crate) fn truncate_to(&mut self, offset: i64) -> Result<bool> {
         let keep = self.entries.partition_point(|e| e.last_offset < offset);
         if keep == self.entries.len() {
-            return Ok(());
+            return Ok(false);
         }
         self.entries.truncate(keep);
         if let Some(file) = &self.file {
             let len = (keep * AbortedTxn::SIZE) as u64;
             file.set_len(len).ctx(|| format!("truncate {}", self.path.display()))?;
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Drops every entry (a segment being recovered: the producer-state replay indexes its
+    /// aborts again), and a file left from an earlier segment at this offset.
+    pub(crate) fn reset(&mut self) -> Result<()> {
+        self.entries.clear();
+        self.file = None;
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::Io { context: format!("delete {}", self.path.display()), source: e }),
+        }
     }
 
     /// Writes the file from the entries in memory (after a problem or a repair).

@@ -73,6 +73,8 @@ impl Partition {
             let mut state = self.state();
             state.local_append(leo);
             state.follower_high_watermark(leader.high_watermark);
+            // Ended transactions below the HW no longer hold the LSO back (nor memory).
+            log.on_high_watermark(state.high_watermark);
             self.publish(&state);
             Ok(Some(leo))
         })

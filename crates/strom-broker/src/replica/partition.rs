@@ -253,15 +253,18 @@ impl Partition {
         }
         let mut guard = self.log();
         let log = guard.as_mut().ok_or(ResponseError::NotLeaderOrFollower)?;
-        let epoch = {
+        let (epoch, hw) = {
             let state = self.state();
             match min_insync_replicas {
                 Some(min) => state.check_min_isr(min)?,
                 None if !state.is_leader() => return Err(ResponseError::NotLeaderOrFollower.into()),
                 None => {}
             }
-            state.leader_epoch
+            (state.leader_epoch, state.high_watermark)
         };
+        // Ended transactions below the HW are forgotten here as well as at reads, so that a
+        // partition nobody reads does not keep them.
+        log.on_high_watermark(hw);
         let outcome = self.check_locked(log.append(batches, epoch, now_ms))?;
         let mut state = self.state();
         let commands = state.local_append(log.log_end_offset());
@@ -394,10 +397,9 @@ impl Partition {
             let hw = self.state().high_watermark;
             let (end, lso) = read_end(log, limit, hw);
             let out = log.read_region(offset, max_bytes, end)?;
-            // Named up to the stable offset, a superset of what the read holds (as Kafka does
-            // when it does not know where the read ends): the consumer skips what it lacks.
+            // Those the returned batches overlap, as Kafka bounds them by the end of the read.
             let aborted = if limit == ReadLimit::LastStable && !out.regions.is_empty() {
-                log.aborted_transactions(offset, lso)
+                log.aborted_transactions(offset, out.next_offset)
             } else {
                 Vec::new()
             };

@@ -173,6 +173,9 @@ impl TxnCoordinator {
         fresh_producer_id: i64,
         now_ms: i64,
     ) -> Step {
+        if transactional_id.is_empty() {
+            return Step::Answer(Err(ResponseError::InvalidRequest));
+        }
         if !(1..=self.settings.max_timeout_ms).contains(&timeout_ms) {
             return Step::Answer(Err(ResponseError::InvalidTransactionTimeout));
         }
@@ -218,10 +221,11 @@ impl TxnCoordinator {
             }
             TxnState::Ongoing => {
                 // A newer producer: the open transaction is aborted under a bumped epoch first.
-                let fenced = m.fence().and_then(|()| m.prepare_end(false, now_ms));
-                match fenced {
-                    Ok(t) => write(t, AfterWrite::FencedAbort),
-                    Err(e) => Step::Answer(Err(fenced_error(e))),
+                match m.prepare_fenced_abort(now_ms) {
+                    Some(Ok(t)) => write(t, AfterWrite::FencedAbort),
+                    Some(Err(e)) => Step::Answer(Err(fenced_error(e))),
+                    // Kafka throws here; the producer can only start over with a new id.
+                    None => Step::Answer(Err(ResponseError::ProducerFenced)),
                 }
             }
             TxnState::Dead | TxnState::PrepareEpochFence => {
@@ -333,7 +337,8 @@ impl TxnCoordinator {
             // The partition moved meanwhile: the new coordinator has the log.
             return (answers.then_some(Err(ResponseError::NotCoordinator)), Vec::new());
         };
-        let Some(m) = lp.txns.get_mut(&w.transactional_id) else {
+        let Some(m) = lp.txns.get_mut(&w.transactional_id).filter(|m| m.pending == Some(w.transit.state)) else {
+            // Gone, or not the change pending (a report repeated or from before a reload).
             return (answers.then_some(Err(ResponseError::NotCoordinator)), Vec::new());
         };
         if let Err(e) = result {
@@ -389,10 +394,12 @@ impl TxnCoordinator {
         else {
             return Vec::new();
         };
-        lp.sending.remove(transactional_id);
         if outcome == MarkersOutcome::Abandoned {
+            // Kept as sending, so that the timer does not send them again: a newer producer or
+            // coordinator owns the transaction now, and this partition will be unloaded.
             return Vec::new();
         }
+        lp.sending.remove(transactional_id);
         let Some(m) = lp.txns.get_mut(transactional_id) else { return Vec::new() };
         match m.prepare_complete(now_ms) {
             Ok(transit) => vec![Effect::Write(Write {
@@ -431,10 +438,7 @@ impl TxnCoordinator {
                 let c = &m.current;
                 let state = m.state();
                 if state == TxnState::Ongoing && now_ms > c.start_ms.saturating_add(i64::from(c.timeout_ms)) {
-                    if c.producer_epoch == i16::MAX {
-                        continue;
-                    }
-                    if let Ok(t) = m.fence().and_then(|()| m.prepare_end(false, now_ms)) {
+                    if let Some(Ok(t)) = m.prepare_fenced_abort(now_ms) {
                         effects.push(write(m, t, AfterWrite::TimeoutAbort));
                     }
                 } else if state.may_expire() && now_ms.saturating_sub(c.last_update_ms) > expiration {

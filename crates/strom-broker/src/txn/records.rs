@@ -173,7 +173,9 @@ fn decode_value(bytes: &[u8]) -> Result<TxnLogValue, String> {
     let producer_epoch = r.i16()?;
     let timeout_ms = r.i32()?;
     let status = r.i8()?;
-    let state = TxnState::from_id(status).ok_or_else(|| format!("unknown transaction status {status}"))?;
+    let state = TxnState::from_id(status)
+        .filter(|s| s.is_persisted())
+        .ok_or_else(|| format!("transaction status {status} is never written to the log"))?;
     let mut partitions = BTreeMap::new();
     let topics = r.length()?;
     for _ in 0..topics.max(0) {
@@ -283,9 +285,11 @@ mod tests {
         let mut huge = good.clone();
         huge[17..21].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(decode(&encode_key("t"), Some(&huge)).is_err());
-        let mut bad_state = good;
-        bad_state[16] = 9;
-        assert!(decode(&encode_key("t"), Some(&bad_state)).is_err());
+        for status in [6, 7, 9] {
+            let mut bad_state = good.clone();
+            bad_state[16] = status;
+            assert!(decode(&encode_key("t"), Some(&bad_state)).is_err(), "status {status}: never in the log");
+        }
         assert!(decode(&[0, 1, 0, 0], None).is_err(), "key version 1");
     }
 }

@@ -250,19 +250,22 @@ impl TxnMetadata {
         self.prepare(next)
     }
 
-    /// A newer producer (InitProducerId) or the timeout ends an open transaction: its epoch
-    /// is bumped first, so that its markers fence the old producer (`prepareFenceProducerEpoch`);
-    /// the abort then starts with [`Self::prepare_end`] from the fence.
-    pub fn fence(&mut self) -> Result<(), TxnError> {
+    /// A newer producer (InitProducerId) or the timeout ends an open transaction: it is
+    /// aborted under the next epoch, so that its markers fence the old producer (Kafka's
+    /// `prepareFenceProducerEpoch` then PrepareAbort). The bump is part of the change: a failed
+    /// write leaves the epoch as it was, so retries never bump twice (Kafka's
+    /// `hasFailedEpochFence`). None when the epoch cannot move (32767).
+    pub fn prepare_fenced_abort(&mut self, now_ms: i64) -> Option<Result<Transit, TxnError>> {
         assert_eq!(self.current.state, TxnState::Ongoing, "only an open transaction is fenced");
-        if self.pending.is_some() {
-            return Err(TxnError::ConcurrentTransactions);
-        }
-        assert!(self.current.producer_epoch < i16::MAX, "{}: the epoch cannot be bumped", self.transactional_id);
-        self.current.producer_epoch += 1;
-        self.current.last_producer_epoch = NO_EPOCH;
-        self.pending = Some(TxnState::PrepareEpochFence);
-        Ok(())
+        let epoch = self.current.producer_epoch.checked_add(1)?;
+        let next = Transit {
+            state: TxnState::PrepareAbort,
+            producer_epoch: epoch,
+            last_producer_epoch: NO_EPOCH,
+            last_update_ms: now_ms,
+            ..self.current.clone()
+        };
+        Some(self.prepare(next))
     }
 
     /// The partitions join the transaction, which is Ongoing from now (`prepareAddPartitions`);
@@ -276,24 +279,20 @@ impl TxnMetadata {
         self.prepare(next)
     }
 
-    /// EndTxn on an Ongoing transaction (or the abort after a fence): PrepareCommit or
-    /// PrepareAbort.
+    /// EndTxn on an Ongoing transaction: PrepareCommit or PrepareAbort.
     pub fn prepare_end(&mut self, commit: bool, now_ms: i64) -> Result<Transit, TxnError> {
-        if self.pending == Some(TxnState::PrepareEpochFence) {
-            assert!(!commit, "a fenced transaction is aborted");
-            self.pending = None;
-        }
         let state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
         let next = Transit { state, last_update_ms: now_ms, ..self.current.clone() };
         self.prepare(next)
     }
 
-    /// Every marker is written: CompleteCommit or CompleteAbort, with no partitions left.
+    /// Every marker is written: CompleteCommit or CompleteAbort, with no partitions left
+    /// (INVALID_TXN_STATE when there is nothing to complete: a late or repeated report).
     pub fn prepare_complete(&mut self, now_ms: i64) -> Result<Transit, TxnError> {
         let state = match self.current.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
             TxnState::PrepareAbort => TxnState::CompleteAbort,
-            other => panic!("{}: completing from {other:?}", self.transactional_id),
+            _ => return Err(TxnError::InvalidTxnState),
         };
         let next = Transit { state, partitions: BTreeSet::new(), last_update_ms: now_ms, ..self.current.clone() };
         self.prepare(next)
@@ -399,11 +398,16 @@ mod tests {
         m.complete(t);
         let t = m.prepare_add_partitions(&parts(&[("a", 0)]), 10).expect("add");
         m.complete(t);
-        m.fence().expect("fence");
-        assert_eq!(m.current.producer_epoch, 1);
-        let t = m.prepare_end(false, 20).expect("abort after the fence");
+        let t = m.prepare_fenced_abort(20).expect("an epoch left").expect("fenced");
         assert_eq!((t.state, t.producer_epoch), (TxnState::PrepareAbort, 1));
+        m.abort_pending();
+        assert_eq!(m.current.producer_epoch, 0, "a failed write bumps nothing");
+        let t = m.prepare_fenced_abort(21).expect("an epoch left").expect("fenced again");
+        assert_eq!(t.producer_epoch, 1, "bumped once");
         m.complete(t);
+        m.current.state = TxnState::Ongoing;
+        m.current.producer_epoch = i16::MAX;
+        assert!(m.prepare_fenced_abort(30).is_none(), "no epoch left to fence with");
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub(super) fn finish_group(
 fn finish_swap(dir: &Path, swap: &Path, base: i64, old: Vec<i64>, index_interval: u32) -> Result<Segment> {
     let mut aborted = Vec::new();
     for &b in &old {
-        let (index, _) = TxnIndex::open(segment_path(dir, b, TXN_INDEX_SUFFIX), b, u64::MAX)?;
+        let size = fs::metadata(segment_path(dir, b, LOG_SUFFIX)).map_or(0, |m| m.len());
+        let (index, _) = TxnIndex::open(segment_path(dir, b, TXN_INDEX_SUFFIX), b, size)?;
         aborted.extend_from_slice(index.entries());
     }
     for b in old {
@@ -90,8 +91,12 @@ fn finish_swap(dir: &Path, swap: &Path, base: i64, old: Vec<i64>, index_interval
     let (mut segment, _) = Segment::open(dir, base)?;
     segment.recover(index_interval)?;
     segment.on_become_inactive()?;
-    for entry in aborted {
-        segment.txn_index_mut().ensure(entry)?;
+    if !aborted.is_empty() {
+        for entry in aborted {
+            segment.txn_index_mut().ensure(entry)?;
+        }
+        segment.txn_index().sync()?;
+        sync_dir(dir)?;
     }
     Ok(segment)
 }

@@ -162,3 +162,33 @@ fn truncation_and_segment_deletion_take_the_entries_of_what_they_remove() {
     assert!(!index.exists(), "deleted with its segment");
     assert!(aborted(&log, 0, 7).is_empty());
 }
+
+#[test]
+fn a_follower_indexes_the_aborts_it_replicates() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let leader = log_with_aborts(root.path(), LogConfig::default());
+    let follower_root = tempfile::tempdir().expect("tempdir");
+    let mut follower = open_log(follower_root.path(), LogConfig::default(), 0, true);
+    let read = leader.read(0, 1 << 20, 7).expect("read");
+    follower.append_as_follower(&read.records, 70).expect("append").expect("batches");
+    assert_eq!(aborted(&follower, 0, 7), aborted(&leader, 0, 7), "the same entries as the leader's");
+    follower.close().expect("close");
+    let follower = open_log(follower_root.path(), LogConfig::default(), 0, true);
+    assert_eq!(aborted(&follower, 0, 7).len(), 2, "on disk too");
+}
+
+#[test]
+fn a_new_segment_does_not_inherit_a_leftover_index() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = log_dir(root.path());
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut stale = Vec::new();
+    crate::transactions::AbortedTxn { producer_id: 1, first_offset: 0, last_offset: 90, last_stable_offset: 91 }
+        .encode(&mut stale);
+    std::fs::write(dir.join(format!("{}{}", crate::file_stem(0), crate::TXN_INDEX_SUFFIX)), &stale).expect("write");
+    let mut log = open_log(root.path(), LogConfig::default(), 0, true);
+    assert!(aborted(&log, 0, 100).is_empty(), "an index whose segment is gone is removed");
+    append(&mut log, from_producer(1, 0, 1, true), 50);
+    log.append_marker(1, 0, marker(false, 0), 0, 60).expect("an abort appends without a stale entry in the way");
+    assert_eq!(aborted(&log, 0, 2).len(), 1);
+}
