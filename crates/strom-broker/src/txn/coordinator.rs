@@ -162,6 +162,14 @@ impl TxnCoordinator {
         self.partitions.get_mut(&partition).map(|p| (partition, p)).ok_or(ResponseError::NotCoordinator)
     }
 
+    /// A known transactional id this broker coordinates: (its partition, the coordinator epoch,
+    /// its state); INVALID_PRODUCER_ID_MAPPING when it is not known.
+    fn known(&mut self, transactional_id: &str) -> Result<(i32, i32, &mut TxnMetadata), ResponseError> {
+        let (partition, lp) = self.led(transactional_id)?;
+        let m = lp.txns.get_mut(transactional_id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        Ok((partition, lp.coordinator_epoch, m))
+    }
+
     /// InitProducerId with a transactional id. `expected` is the client's (pid, epoch) (v3+,
     /// KIP-360); `fresh_producer_id` a producer id the adapter allocated, used if the id is new
     /// or its epoch is used up.
@@ -200,30 +208,18 @@ impl TxnCoordinator {
                 return Step::Answer(Err(ResponseError::ProducerFenced));
             }
         }
-        let write = |transit: Transit, then: AfterWrite| {
-            Step::Write(Write {
-                partition,
-                coordinator_epoch,
-                transactional_id: transactional_id.to_string(),
-                transit,
-                then,
-            })
-        };
+        let write = |prepared, then| write_step(partition, coordinator_epoch, transactional_id, prepared, then);
         match m.state() {
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
                 Step::Answer(Err(ResponseError::ConcurrentTransactions))
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-                match m.prepare_init(timeout_ms, expected, fresh_producer_id, now_ms) {
-                    Ok(t) => write(t, AfterWrite::AnswerInit),
-                    Err(e) => Step::Answer(Err(fenced_error(e))),
-                }
+                write(m.prepare_init(timeout_ms, expected, fresh_producer_id, now_ms), AfterWrite::AnswerInit)
             }
             TxnState::Ongoing => {
                 // A newer producer: the open transaction is aborted under a bumped epoch first.
                 match m.prepare_fenced_abort(now_ms) {
-                    Some(Ok(t)) => write(t, AfterWrite::FencedAbort),
-                    Some(Err(e)) => Step::Answer(Err(fenced_error(e))),
+                    Some(prepared) => write(prepared, AfterWrite::FencedAbort),
                     // Kafka throws here; the producer can only start over with a new id.
                     None => Step::Answer(Err(ResponseError::ProducerFenced)),
                 }
@@ -243,12 +239,9 @@ impl TxnCoordinator {
         partitions: &[(String, i32)],
         now_ms: i64,
     ) -> Step {
-        let (partition, lp) = match self.led(transactional_id) {
+        let (partition, coordinator_epoch, m) = match self.known(transactional_id) {
             Ok(found) => found,
             Err(e) => return Step::Answer(Err(e)),
-        };
-        let Some(m) = lp.txns.get_mut(transactional_id) else {
-            return Step::Answer(Err(ResponseError::InvalidProducerIdMapping));
         };
         if m.pending.is_some() {
             return Step::Answer(Err(ResponseError::ConcurrentTransactions));
@@ -268,16 +261,8 @@ impl TxnCoordinator {
             }
             _ => {}
         }
-        match m.prepare_add_partitions(partitions, now_ms) {
-            Ok(transit) => Step::Write(Write {
-                partition,
-                coordinator_epoch: lp.coordinator_epoch,
-                transactional_id: transactional_id.to_string(),
-                transit,
-                then: AfterWrite::AnswerAdd,
-            }),
-            Err(e) => Step::Answer(Err(fenced_error(e))),
-        }
+        let prepared = m.prepare_add_partitions(partitions, now_ms);
+        write_step(partition, coordinator_epoch, transactional_id, prepared, AfterWrite::AnswerAdd)
     }
 
     /// EndTxn from the client (Kafka's `endTransactionWithTV1`).
@@ -289,12 +274,9 @@ impl TxnCoordinator {
         commit: bool,
         now_ms: i64,
     ) -> Step {
-        let (partition, lp) = match self.led(transactional_id) {
+        let (partition, coordinator_epoch, m) = match self.known(transactional_id) {
             Ok(found) => found,
             Err(e) => return Step::Answer(Err(e)),
-        };
-        let Some(m) = lp.txns.get_mut(transactional_id) else {
-            return Step::Answer(Err(ResponseError::InvalidProducerIdMapping));
         };
         if m.current.producer_id != producer_id {
             return Step::Answer(Err(ResponseError::InvalidProducerIdMapping));
@@ -316,16 +298,8 @@ impl TxnCoordinator {
         if let Some(a) = answer {
             return Step::Answer(a);
         }
-        match m.prepare_end(commit, now_ms) {
-            Ok(transit) => Step::Write(Write {
-                partition,
-                coordinator_epoch: lp.coordinator_epoch,
-                transactional_id: transactional_id.to_string(),
-                transit,
-                then: AfterWrite::AnswerEnd,
-            }),
-            Err(e) => Step::Answer(Err(fenced_error(e))),
-        }
+        let prepared = m.prepare_end(commit, now_ms);
+        write_step(partition, coordinator_epoch, transactional_id, prepared, AfterWrite::AnswerEnd)
     }
 
     /// A [`Write`] reached the log (`Ok`) or failed with `Err(code)`: the answer for the request
@@ -466,6 +440,26 @@ impl TxnCoordinator {
     /// Every transactional id this broker coordinates (ListTransactions).
     pub fn all(&self) -> impl Iterator<Item = &TxnMetadata> {
         self.partitions.values().flat_map(|lp| lp.txns.values())
+    }
+}
+
+/// A prepared change as the write the adapter makes, or the refusal as the answer.
+fn write_step(
+    partition: i32,
+    coordinator_epoch: i32,
+    transactional_id: &str,
+    prepared: Result<Transit, TxnError>,
+    then: AfterWrite,
+) -> Step {
+    match prepared {
+        Ok(transit) => Step::Write(Write {
+            partition,
+            coordinator_epoch,
+            transactional_id: transactional_id.to_string(),
+            transit,
+            then,
+        }),
+        Err(e) => Step::Answer(Err(fenced_error(e))),
     }
 }
 
