@@ -215,4 +215,24 @@ async fn read_committed_consumers_see_only_committed_records_and_stop_at_open_tr
     b.stop();
     b.restart();
     assert_eq!(read(&b, "read_committed", 9), vec!["plain-0", "b0", "b1"]);
+
+    // kafka-dump-log's view: the index entry and the markers.
+    b.stop();
+    let dir = b.data_dir().join(format!("{TOPIC}-0"));
+    let dump = |file: &str, extra: &[&str]| {
+        let path = dir.join(file);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strom"))
+            .args(["dump-log", "--files", path.to_str().expect("utf-8 path")])
+            .args(extra)
+            .output()
+            .expect("run strom dump-log");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let index = dump("00000000000000000000.txnindex", &[]);
+    let entry = format!("version: 0 producerId: {pid} firstOffset: 0 lastOffset: 4 lastStableOffset: 5");
+    assert!(index.contains(&entry), "{index}");
+    let log = dump("00000000000000000000.log", &["--deep-iteration"]);
+    assert!(log.contains("endTxnMarker: ABORT coordinatorEpoch: 0"), "{log}");
+    assert!(log.contains("endTxnMarker: COMMIT coordinatorEpoch: 0"), "{log}");
 }

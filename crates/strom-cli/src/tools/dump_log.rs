@@ -12,14 +12,15 @@ use strom_protocol::batch::{compute_crc, BatchHeader, Compression, RecordIter, T
 
 #[derive(Args, Debug)]
 #[command(after_help = "Files are recognised by their suffix: .log (batches), .index (offset index),
-.timeindex (time index).
+.timeindex (time index), .txnindex (aborted transactions).
 
 Examples:
   strom dump-log --files strom-data/test-0/00000000000000000000.log
   strom dump-log --files strom-data/test-0/00000000000000000000.log --print-data-log
-  strom dump-log --files strom-data/test-0/00000000000000000000.index --verify-index-only")]
+  strom dump-log --files strom-data/test-0/00000000000000000000.index --verify-index-only
+  strom dump-log --files strom-data/__transaction_state-7/00000000000000000000.log --transaction-log-decoder")]
 pub struct DumpLogArgs {
-    /// Comma-separated segment files: .log, .index, .timeindex.
+    /// Comma-separated segment files: .log, .index, .timeindex, .txnindex.
     #[arg(long, value_name = "FILE,...", value_delimiter = ',', required = true)]
     pub files: Vec<PathBuf>,
     /// Also print each record of each batch.
@@ -28,6 +29,9 @@ pub struct DumpLogArgs {
     /// Print record keys and values (implies --deep-iteration).
     #[arg(long)]
     pub print_data_log: bool,
+    /// Decode the records as `__transaction_state`'s (implies --print-data-log).
+    #[arg(long)]
+    pub transaction_log_decoder: bool,
     /// Check index entries against the log without printing them.
     #[arg(long)]
     pub verify_index_only: bool,
@@ -101,6 +105,8 @@ pub fn run(args: DumpLogArgs) -> Result<(), String> {
             dump_time_index(path, &args, &mut findings)
         } else if name.ends_with(".index") {
             dump_index(path, &args, &mut findings)
+        } else if name.ends_with(".txnindex") {
+            super::dump_txn::dump_txn_index(path)
         } else {
             eprintln!("Ignoring unknown file {}", path.display());
             Ok(())
@@ -208,7 +214,8 @@ fn dump_log(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Result<
     let mut file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let file_len = file.metadata().map_err(|e| e.to_string())?.len();
     let limit = args.max_bytes.map_or(file_len, |m| m.min(file_len));
-    let deep = args.deep_iteration || args.print_data_log;
+    let print_data = args.print_data_log || args.transaction_log_decoder;
+    let deep = args.deep_iteration || print_data;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, &mut file);
     let mut position = 0u64;
     let mut last_offset = -1i64;
@@ -219,7 +226,7 @@ fn dump_log(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Result<
             findings.other += 1;
         }
         if deep {
-            dump_records(&batch, args.print_data_log, &mut last_offset, &mut non_consecutive)?;
+            dump_records(&batch, args, &mut last_offset, &mut non_consecutive)?;
         }
         position += batch.bytes.len() as u64;
     }
@@ -240,7 +247,7 @@ fn dump_log(path: &Path, args: &DumpLogArgs, findings: &mut Findings) -> Result<
 /// Kafka's dumpBatchRecords: one `| offset: ...` line per record, with key and payload on request.
 fn dump_records(
     batch: &FileBatch,
-    print_data: bool,
+    args: &DumpLogArgs,
     last_offset: &mut i64,
     non_consecutive: &mut Vec<(i64, i64)>,
 ) -> Result<(), String> {
@@ -280,7 +287,9 @@ fn dump_records(
         );
         if h.is_control() {
             line.push_str(&control_description(r.key, r.value));
-        } else if print_data {
+        } else if args.transaction_log_decoder {
+            line.push_str(&super::dump_txn::describe_record(offset, r.key, r.value));
+        } else if args.print_data_log {
             if let Some(k) = r.key {
                 line.push_str(&format!(" key: {}", String::from_utf8_lossy(k)));
             }

@@ -20,6 +20,7 @@ pub mod console_producer;
 pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod dump_log;
+pub mod dump_txn;
 pub mod leader_election;
 pub mod local_cluster;
 pub mod log_dirs;
