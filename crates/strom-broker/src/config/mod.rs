@@ -7,11 +7,13 @@
 pub mod cleaner;
 pub mod cluster;
 pub mod dynamic;
+pub mod transactions;
 
 pub use cleaner::CleanerConfig;
 pub use cluster::{ClusterConfig, Roles, Voter};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+pub use transactions::TransactionConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -44,6 +46,8 @@ pub struct BrokerConfig {
     pub cluster: ClusterConfig,
     /// The log cleaner: see [`CleanerConfig`].
     pub cleaner: CleanerConfig,
+    /// The transaction coordinator: see [`TransactionConfig`].
+    pub transactions: TransactionConfig,
     pub advertised_listener: Option<Listener>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -122,6 +126,7 @@ impl Default for BrokerConfig {
             listeners: Vec::new(),
             cluster: ClusterConfig::default(),
             cleaner: CleanerConfig::default(),
+            transactions: TransactionConfig::default(),
             advertised_listener: None,
             log_dirs: vec![PathBuf::from("./strom-data")],
             num_partitions: 1,
@@ -173,8 +178,6 @@ const NOT_APPLICABLE: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
 ];
@@ -291,7 +294,7 @@ impl BrokerConfig {
                 "offset.metadata.max.bytes" => c.offset_metadata_max_bytes = positive(k, value)?,
                 "leader.replication.throttled.rate" => c.leader_replication_throttled_rate = parse(k, value)?,
                 "follower.replication.throttled.rate" => c.follower_replication_throttled_rate = parse(k, value)?,
-                _ if cluster::KEYS.contains(&k) || cleaner::KEYS.contains(&k) => {}
+                _ if cluster::KEYS.contains(&k) || cleaner::KEYS.contains(&k) || transactions::KEYS.contains(&k) => {}
                 _ if NOT_APPLICABLE.contains(&k) || k.starts_with("zookeeper.") => {
                     tracing::warn!("config {k} does not apply to Strom and is ignored");
                 }
@@ -306,6 +309,7 @@ impl BrokerConfig {
         }
         c.cluster = ClusterConfig::from_properties(&props, c.node_id, &c.listeners)?;
         c.cleaner = CleanerConfig::from_properties(&props)?;
+        c.transactions = TransactionConfig::from_properties(&props)?;
         let listeners_value = props.get("listeners").cloned().unwrap_or_default();
         match (c.cluster.roles.broker, client_listener) {
             (true, Some(Some(l))) => c.listener = l,
