@@ -31,7 +31,7 @@ pub struct RequestContext {
     pub peer: SocketAddr,
 }
 
-pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Outcome {
+pub async fn dispatch(broker: &std::sync::Arc<Broker>, mut frame: Bytes, peer: SocketAddr) -> Outcome {
     let (key, version, correlation_id) = match peek_key_version_correlation(&frame) {
         Ok(t) => t,
         Err(e) => return Outcome::Close(e.to_string()),
@@ -149,14 +149,13 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: SocketAddr) -> Ou
         ApiKey::DescribeGroups => call!(DescribeGroupsRequest, handlers::describe_groups::handle),
         ApiKey::DeleteGroups => call!(DeleteGroupsRequest, handlers::delete_groups::handle),
         ApiKey::OffsetDelete => call!(OffsetDeleteRequest, handlers::offset_delete::handle),
-        // The transaction coordinator's APIs have schemas but no handlers yet (issue 16): not
-        // advertised, so `supported` above refuses them before they get here.
-        ApiKey::AddPartitionsToTxn
-        | ApiKey::AddOffsetsToTxn
-        | ApiKey::EndTxn
-        | ApiKey::TxnOffsetCommit
-        | ApiKey::DescribeTransactions
-        | ApiKey::ListTransactions => Outcome::Close(format!("{api_key:?} is not served yet")),
+        // Transaction APIs with schemas but no handlers yet (issue 16): not advertised, so
+        // `supported` above refuses them before they get here.
+        ApiKey::AddPartitionsToTxn => call!(AddPartitionsToTxnRequest, handlers::add_partitions_to_txn::handle),
+        ApiKey::EndTxn => call!(EndTxnRequest, handlers::end_txn::handle),
+        ApiKey::AddOffsetsToTxn | ApiKey::TxnOffsetCommit | ApiKey::DescribeTransactions | ApiKey::ListTransactions => {
+            Outcome::Close(format!("{api_key:?} is not served yet"))
+        }
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Broker {
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: crate::fetch_session::FetchSessionCache,
     pub groups: GroupManager,
+    /// The transaction coordinator of the `__transaction_state` partitions this broker leads.
+    pub txns: crate::txn::TxnManager,
     /// Where leaders' ISR change proposals go (the ISR task, `replica/isr.rs`).
     pub isr_proposals: IsrProposals,
     pub fetchers: ReplicaFetchers,
@@ -183,6 +185,7 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         fetch_purgatory: FetchPurgatory::default(),
         fetch_sessions: crate::fetch_session::FetchSessionCache::new(config.fetch_session_cache_slots),
         groups: GroupManager::new(&config),
+        txns: crate::txn::TxnManager::new(&config),
         isr_proposals,
         fetchers: ReplicaFetchers::default(),
         replication_quotas: Default::default(),
@@ -203,6 +206,15 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         tokio::task::spawn_blocking(move || b.groups.load(&b))
             .await
             .map_err(|e| StartError::MetaProperties(format!("loading consumer groups failed: {e}")))?;
+        // The transactional ids of the __transaction_state partitions led from the start.
+        let led: Vec<_> = broker
+            .replicas
+            .all()
+            .into_iter()
+            .filter(|p| p.topic == crate::txn::store::TXN_TOPIC && p.is_leader())
+            .map(|p| (p.index, crate::replica::RoleChange::BecameLeader))
+            .collect();
+        broker.txns.leadership_moved(&broker, &led);
     }
     let mut tasks = JoinSet::new();
     // A controller-only node's one listener is its controller listener (bound just below).
@@ -232,6 +244,11 @@ pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
         let b = Arc::clone(&broker);
         let timers_stop = stop_rx.clone();
         tasks.spawn(async move { b.groups.run_timers(&b, timers_stop).await });
+    }
+    {
+        let b = Arc::clone(&broker);
+        let timers_stop = stop_rx.clone();
+        tasks.spawn(async move { b.txns.run_timers(&b, timers_stop).await });
     }
     let registration = ControllerOp::RegisterBroker {
         broker_id: config.node_id,

@@ -156,6 +156,26 @@ fn every_advertised_version_of_every_api_answers() {
                     let r: DeleteRecordsResponse = c.call(key, v, &req);
                     assert_eq!(r.topics[0].partitions[0].error_code, 0, "{label}");
                 }
+                ApiKey::AddPartitionsToTxn => {
+                    // An id no coordinator knows: refused, in the version's layout.
+                    let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+                    t.name = name("sweep");
+                    t.partitions = vec![0];
+                    let mut req = AddPartitionsToTxnRequest::default();
+                    req.v3_and_below_transactional_id = TransactionalId(StrBytes::from_static_str("sweep-txn"));
+                    req.v3_and_below_producer_id = ProducerId(1);
+                    req.v3_and_below_topics = vec![t];
+                    let r: AddPartitionsToTxnResponse = c.call(key, v, &req);
+                    let code = r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code;
+                    assert!(matches!(code, 15 | 16 | 49), "{label}: {code}");
+                }
+                ApiKey::EndTxn => {
+                    let mut req = EndTxnRequest::default();
+                    req.transactional_id = TransactionalId(StrBytes::from_static_str("sweep-txn"));
+                    req.producer_id = ProducerId(1);
+                    let r: EndTxnResponse = c.call(key, v, &req);
+                    assert!(matches!(r.error_code, 15 | 16 | 49), "{label}: {}", r.error_code);
+                }
                 ApiKey::WriteTxnMarkers => {
                     // An abort for a producer with nothing open: a marker that ends nothing.
                     let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();

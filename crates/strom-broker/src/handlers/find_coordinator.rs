@@ -1,6 +1,6 @@
-//! FindCoordinator: this node coordinates every group (single node). Batched keys from v4
-//! (KIP-699). Transaction coordinators do not exist yet, so transaction keys get
-//! COORDINATOR_NOT_AVAILABLE with a sentence saying why.
+//! FindCoordinator: the coordinator of a group is the leader of its `__consumer_offsets`
+//! partition, that of a transactional id the leader of its `__transaction_state` partition;
+//! either topic is created on first use, as Kafka does. Batched keys from v4 (KIP-699).
 
 use super::cluster_view::{live_brokers, LiveBroker};
 use crate::dispatch::RequestContext;
@@ -12,22 +12,32 @@ use strom_protocol::ResponseError;
 use strom_protocol::StrBytes;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// (error code, message) for one key, or the node when all is well.
 async fn lookup(broker: &Broker, key: &str, key_type: i8) -> Result<LiveBroker, (i16, String)> {
-    if key_type != KEY_TYPE_GROUP {
-        return Err((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "Strom does not support transactions yet (no transaction coordinator)".into(),
-        ));
-    }
-    if key.is_empty() {
-        return Err((ResponseError::InvalidGroupId.code(), "group id must not be empty".into()));
-    }
-    ensure_offsets_topic(broker).await.map_err(|e| (e.code(), e.message.unwrap_or_default()))?;
-    // The coordinator is the leader of the group's __consumer_offsets partition.
-    let leader = coordinator_of(broker, key)
-        .ok_or((ResponseError::CoordinatorNotAvailable.code(), "__consumer_offsets is not ready".to_string()))?;
+    let failed = |e: crate::errors::KafkaError| (e.code(), e.message.unwrap_or_default());
+    let leader = match key_type {
+        KEY_TYPE_GROUP => {
+            if key.is_empty() {
+                return Err((ResponseError::InvalidGroupId.code(), "group id must not be empty".into()));
+            }
+            ensure_offsets_topic(broker).await.map_err(failed)?;
+            coordinator_of(broker, key)
+                .ok_or((ResponseError::CoordinatorNotAvailable.code(), "__consumer_offsets is not ready".to_string()))?
+        }
+        KEY_TYPE_TRANSACTION => {
+            if key.is_empty() {
+                return Err((ResponseError::InvalidRequest.code(), "transactional id must not be empty".into()));
+            }
+            crate::txn::store::ensure_txn_topic(broker).await.map_err(failed)?;
+            crate::txn::store::coordinator_of(broker, key).ok_or((
+                ResponseError::CoordinatorNotAvailable.code(),
+                "__transaction_state is not ready".to_string(),
+            ))?
+        }
+        other => return Err((ResponseError::InvalidRequest.code(), format!("unknown coordinator key type {other}"))),
+    };
     live_brokers(broker).into_iter().find(|b| b.id == leader).ok_or((
         ResponseError::CoordinatorNotAvailable.code(),
         format!("the coordinator (broker {leader}) is not available"),

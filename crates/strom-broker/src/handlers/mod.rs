@@ -2,6 +2,7 @@
 //! (replica manager, metadata store) and builds the response; error codes come from
 //! [`crate::errors`].
 
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod broker_configs;
@@ -17,6 +18,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;

@@ -35,6 +35,12 @@ struct Waiting {
 }
 
 pub async fn handle(broker: &Broker, _ctx: &RequestContext, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    apply(broker, req).await
+}
+
+/// Writes the markers of `req` on this broker's partitions (also this broker's own transaction
+/// coordinator's path to the partitions it leads).
+pub async fn apply(broker: &Broker, req: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let deadline = Instant::now() + MARKER_TIMEOUT;
     let mut resp = WriteTxnMarkersResponse::default();
     let mut waits = Vec::new();

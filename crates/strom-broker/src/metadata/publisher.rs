@@ -66,6 +66,15 @@ async fn publish(broker: &Arc<Broker>, batch: CommittedRecords) {
                 crate::replica::isr::apply(broker, &partition, commands);
             }
             broker.fetchers.update(broker, reconciled.following);
+            let txn_moved: Vec<_> = reconciled
+                .role_changes
+                .iter()
+                .filter(|(p, _)| p.topic == crate::txn::store::TXN_TOPIC)
+                .map(|(p, change)| (p.index, *change))
+                .collect();
+            if !txn_moved.is_empty() {
+                broker.txns.leadership_moved(broker, &txn_moved);
+            }
             let moved: Vec<_> = reconciled
                 .role_changes
                 .into_iter()

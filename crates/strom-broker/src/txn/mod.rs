@@ -3,5 +3,10 @@
 //! docs/transactions-reference.md for the Kafka behaviour they follow.
 
 pub mod coordinator;
+pub mod manager;
+pub mod markers;
 pub mod records;
 pub mod state;
+pub mod store;
+
+pub use manager::TxnManager;
