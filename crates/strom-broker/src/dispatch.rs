@@ -149,8 +149,9 @@ pub async fn dispatch(broker: &std::sync::Arc<Broker>, mut frame: Bytes, peer: S
         ApiKey::DescribeGroups => call!(DescribeGroupsRequest, handlers::describe_groups::handle),
         ApiKey::DeleteGroups => call!(DeleteGroupsRequest, handlers::delete_groups::handle),
         ApiKey::OffsetDelete => call!(OffsetDeleteRequest, handlers::offset_delete::handle),
-        // Transaction APIs with schemas but no handlers yet (issue 16): not advertised, so
-        // `supported` above refuses them before they get here.
+        // Transaction APIs with schemas but no handlers yet (issue 16): AddOffsetsToTxn and
+        // TxnOffsetCommit wait for transactional offsets in the group coordinator. Not
+        // advertised, so `supported` above refuses them before they get here.
         ApiKey::AddPartitionsToTxn => call!(AddPartitionsToTxnRequest, handlers::add_partitions_to_txn::handle),
         ApiKey::EndTxn => call!(EndTxnRequest, handlers::end_txn::handle),
         ApiKey::AddOffsetsToTxn | ApiKey::TxnOffsetCommit | ApiKey::DescribeTransactions | ApiKey::ListTransactions => {

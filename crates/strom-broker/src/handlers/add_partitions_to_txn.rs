@@ -21,7 +21,7 @@ pub async fn handle(
 ) -> AddPartitionsToTxnResponse {
     let image = broker.metadata.image();
     let mut partitions = Vec::new();
-    let mut unknown = Vec::new();
+    let mut unknown = std::collections::HashSet::new();
     for t in &req.v3_and_below_topics {
         for &p in &t.partitions {
             let exists = image.topic(t.name.0.as_str()).is_some_and(|topic| topic.partitions.contains_key(&p));
@@ -29,7 +29,7 @@ pub async fn handle(
             if exists {
                 partitions.push(tp);
             } else {
-                unknown.push(tp);
+                unknown.insert(tp);
             }
         }
     }

@@ -154,6 +154,24 @@ impl TxnCoordinator {
         self.partitions.remove(&partition);
     }
 
+    /// The topic's partition count, as the metadata has it (the config's is only the count a
+    /// new topic gets): ids must map to the partitions FindCoordinator names.
+    pub fn set_partition_count(&mut self, count: i32) {
+        if count > 0 {
+            self.settings.log_partitions = count;
+        }
+    }
+
+    /// The coordinator epoch `partition` was loaded under, if it is loaded.
+    pub fn coordinator_epoch(&self, partition: i32) -> Option<i32> {
+        self.partitions.get(&partition).map(|lp| lp.coordinator_epoch)
+    }
+
+    /// The partitions loaded, with their coordinator epochs.
+    pub fn loaded(&self) -> Vec<(i32, i32)> {
+        self.partitions.iter().map(|(p, lp)| (*p, lp.coordinator_epoch)).collect()
+    }
+
     fn led(&mut self, transactional_id: &str) -> Result<(i32, &mut LogPartition), ResponseError> {
         if transactional_id.is_empty() {
             return Err(ResponseError::InvalidRequest);

@@ -31,9 +31,28 @@ impl TxnManager {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn loading(&self, transactional_id: &str) -> bool {
+    /// Whether the id's partition is not ready here: still loading, or led under a newer
+    /// epoch than the one loaded (this broker lost and regained it without noticing a role
+    /// change), which starts a load.
+    fn loading(&self, broker: &Arc<Broker>, transactional_id: &str) -> bool {
         let partition = self.core().partition_for(transactional_id);
-        self.loading.lock().unwrap_or_else(|p| p.into_inner()).contains(&partition)
+        if self.loading.lock().unwrap_or_else(|p| p.into_inner()).contains(&partition) {
+            return true;
+        }
+        self.reload_if_stale(broker, partition)
+    }
+
+    /// Starts a load of `partition` if this broker leads it under another epoch than the one
+    /// the core has; says whether it did.
+    fn reload_if_stale(&self, broker: &Arc<Broker>, partition: i32) -> bool {
+        let Some(p) = broker.replicas.get(store::TXN_TOPIC, partition) else { return false };
+        let loaded = self.core().coordinator_epoch(partition);
+        if p.is_leader() && loaded.is_some_and(|e| e != p.leader_epoch()) {
+            tracing::info!(partition, "reloading {} under leader epoch {}", store::TXN_TOPIC, p.leader_epoch());
+            self.leadership_moved(broker, &[(partition, RoleChange::BecameLeader)]);
+            return true;
+        }
+        false
     }
 
     /// InitProducerId with a transactional id.
@@ -44,7 +63,7 @@ impl TxnManager {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
     ) -> Answer {
-        if self.loading(transactional_id) {
+        if self.loading(broker, transactional_id) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         // A producer id for a new id or a used-up epoch (taken whether needed or not: ids are
@@ -68,7 +87,7 @@ impl TxnManager {
         producer_epoch: i16,
         partitions: &[(String, i32)],
     ) -> Answer {
-        if self.loading(transactional_id) {
+        if self.loading(broker, transactional_id) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         let step = self.core().add_partitions(transactional_id, producer_id, producer_epoch, partitions, now_ms());
@@ -84,7 +103,7 @@ impl TxnManager {
         producer_epoch: i16,
         commit: bool,
     ) -> Answer {
-        if self.loading(transactional_id) {
+        if self.loading(broker, transactional_id) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         let step = self.core().end_txn(transactional_id, producer_id, producer_epoch, commit, now_ms());
@@ -129,6 +148,10 @@ impl TxnManager {
                 _ = tokio::time::sleep(interval) => {}
                 _ = stop.changed() => return,
             }
+            let loaded = self.core().loaded();
+            for (partition, _) in loaded {
+                self.reload_if_stale(broker, partition);
+            }
             let effects = self.core().tick(now_ms());
             run_effects(broker, effects);
         }
@@ -137,17 +160,31 @@ impl TxnManager {
 
 /// Reads a gained partition and hands it to the core once its records are replicated.
 async fn load(broker: &Arc<Broker>, partition: i32) {
-    let Some(p) = broker.replicas.get(store::TXN_TOPIC, partition) else { return };
+    let forget = || {
+        broker.txns.loading.lock().unwrap_or_else(|e| e.into_inner()).remove(&partition);
+    };
+    let Some(p) = broker.replicas.get(store::TXN_TOPIC, partition) else { return forget() };
     let epoch = p.leader_epoch();
-    let part = Arc::clone(&p);
-    let Ok((records, end)) = tokio::task::spawn_blocking(move || store::read_all(&part)).await else { return };
+    let (records, end) = loop {
+        if !p.is_leader() || p.leader_epoch() != epoch {
+            return forget();
+        }
+        let part = Arc::clone(&p);
+        match tokio::task::spawn_blocking(move || store::read_all(&part)).await {
+            Ok(Ok(read)) => break read,
+            Ok(Err(e)) => tracing::error!(partition, "loading {} failed, retrying: {e}", store::TXN_TOPIC),
+            Err(e) => tracing::error!(partition, "loading {} failed, retrying: {e}", store::TXN_TOPIC),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     // As a new group coordinator: nothing a predecessor may not have had is acted on.
     loop {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         match p.wait_for_high_watermark(end, epoch, deadline).await {
             Ok(_) => break,
             Err(ResponseError::RequestTimedOut) => continue,
-            Err(_) => return,
+            // The leadership moved: the next leader loads.
+            Err(_) => return forget(),
         }
     }
     let manager = &broker.txns;
@@ -156,7 +193,11 @@ async fn load(broker: &Arc<Broker>, partition: i32) {
         return;
     }
     let count = records.len();
-    let effects = manager.core().load(partition, epoch, records);
+    let partitions = broker.metadata.image().topic(store::TXN_TOPIC).map_or(0, |t| t.partitions.len() as i32);
+    let mut core = manager.core();
+    core.set_partition_count(partitions);
+    let effects = core.load(partition, epoch, records);
+    drop(core);
     loading.remove(&partition);
     drop(loading);
     tracing::info!(partition, records = count, "loaded transactional ids of {}", store::TXN_TOPIC);

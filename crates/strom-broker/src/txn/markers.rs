@@ -58,7 +58,7 @@ pub async fn deliver(broker: &Broker, log_partition: i32, m: &Markers) -> Option
                             remaining.remove(&tp);
                         }
                         Some(ResponseError::InvalidProducerEpoch | ResponseError::TransactionCoordinatorFenced) => {
-                            tracing::info!(transactional_id = %m.transactional_id, topic = %tp.0, partition = tp.1,
+                            tracing::warn!(transactional_id = %m.transactional_id, topic = %tp.0, partition = tp.1,
                                 "a newer producer or coordinator owns the transaction: its markers are given up");
                             return Some(MarkersOutcome::Abandoned);
                         }

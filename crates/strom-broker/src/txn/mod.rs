@@ -1,6 +1,7 @@
-//! The transaction coordinator (issue 16, being built): the state of each transactional id and
-//! its records in `__transaction_state`. The coordinator core and its APIs come next; see
-//! docs/transactions-reference.md for the Kafka behaviour they follow.
+//! The transaction coordinator: the state of each transactional id in `__transaction_state`
+//! (`records`, `state`), the core that answers producers without I/O (`coordinator`), and its
+//! adapter (`manager`, `store`, `markers`). docs/transactions-reference.md is the Kafka
+//! behaviour they follow; docs/decisions.md says where Strom differs and what is not there yet.
 
 pub mod coordinator;
 pub mod manager;

@@ -57,19 +57,17 @@ pub fn coordinator_of(broker: &Broker, transactional_id: &str) -> Option<i32> {
     topic.partitions.get(&partition).map(|p| p.leader)
 }
 
-/// Every record of a `__transaction_state` partition up to its log end, and that end.
-pub fn read_all(partition: &Partition) -> (Vec<TxnLogRecord>, i64) {
+/// Every record of a `__transaction_state` partition up to its log end, and that end; an error
+/// when the log cannot be read whole (a partial state is never used: it could accept a fenced
+/// producer or forget an id's epoch).
+pub fn read_all(partition: &Partition) -> Result<(Vec<TxnLogRecord>, i64), String> {
     let mut out = Vec::new();
-    let Ok((mut position, end)) = partition.log_bounds() else { return (out, 0) };
+    let (mut position, end) = partition.log_bounds().map_err(|e| e.to_string())?;
     while position < end {
-        let read = match partition.read(position, 1 << 20, ReadLimit::LogEnd) {
-            Ok(r) if !r.records.is_empty() => r,
-            Ok(_) => break,
-            Err(e) => {
-                tracing::warn!(partition = partition.index, "reading {TXN_TOPIC} failed at offset {position}: {e}");
-                break;
-            }
-        };
+        let read = partition
+            .read(position, 1 << 20, ReadLimit::LogEnd)
+            .map_err(|e| format!("reading {TXN_TOPIC}-{} at offset {position}: {e}", partition.index))?;
+        let before = position;
         for item in BatchIter::new(&read.records) {
             let Ok((header, bytes)) = item else { break };
             position = position.max(header.next_offset());
@@ -87,8 +85,11 @@ pub fn read_all(partition: &Partition) -> (Vec<TxnLogRecord>, i64) {
                 }
             }
         }
+        if position == before {
+            return Err(format!("no whole batch at offset {position} of {TXN_TOPIC}-{}", partition.index));
+        }
     }
-    (out, end)
+    Ok((out, end))
 }
 
 /// Makes `w` durable: appended to its partition under its coordinator epoch and replicated to
