@@ -314,3 +314,17 @@ async fn zstd_needs_produce_v7() {
     let resp: ProduceResponse = raw.call(ApiKey::Produce, 7, &produce_request("z", batch.to_vec()));
     assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
 }
+
+/// As Kafka: clients cannot write the coordinators' topics (INVALID_TOPIC_EXCEPTION).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_topics_refuse_client_writes() {
+    let broker = TestBroker::start(&[]);
+    let mut raw = RawClient::connect(&broker.bootstrap());
+    let forged = TestBatch { records: &[(Some(b"k"), Some(b"v"))], ..Default::default() }.encode();
+    for topic in ["__consumer_offsets", "__transaction_state"] {
+        let resp: ProduceResponse = raw.call(ApiKey::Produce, 9, &produce_request(topic, forged.clone()));
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 17, "{topic}: INVALID_TOPIC_EXCEPTION");
+        assert_eq!(p.error_message.as_deref(), Some(format!("Cannot append to internal topic {topic}").as_str()));
+    }
+}

@@ -35,6 +35,8 @@ use tokio::time::Instant;
 /// Returns `None` for acks=0 (Kafka sends no response then).
 pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
     let acks = req.acks;
+    // Kafka lets its own admin client (`__admin_client`) write internal topics, no one else.
+    let internal_topics_allowed = ctx.header.client_id.as_deref() == Some("__admin_client");
     let v = ctx.api_version;
     let mut resp = ProduceResponse::default();
     let mut appended = false;
@@ -48,6 +50,13 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         topic_resp.name = topic_data.name.clone();
         let topic = if !matches!(acks, -1..=1) {
             Err(KafkaError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, got {acks}")))
+        } else if is_internal(&name) && !internal_topics_allowed {
+            // As Kafka: only the coordinators write their own topics (a forged record there
+            // would become a group's or a transaction's state at the next load).
+            Err(KafkaError::new(
+                ResponseError::InvalidTopicException,
+                format!("Cannot append to internal topic {name}"),
+            ))
         } else {
             ensure_topic(broker, &name, true).await
         };
@@ -167,6 +176,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) 
         add_leader_hints(broker, &mut resp);
     }
     (acks != 0).then_some(resp)
+}
+
+/// Kafka's internal topics, written by their coordinators only.
+fn is_internal(topic: &str) -> bool {
+    topic == crate::group::store::OFFSETS_TOPIC || topic == crate::txn::store::TXN_TOPIC
 }
 
 /// Runs the flushes the appends asked for (`flush.messages`, `flush.ms`), all on one blocking

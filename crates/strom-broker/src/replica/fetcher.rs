@@ -211,15 +211,20 @@ fn session_lost(code: i16) -> bool {
     code == ResponseError::FetchSessionIdNotFound.code() || code == ResponseError::InvalidFetchSessionEpoch.code()
 }
 
-async fn connect(broker: &Broker, leader: i32) -> Result<BrokerConnection, String> {
+/// `host:port` of broker `id`'s inter-broker listener, as it registered it.
+pub(crate) fn peer_address(broker: &Broker, id: i32) -> Result<String, String> {
     let image = broker.metadata.image();
     let listener = &broker.config.cluster.inter_broker_listener_name;
     let endpoint = image
         .brokers
-        .get(&leader)
+        .get(&id)
         .and_then(|b| b.endpoint(listener))
-        .ok_or_else(|| format!("broker {leader} has no {listener} listener registered"))?;
-    let addr = format!("{}:{}", endpoint.host, endpoint.port);
+        .ok_or_else(|| format!("broker {id} has no {listener} listener registered"))?;
+    Ok(format!("{}:{}", endpoint.host, endpoint.port))
+}
+
+async fn connect(broker: &Broker, leader: i32) -> Result<BrokerConnection, String> {
+    let addr = peer_address(broker, leader)?;
     let timeout = Duration::from_millis(broker.config.cluster.replica_fetch_wait_max_ms.max(0) as u64 + 30_000);
     let client_id = format!("broker-{}-fetcher", broker.config.node_id);
     BrokerConnection::connect(&addr, &client_id, timeout).await.map_err(|e| e.to_string())

@@ -101,14 +101,7 @@ fn request(m: &Markers, partitions: &[(String, i32)]) -> WriteTxnMarkersRequest 
 }
 
 async fn send(broker: &Broker, leader: i32, req: &WriteTxnMarkersRequest) -> Result<WriteTxnMarkersResponse, String> {
-    let image = broker.metadata.image();
-    let listener = &broker.config.cluster.inter_broker_listener_name;
-    let endpoint = image
-        .brokers
-        .get(&leader)
-        .and_then(|b| b.endpoint(listener))
-        .ok_or_else(|| format!("broker {leader} has no {listener} listener registered"))?;
-    let addr = format!("{}:{}", endpoint.host, endpoint.port);
+    let addr = crate::replica::fetcher::peer_address(broker, leader)?;
     let client_id = format!("broker-{}-txn-marker-sender", broker.config.node_id);
     let conn =
         BrokerConnection::connect(&addr, &client_id, Duration::from_secs(35)).await.map_err(|e| e.to_string())?;
