@@ -4,12 +4,9 @@
 
 mod support;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::TestBroker;
 
 const TOPIC: &str = "orders";
@@ -28,35 +25,8 @@ async fn send(p: &FutureProducer, partition: i32, value: &str) -> Result<(), Kaf
         .map_err(|(e, _)| e)
 }
 
-/// Every value of both partitions from the beginning at `isolation`, until `expected` arrived
-/// (and nothing more within a short wait).
 fn read(b: &TestBroker, isolation: &str, expected: usize) -> Vec<String> {
-    let consumer: BaseConsumer = b
-        .client_config()
-        .set("group.id", "txn-readers")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", isolation)
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..2 {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).expect("add partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut values = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while values.len() < expected {
-        assert!(Instant::now() < deadline, "{isolation}: read {values:?}, expected {expected}");
-        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-            values.push(String::from_utf8_lossy(m.expect("consume").payload().unwrap_or_default()).into_owned());
-        }
-    }
-    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-        panic!("{isolation}: unexpected {:?}", m.payload());
-    }
-    values.sort();
-    values
+    support::read_values(b.client_config(), TOPIC, 2, isolation, expected)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

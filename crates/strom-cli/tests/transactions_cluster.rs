@@ -4,10 +4,7 @@
 
 mod support;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 use strom_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
 use strom_protocol::StrBytes;
@@ -60,33 +57,9 @@ fn coordinator(cluster: &TestCluster, asking: usize) -> i32 {
 }
 
 fn read_committed(cluster: &TestCluster, node: usize, expected: usize) -> Vec<String> {
-    let consumer: BaseConsumer = cluster.nodes[node]
-        .client_config()
-        .set("bootstrap.servers", cluster.bootstrap())
-        .set("group.id", "auditors")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..3 {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).expect("add partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut values = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while values.len() < expected {
-        assert!(Instant::now() < deadline, "read {values:?}, expected {expected}");
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-        }
-    }
-    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-        panic!("unexpected {:?}", m.payload());
-    }
-    values.sort();
-    values
+    let mut config = cluster.nodes[node].client_config();
+    config.set("bootstrap.servers", cluster.bootstrap());
+    support::read_values(config, TOPIC, 3, "read_committed", expected)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

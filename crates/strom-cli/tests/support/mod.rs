@@ -257,3 +257,41 @@ fn signal(pid: u32, which: &str) {
     let status = Command::new("kill").args([which, &pid.to_string()]).status().expect("run kill");
     assert!(status.success(), "kill {which} {pid}: {status}");
 }
+
+/// The values a librdkafka consumer made from `config` reads at `isolation` (`read_committed`,
+/// `read_uncommitted`) from the beginning of `partitions` partitions of `topic`, until
+/// `expected` arrived and nothing more within half a second; sorted.
+pub fn read_values(
+    mut config: ClientConfig,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    expected: usize,
+) -> Vec<String> {
+    let consumer: BaseConsumer = config
+        .set("group.id", "strom-test-readers")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("add partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while values.len() < expected {
+        assert!(Instant::now() < deadline, "{isolation}: read {values:?}, expected {expected}");
+        // Transport errors of a broker that is down are the client's to ride out.
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+        panic!("{isolation}: unexpected {:?}", m.payload());
+    }
+    values.sort();
+    values
+}
