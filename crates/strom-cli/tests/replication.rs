@@ -275,16 +275,7 @@ fn commit_raw(bootstrap: &str, group: &str, offset: i64) -> i16 {
 }
 
 fn fetch_committed(cluster: &TestCluster, node: usize, group: &str) -> i64 {
-    use strom_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-    use strom_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse};
-    let mut g = OffsetFetchRequestGroup::default();
-    g.group_id = GroupId(StrBytes::from_string(group.to_string()));
-    g.topics = None;
-    let mut req = OffsetFetchRequest::default();
-    req.groups = vec![g];
-    let resp: OffsetFetchResponse =
-        RawClient::connect(&cluster.nodes[node].bootstrap()).call(ApiKey::OffsetFetch, 8, &req);
-    resp.groups[0].topics.first().map_or(-1, |t| t.partitions[0].committed_offset)
+    fetch_committed_answer(cluster, node, group).unwrap_or(-1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,6 @@ use crate::replica::Partition;
 use crate::server::Broker;
 use std::collections::HashMap;
 use std::sync::Arc;
-use strom_metadata::{ControllerOp, CreateTopicSpec};
 use strom_protocol::batch::{BatchIter, BatchSpec, Compression, RecordIter, BATCH_HEADER_LEN};
 use strom_protocol::ResponseError;
 
@@ -18,32 +17,17 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// Creates `__consumer_offsets` if it does not exist yet.
 pub async fn ensure_offsets_topic(broker: &Broker) -> Result<(), KafkaError> {
-    if broker.metadata.image().topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
     let c = &broker.config;
-    // offsets.topic.replication.factor, capped at the brokers there are (a single node: 1).
-    let live = broker.metadata.image().brokers.values().filter(|b| !b.fenced).count().max(1);
-    let replication_factor = c.cluster.offsets_topic_replication_factor.min(live as i16);
-    let spec = CreateTopicSpec {
-        name: OFFSETS_TOPIC.to_string(),
-        num_partitions: c.offsets_topic_num_partitions,
-        replication_factor,
-        assignments: Vec::new(),
-        configs: vec![
+    let configs = |_| {
+        vec![
             ("cleanup.policy".into(), "compact".into()),
             ("compression.type".into(), "producer".into()),
             ("segment.bytes".into(), c.offsets_topic_segment_bytes.to_string()),
-        ],
+        ]
     };
-    match broker.metadata.write(ControllerOp::CreateTopic { spec, validate_only: false }).await {
-        Ok(_) => {
-            tracing::info!(partitions = c.offsets_topic_num_partitions, "created {OFFSETS_TOPIC}");
-            Ok(())
-        }
-        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+    let rf = c.cluster.offsets_topic_replication_factor;
+    crate::handlers::topics::ensure_internal_topic(broker, OFFSETS_TOPIC, c.offsets_topic_num_partitions, rf, configs)
+        .await
 }
 
 /// NOT_COORDINATOR when another broker leads the group's `__consumer_offsets` partition: the

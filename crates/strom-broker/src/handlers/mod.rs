@@ -37,7 +37,7 @@ pub mod produce;
 pub mod reassignments;
 mod record_checks;
 pub mod sync_group;
-mod topics;
+pub(crate) mod topics;
 pub mod unregister_broker;
 pub mod write_txn_markers;
 

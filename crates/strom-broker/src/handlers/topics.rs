@@ -43,3 +43,35 @@ pub async fn ensure_topic(broker: &Broker, name: &str, allow_auto_create: bool) 
 pub fn unknown_topic(name: &str) -> KafkaError {
     MetadataError::UnknownTopic(name.to_string()).into()
 }
+
+/// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) on its first use, as
+/// Kafka does: `replication_factor` capped at the live brokers (a single node: 1), the configs
+/// from `configs(replication factor used)`. Another broker creating it first is success.
+pub async fn ensure_internal_topic(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: impl FnOnce(i16) -> Vec<(String, String)>,
+) -> Result<(), KafkaError> {
+    if broker.metadata.image().topic(name).is_some() {
+        return Ok(());
+    }
+    let live = broker.metadata.image().brokers.values().filter(|b| !b.fenced).count().max(1);
+    let replication_factor = replication_factor.min(live as i16);
+    let spec = CreateTopicSpec {
+        name: name.to_string(),
+        num_partitions: partitions,
+        replication_factor,
+        assignments: Vec::new(),
+        configs: configs(replication_factor),
+    };
+    match broker.metadata.write(ControllerOp::CreateTopic { spec, validate_only: false }).await {
+        Ok(_) => {
+            tracing::info!(partitions, replication_factor, "created {name}");
+            Ok(())
+        }
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}

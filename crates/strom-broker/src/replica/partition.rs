@@ -248,6 +248,32 @@ impl Partition {
         now_ms: i64,
         min_insync_replicas: Option<usize>,
     ) -> Result<(AppendOutcome, Vec<ReplicaCommand>), KafkaError> {
+        self.append_with(min_insync_replicas, |log, epoch| log.append(batches, epoch, now_ms))
+    }
+
+    /// Appends a transaction marker (WriteTxnMarkers), with the checks of [`Partition::append`]
+    /// and the log's marker checks (producer epoch, coordinator epoch).
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+        now_ms: i64,
+        min_insync_replicas: usize,
+    ) -> Result<(AppendInfo, Vec<ReplicaCommand>), KafkaError> {
+        self.append_with(Some(min_insync_replicas), |log, epoch| {
+            log.append_marker(producer_id, producer_epoch, marker, epoch, now_ms).map(|(info, _)| info)
+        })
+    }
+
+    /// A leader's append under the log's lock: refused unless this replica leads (and, with
+    /// `min_insync_replicas`, the ISR is large enough); `append` gets the log and the leader
+    /// epoch; the replica state then learns the new log end.
+    fn append_with<T>(
+        &self,
+        min_insync_replicas: Option<usize>,
+        append: impl FnOnce(&mut Log, i32) -> Result<T, StorageError>,
+    ) -> Result<(T, Vec<ReplicaCommand>), KafkaError> {
         if self.dir.is_offline() {
             return Err(self.dir.offline_error().into());
         }
@@ -265,38 +291,11 @@ impl Partition {
         // Ended transactions below the HW are forgotten here as well as at reads, so that a
         // partition nobody reads does not keep them.
         log.on_high_watermark(hw);
-        let outcome = self.check_locked(log.append(batches, epoch, now_ms))?;
+        let out = self.check_locked(append(log, epoch))?;
         let mut state = self.state();
         let commands = state.local_append(log.log_end_offset());
         self.publish(&state);
-        Ok((outcome, commands))
-    }
-
-    /// Appends a transaction marker (WriteTxnMarkers), with the checks of [`Partition::append`]
-    /// and the log's marker checks (producer epoch, coordinator epoch).
-    pub fn append_marker(
-        &self,
-        producer_id: i64,
-        producer_epoch: i16,
-        marker: EndTxnMarker,
-        now_ms: i64,
-        min_insync_replicas: usize,
-    ) -> Result<(AppendInfo, Vec<ReplicaCommand>), KafkaError> {
-        if self.dir.is_offline() {
-            return Err(self.dir.offline_error().into());
-        }
-        let mut guard = self.log();
-        let log = guard.as_mut().ok_or(ResponseError::NotLeaderOrFollower)?;
-        let epoch = {
-            let state = self.state();
-            state.check_min_isr(min_insync_replicas)?;
-            state.leader_epoch
-        };
-        let (info, _) = self.check_locked(log.append_marker(producer_id, producer_epoch, marker, epoch, now_ms))?;
-        let mut state = self.state();
-        let commands = state.local_append(log.log_end_offset());
-        self.publish(&state);
-        Ok((info, commands))
+        Ok((out, commands))
     }
 
     /// Waits until the high watermark reaches `offset` (the end of an appended batch) under the

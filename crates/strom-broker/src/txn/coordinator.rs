@@ -70,6 +70,8 @@ pub enum Step {
 /// Markers for one transaction, to every partition it wrote to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Markers {
+    /// The `__transaction_state` partition that coordinates the transaction.
+    pub log_partition: i32,
     pub transactional_id: String,
     pub producer_id: i64,
     pub producer_epoch: i16,
@@ -140,7 +142,7 @@ impl TxnCoordinator {
         let mut effects = Vec::new();
         for m in loaded.txns.values() {
             if matches!(m.state(), TxnState::PrepareCommit | TxnState::PrepareAbort) {
-                effects.push(Effect::SendMarkers(markers_of(m, coordinator_epoch)));
+                effects.push(Effect::SendMarkers(markers_of(m, partition, coordinator_epoch)));
                 loaded.sending.insert(m.transactional_id.clone());
             }
         }
@@ -358,7 +360,7 @@ impl TxnCoordinator {
             AfterWrite::AnswerInit => Some(Ok(Some((m.current.producer_id, m.current.producer_epoch)))),
             AfterWrite::AnswerAdd => Some(Ok(None)),
             AfterWrite::AnswerEnd | AfterWrite::FencedAbort | AfterWrite::TimeoutAbort => {
-                effects.push(Effect::SendMarkers(markers_of(m, coordinator_epoch)));
+                effects.push(Effect::SendMarkers(markers_of(m, w.partition, coordinator_epoch)));
                 lp.sending.insert(w.transactional_id.clone());
                 match w.then {
                     AfterWrite::AnswerEnd => Some(Ok(None)),
@@ -440,7 +442,7 @@ impl TxnCoordinator {
                 } else if matches!(state, TxnState::PrepareCommit | TxnState::PrepareAbort)
                     && !lp.sending.contains(&m.transactional_id)
                 {
-                    effects.push(Effect::SendMarkers(markers_of(m, coordinator_epoch)));
+                    effects.push(Effect::SendMarkers(markers_of(m, partition, coordinator_epoch)));
                     lp.sending.insert(m.transactional_id.clone());
                 }
             }
@@ -481,8 +483,9 @@ fn write_step(
     }
 }
 
-fn markers_of(m: &TxnMetadata, coordinator_epoch: i32) -> Markers {
+fn markers_of(m: &TxnMetadata, log_partition: i32, coordinator_epoch: i32) -> Markers {
     Markers {
+        log_partition,
         transactional_id: m.transactional_id.clone(),
         producer_id: m.current.producer_id,
         producer_epoch: m.current.producer_epoch,

@@ -213,10 +213,9 @@ fn run_effects(broker: &Arc<Broker>, effects: Vec<Effect>) {
             match effect {
                 Effect::Write(w) => write_then(&b, w).await,
                 Effect::SendMarkers(m) => {
-                    let partition = b.txns.core().partition_for(&m.transactional_id);
-                    if let Some(outcome) = markers::deliver(&b, partition, &m).await {
+                    if let Some(outcome) = markers::deliver(&b, &m).await {
                         let effects = b.txns.core().markers_written(
-                            partition,
+                            m.log_partition,
                             m.coordinator_epoch,
                             &m.transactional_id,
                             outcome,

@@ -17,12 +17,12 @@ use strom_protocol::{ResponseError, StrBytes};
 
 /// Delivers `m`; `None` when this broker stopped coordinating the transaction meanwhile (the new
 /// coordinator sends the markers again).
-pub async fn deliver(broker: &Broker, log_partition: i32, m: &Markers) -> Option<MarkersOutcome> {
+pub async fn deliver(broker: &Broker, m: &Markers) -> Option<MarkersOutcome> {
     let mut remaining: BTreeSet<(String, i32)> = m.partitions.clone();
     loop {
         let still_coordinator = broker
             .replicas
-            .get(TXN_TOPIC, log_partition)
+            .get(TXN_TOPIC, m.log_partition)
             .is_some_and(|p| p.is_leader() && p.leader_epoch() == m.coordinator_epoch);
         if !still_coordinator {
             return None;

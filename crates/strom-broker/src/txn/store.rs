@@ -9,7 +9,6 @@ use crate::replica::{Partition, ReadLimit};
 use crate::server::{now_ms, Broker};
 use std::sync::Arc;
 use std::time::Duration;
-use strom_metadata::{ControllerOp, CreateTopicSpec};
 use strom_protocol::batch::{BatchIter, BatchSpec, Compression, RecordIter, BATCH_HEADER_LEN};
 use strom_protocol::ResponseError;
 use tokio::time::Instant;
@@ -19,34 +18,18 @@ pub const TXN_TOPIC: &str = "__transaction_state";
 
 /// Creates `__transaction_state` if it does not exist yet, with Kafka's forced configs.
 pub async fn ensure_txn_topic(broker: &Broker) -> Result<(), KafkaError> {
-    if broker.metadata.image().topic(TXN_TOPIC).is_some() {
-        return Ok(());
-    }
     let c = &broker.config.transactions;
-    let live = broker.metadata.image().brokers.values().filter(|b| !b.fenced).count().max(1);
-    let replication_factor = c.log_replication_factor.min(live as i16);
-    let min_isr = c.log_min_isr.min(i32::from(replication_factor));
-    let spec = CreateTopicSpec {
-        name: TXN_TOPIC.to_string(),
-        num_partitions: c.log_num_partitions,
-        replication_factor,
-        assignments: Vec::new(),
-        configs: vec![
+    let configs = |replication_factor: i16| {
+        vec![
             ("cleanup.policy".into(), "compact".into()),
             ("compression.type".into(), "uncompressed".into()),
             ("unclean.leader.election.enable".into(), "false".into()),
-            ("min.insync.replicas".into(), min_isr.to_string()),
+            ("min.insync.replicas".into(), c.log_min_isr.min(i32::from(replication_factor)).to_string()),
             ("segment.bytes".into(), c.log_segment_bytes.to_string()),
-        ],
+        ]
     };
-    match broker.metadata.write(ControllerOp::CreateTopic { spec, validate_only: false }).await {
-        Ok(_) => {
-            tracing::info!(partitions = c.log_num_partitions, "created {TXN_TOPIC}");
-            Ok(())
-        }
-        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+    let rf = c.log_replication_factor;
+    crate::handlers::topics::ensure_internal_topic(broker, TXN_TOPIC, c.log_num_partitions, rf, configs).await
 }
 
 /// The broker leading the partition of `transactional_id` (its coordinator), if the topic exists.
